@@ -1,0 +1,57 @@
+"""What an engine asks the world to do. Engines never do I/O; the lab carries these out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple, Union
+
+from ikelab.esp.sa import ChildSa
+
+
+class Endpoint(NamedTuple):
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Send:
+    """Send one UDP datagram from `src` to `dst`."""
+
+    data: bytes
+    src: Endpoint
+    dst: Endpoint
+    label: str  # "IKE_SA_INIT request" — for steppers and captures
+
+
+@dataclass(frozen=True)
+class InstallChildSa:
+    child: ChildSa
+
+
+@dataclass(frozen=True)
+class DeleteChildSa:
+    child: ChildSa
+
+
+@dataclass(frozen=True)
+class IkeSaUp:
+    """The IKE SA is established (both AUTHs verified)."""
+
+    spi_i: bytes
+    spi_r: bytes
+
+
+@dataclass(frozen=True)
+class IkeSaFailed:
+    """The IKE SA could not be set up or was torn down; `reason` says why in one sentence."""
+
+    spi_i: bytes
+    spi_r: bytes
+    reason: str
+    notify: str = ""  # the notify that carried or caused the failure, e.g. "AUTHENTICATION_FAILED"
+
+
+Effect = Union[Send, InstallChildSa, DeleteChildSa, IkeSaUp, IkeSaFailed]

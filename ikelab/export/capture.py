@@ -1,0 +1,51 @@
+"""A capture and everything needed to read it: the pcapng, Wireshark's tables, and a note."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ikelab.export.pcap import wire_messages, write_pcapng
+from ikelab.export.wireshark import write_profile
+from ikelab.lessons import Lesson
+from ikelab.trace import Trace
+
+STANDARD_PORTS = (500, 4500)
+
+NOTE = """\
+{capture}: IKE messages of the lesson "{title}" ({slug}), every packet annotated with comments
+(Wireshark: Statistics > Capture File Properties, or the packet's "Packet comments" tree).
+
+The directory {profile}/ holds Wireshark's decryption tables, filled with the keys the two
+ikelab peers actually used:
+  ikev2_decryption_table   IKEv2 SK payloads (SPIs, SK_ei, SK_er, SK_ai, SK_ar)
+  esp_sa                   ESP packets of the Child SAs (empty when the run carried no ESP)
+  preferences              turns on ESP decryption
+  decode_as_entries        (loopback runs only) dissect ikelab's ports as ISAKMP
+
+Wireshark:  WIRESHARK_CONFIG_DIR={profile} wireshark {capture}
+            (or copy the records into Preferences > Protocols > ISAKMP > IKEv2 Decryption Table)
+tshark:     WIRESHARK_CONFIG_DIR={profile} tshark -r {capture} -V
+            WIRESHARK_CONFIG_DIR={profile} tshark -r {capture} -Y isakmp.enc.decrypted -T fields -e frame.comment
+
+The frames carry the exact datagrams the peers sent; with the memory and loopback transports the
+link layer and timestamps are made by ikelab (the clock is the run's virtual clock from {epoch}).
+"""
+
+
+def export_capture(path: Path, trace: Trace, lesson: Lesson) -> list[Path]:
+    path = Path(path)
+    narratives = {s.match: s.text for s in lesson.steps}
+    write_pcapng(path, trace, narratives)
+    profile = path.with_suffix(".wireshark")
+    ports = []
+    for event in wire_messages(trace):
+        for endpoint in (event.src, event.dst):
+            port = int(endpoint.rpartition(":")[2])
+            if port not in STANDARD_PORTS:
+                ports.append(port)
+    written = [path] + write_profile(profile, trace, ports)
+    note = profile / "README.txt"
+    note.write_text(
+        NOTE.format(capture=path.name, profile=profile.name, title=lesson.title, slug=lesson.slug, epoch="2026-01-01 00:00:00 UTC")
+    )
+    return written + [note]

@@ -1,0 +1,123 @@
+"""The readable transcript of a run: every event of the trace, in order, as text."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from typing import Iterable
+
+from ikelab.trace import (
+    AuthEvent,
+    ChildSaEvent,
+    DhKeyPairEvent,
+    DhSharedEvent,
+    Event,
+    IkeKeysEvent,
+    IkeSaEvent,
+    MessageEvent,
+    NoteEvent,
+    PrfEvent,
+    PrfPlusEvent,
+    ProposalEvent,
+    TrafficSelectorEvent,
+)
+from ikelab.wire.fields import Field
+
+INDENT = "    "
+
+
+def hexblock(data: bytes, indent: str = INDENT * 2, width: int = 64) -> str:
+    text = data.hex()
+    return "\n".join(indent + text[i : i + width] for i in range(0, len(text), width)) or indent + "(empty)"
+
+
+def _value(label: str, data: bytes) -> str:
+    return f"{INDENT}{label} ({len(data)} bytes):\n{hexblock(data)}"
+
+
+def _tree(fields: Iterable[Field], depth: int = 1) -> list[str]:
+    lines = []
+    for f in fields:
+        shown = f": {f.display}" if f.display else ""
+        lines.append(f"{INDENT * depth}{f.name}{shown}  [{f.start}:{f.end}]")
+        lines += _tree(f.children, depth + 1)
+    return lines
+
+
+def render_event(e: Event) -> str:
+    who = f"[{e.peer:>5} {e.time * 1000:8.1f} ms]"
+    if isinstance(e, MessageEvent):
+        arrow = {"sent": "sends", "received": "receives", "retransmitted": "retransmits"}[e.direction]
+        role = "response" if e.is_response else "request"
+        head = f"{who} {arrow} {e.exchange} {role} #{e.message_id} {e.src} -> {e.dst} ({len(e.data)} bytes)\n{INDENT}{e.summary}"
+        if e.direction != "received" or not e.tree:
+            return head + f"\n{INDENT}protection: {e.protection}"
+        body = _tree(e.tree.children)
+        if e.inner_tree:
+            body.append(f"{INDENT}decrypted SK contents:")
+            body += _tree(e.inner_tree, 2)
+        return head + "\n" + "\n".join(body)
+    if isinstance(e, DhKeyPairEvent):
+        return f"{who} Diffie-Hellman {e.group_name} (group {e.group}) key pair\n" + _value("private", e.private) + "\n" + _value("public (KE data)", e.public)
+    if isinstance(e, DhSharedEvent):
+        return f"{who} Diffie-Hellman shared secret g^ir from the peer's public value\n" + _value("peer public", e.peer_public) + "\n" + _value("g^ir", e.shared)
+    if isinstance(e, PrfEvent):
+        return f"{who} {e.formula}   [{e.prf}]\n" + _value("key", e.key) + "\n" + _value("data", e.data) + "\n" + _value(e.label, e.output)
+    if isinstance(e, PrfPlusEvent):
+        lines = [f"{who} {e.label}: {e.formula}   [{e.prf}]", _value("K", e.key), _value("S", e.seed)]
+        for b in e.blocks:
+            lines.append(f"{INDENT}T{b['index']} = prf(K, " + ("T%d | " % (b["index"] - 1) if b["index"] > 1 else "") + f"S | 0x{b['index']:02x}) = {b['output'].hex()}")
+        lines += [_value(name, value) for name, value in e.split.items()]
+        return "\n".join(lines)
+    if isinstance(e, IkeKeysEvent):
+        return f"{who} IKE SA {e.spi_i.hex()}_i {e.spi_r.hex()}_r keyed: {e.cipher}" + (f"-{e.integrity}" if e.integrity else "") + f"-{e.prf}"
+    if isinstance(e, AuthEvent):
+        if e.action == "computed":
+            head = f"{who} computes its AUTH ({e.of_role}, {e.method})"
+        else:
+            head = f"{who} verifies the {e.of_role}'s AUTH ({e.method}): " + ("OK" if e.ok else "MISMATCH")
+        lines = [
+            head,
+            f"{INDENT}AUTH = prf(prf(PSK, \"Key Pad for IKEv2\"), message | nonce | prf({e.sk_p_label}, ID'))",
+            _value("message", e.message),
+            _value("nonce", e.nonce),
+            _value("ID'", e.id_body),
+            _value(f"prf({e.sk_p_label}, ID')", e.maced_id),
+            _value("prf(PSK, \"Key Pad for IKEv2\")", e.auth_key),
+            _value("AUTH expected" if e.action == "verified" else "AUTH", e.expected),
+        ]
+        if e.received is not None:
+            lines.append(_value("AUTH received", e.received))
+        return "\n".join(lines)
+    if isinstance(e, ProposalEvent):
+        lines = [f"{who} {e.protocol} proposal: " + (f"chose {e.chosen}" if e.chosen else "NO PROPOSAL CHOSEN")]
+        lines += [f"{INDENT}offered:    {o}" for o in e.offered]
+        lines += [f"{INDENT}configured: {c}" for c in e.configured]
+        lines += [f"{INDENT}- {r}" for r in e.reasons]
+        return "\n".join(lines)
+    if isinstance(e, TrafficSelectorEvent):
+        return (
+            f"{who} traffic selectors: {e.reason}\n"
+            f"{INDENT}offered TSi {', '.join(e.offered_tsi)}  TSr {', '.join(e.offered_tsr)}\n"
+            f"{INDENT}agreed  TSi {', '.join(e.chosen_tsi) or '-'}  TSr {', '.join(e.chosen_tsr) or '-'}"
+        )
+    if isinstance(e, ChildSaEvent):
+        lines = [f"{who} Child SA '{e.name}' {e.action}: ESP {e.mode} mode, {e.algorithms}, {', '.join(e.local_ts)} <=> {', '.join(e.remote_ts)}"]
+        for label, sa in (("in ", e.inbound), ("out", e.outbound)):
+            lines.append(f"{INDENT}{label} SPI 0x{sa['spi']} {sa['src']} -> {sa['dst']}  enc {sa['encryption_key']}" + (f"  int {sa['integrity_key']}" if sa["integrity_key"] else ""))
+        return "\n".join(lines)
+    if isinstance(e, IkeSaEvent):
+        text = f"{who} IKE SA {e.spi_i.hex()}_i {e.spi_r.hex()}_r {e.state.upper()}"
+        return text + (f" ({e.algorithms})" if e.algorithms else "") + (f": {e.reason}" if e.reason else "")
+    if isinstance(e, NoteEvent):
+        mark = {"info": "", "warning": "warning: ", "error": "ERROR: "}.get(e.level, "")
+        return f"{who} {mark}" + "\n".join(textwrap.wrap(e.text, 110, subsequent_indent=INDENT * 2))
+    return f"{who} {e.kind}"
+
+
+def render_text(events: Iterable[Event]) -> str:
+    return "\n".join(render_event(e) for e in events)
+
+
+def render_jsonl(events: Iterable[Event]) -> str:
+    return "\n".join(json.dumps(e.to_dict(), sort_keys=False) for e in events)

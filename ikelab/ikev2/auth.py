@@ -1,0 +1,34 @@
+"""AUTH with a pre-shared key (RFC 7296 §2.15).
+
+    AUTH = prf( prf(Shared Secret, "Key Pad for IKEv2"), <SignedOctets> )
+    SignedOctets = RealMessage | Nonce of the other side | prf(SK_px, IDx')
+
+IDx' is the ID payload without its generic header; SK_pi MACs the initiator's ID and SK_pr the
+responder's. The octets are returned piece by piece so the trace can show each one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ikelab.crypto.prf import Prf
+
+KEY_PAD = b"Key Pad for IKEv2"
+
+
+@dataclass(frozen=True)
+class PskAuth:
+    message: bytes
+    nonce: bytes
+    id_body: bytes
+    maced_id: bytes
+    signed_octets: bytes
+    auth_key: bytes
+    auth: bytes
+
+
+def psk_auth(prf: Prf, psk: bytes, message: bytes, nonce: bytes, sk_p: bytes, id_body: bytes) -> PskAuth:
+    maced_id = prf(sk_p, id_body)
+    octets = message + nonce + maced_id
+    auth_key = prf(psk, KEY_PAD)
+    return PskAuth(message, nonce, id_body, maced_id, octets, auth_key, prf(auth_key, octets))

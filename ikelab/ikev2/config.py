@@ -1,0 +1,72 @@
+"""One IKEv2 peer's configuration, as a lesson file or a test gives it."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+from ikelab.crypto.names import ProposalSpec
+from ikelab.wire.ikev2_constants import IdType
+
+
+@dataclass(frozen=True)
+class Identity:
+    """An IKE identity, parsed the way strongSwan reads `id = ...`."""
+
+    id_type: int
+    data: bytes
+    text: str
+
+    @classmethod
+    def parse(cls, text: str) -> "Identity":
+        try:
+            addr = ipaddress.ip_address(text)
+        except ValueError:
+            addr = None
+        if addr is not None:
+            kind = IdType.ID_IPV4_ADDR if addr.version == 4 else IdType.ID_IPV6_ADDR
+            return cls(kind, addr.packed, text)
+        if "@" in text and not text.startswith("@"):
+            return cls(IdType.ID_RFC822_ADDR, text.encode(), text)
+        name = text[1:] if text.startswith("@") else text
+        if not name or any(c.isspace() for c in name):
+            raise ValueError(f"identity {text!r} is neither an IP address, an FQDN nor an email address")
+        return cls(IdType.ID_FQDN, name.encode(), text)
+
+    @classmethod
+    def from_wire(cls, id_type: int, data: bytes) -> "Identity":
+        if id_type in (IdType.ID_IPV4_ADDR, IdType.ID_IPV6_ADDR) and len(data) in (4, 16):
+            return cls(id_type, data, str(ipaddress.ip_address(data)))
+        if id_type in (IdType.ID_FQDN, IdType.ID_RFC822_ADDR):
+            return cls(id_type, data, data.decode("utf-8", "replace"))
+        return cls(id_type, data, data.hex())
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True)
+class RetransmitPolicy:
+    """Request retransmission (RFC 7296 §2.1): timeout * base**n after the n-th try."""
+
+    timeout: float = 2.0
+    base: float = 1.8
+    tries: int = 4  # retransmissions after the first send
+
+    def delay(self, attempt: int) -> float:
+        return self.timeout * self.base**attempt
+
+
+@dataclass(frozen=True)
+class Ikev2Config:
+    name: str  # "left" / "right": names the peer in the trace
+    local_id: Identity
+    psk: bytes
+    ike_proposals: tuple[ProposalSpec, ...]
+    esp_proposals: tuple[ProposalSpec, ...]
+    local_ts: tuple[str, ...]  # networks this side protects, e.g. "198.51.100.0/24"
+    remote_ts: tuple[str, ...]
+    remote_id: Identity | None = None  # None accepts any identity the PSK authenticates
+    child_name: str = "net"
+    retransmit: RetransmitPolicy = field(default_factory=RetransmitPolicy)
+    nat_detection: bool = True

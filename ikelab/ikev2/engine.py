@@ -1,0 +1,330 @@
+"""The IKEv2 peer: a sans-I/O state machine (RFC 7296).
+
+It takes datagrams and time, and hands back effects (datagrams to send, Child SAs to install) while
+it appends everything it computes to the trace. It never touches a socket, a clock or the kernel;
+randomness comes from the injected RandomSource, so a seeded run is byte-for-byte repeatable.
+
+This module owns what every exchange shares: finding the IKE SA of a datagram, message IDs,
+protection, retransmission and failure. The exchanges themselves live in `exchanges/`, one module
+each, with the initiator's and the responder's side side by side (strongSwan's task model).
+"""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass
+from typing import Callable
+
+from ikelab.effects import DeleteChildSa, Effect, Endpoint, IkeSaFailed, Send
+from ikelab.ikev2.config import Ikev2Config
+from ikelab.ikev2.ike_sa import IkeSa, PendingRequest, State
+from ikelab.ikev2.protection import ProtectionError, open_sk, seal
+from ikelab.rng import RandomSource
+from ikelab.trace import Event, IkeSaEvent, MessageEvent, NoteEvent, Trace
+from ikelab.wire.errors import DecodeError, UnsupportedCriticalPayload, UnsupportedVersion
+from ikelab.wire.ikev2 import (
+    Header,
+    Message,
+    NotifyPayload,
+    Payload,
+    decode_header,
+    decode_message,
+    decode_payloads,
+    encode_message,
+)
+from ikelab.wire.ikev2_constants import ExchangeType, HeaderFlags, NotifyType, name_of
+
+
+
+@dataclass(frozen=True)
+class Received:
+    """A message that arrived, as the exchange handlers see it."""
+
+    data: bytes
+    message: Message
+    inner: list[Payload]  # decrypted SK contents ([] for IKE_SA_INIT)
+    src: Endpoint
+    dst: Endpoint
+
+    @property
+    def header(self) -> Header:
+        return self.message.header
+
+    def payloads(self) -> list[Payload]:
+        return self.inner if self.inner else self.message.payloads
+
+
+ResponseHandler = Callable[[Received], None]
+
+
+class Ikev2Peer:
+    def __init__(self, config: Ikev2Config, rng: RandomSource, trace: Trace, local: Endpoint) -> None:
+        self.config = config
+        self.rng = rng
+        self.trace = trace
+        self.local = local
+        self.now = 0.0
+        self.sas: dict[bytes, IkeSa] = {}  # by our own SPI
+        self._effects: list[Effect] = []
+
+    # ----------------------------------------------------------------- entry points
+
+    def initiate(self, remote: Endpoint, now: float) -> list[Effect]:
+        """Start IKE_SA_INIT towards `remote`."""
+        from ikelab.ikev2.exchanges import ike_sa_init
+
+        return self._run(now, lambda: ike_sa_init.start(self, remote))
+
+    def receive(self, data: bytes, src: Endpoint, dst: Endpoint, now: float) -> list[Effect]:
+        """Process one datagram that arrived from `src` on our address `dst`."""
+        return self._run(now, lambda: self._receive(bytes(data), src, dst))
+
+    def next_timer(self) -> float | None:
+        deadlines = [sa.pending.deadline for sa in self.sas.values() if sa.pending]
+        return min(deadlines) if deadlines else None
+
+    def on_timer(self, now: float) -> list[Effect]:
+        return self._run(now, self._retransmit_due)
+
+    def established(self) -> list[IkeSa]:
+        return [sa for sa in self.sas.values() if sa.state is State.ESTABLISHED]
+
+    # ----------------------------------------------------------------- helpers for exchanges
+
+    def emit(self, cls: type[Event], **fields) -> Event:
+        return self.trace.emit(cls(peer=self.config.name, time=self.now, **fields))
+
+    def note(self, level: str, text: str, **detail) -> None:
+        self.emit(NoteEvent, level=level, text=text, detail=detail)
+
+    def effect(self, effect: Effect) -> None:
+        self._effects.append(effect)
+
+    def random(self, n: int, purpose: str) -> bytes:
+        return self.rng.bytes(n, f"{self.config.name} {purpose}")
+
+    def new_child_spi(self) -> bytes:
+        """A 4-byte SPI; values below 256 are reserved by IANA (RFC 4303 §2.1)."""
+        while True:
+            spi = self.random(4, "ESP SPI")
+            if int.from_bytes(spi, "big") >= 256:
+                return spi
+
+    def send_request(self, sa: IkeSa, exchange: int, payloads: list[Payload], on_response: ResponseHandler) -> None:
+        message_id = sa.next_request_id
+        sa.next_request_id += 1
+        header = self._header(sa, exchange, message_id, response=False)
+        data, plaintext = self._send(sa, header, payloads, protected=exchange != ExchangeType.IKE_SA_INIT)
+        label = f"{name_of(ExchangeType, exchange)} request"
+        deadline = self.now + self.config.retransmit.delay(0)
+        sa.pending = PendingRequest(exchange, message_id, data, plaintext, label, deadline, on_response)
+
+    def send_response(self, sa: IkeSa, request: Header, payloads: list[Payload]) -> None:
+        header = self._header(sa, request.exchange, request.message_id, response=True)
+        data, plaintext = self._send(sa, header, payloads, protected=request.exchange != ExchangeType.IKE_SA_INIT)
+        sa.last_response = (request.message_id, data, plaintext)
+
+    def send_bare_response(self, request: Header, payloads: list[Payload], src: Endpoint, dst: Endpoint) -> None:
+        """An unprotected answer that creates no state (e.g. NO_PROPOSAL_CHOSEN, INVALID_KE_PAYLOAD)."""
+        flags = HeaderFlags.RESPONSE | (0 if request.flags & HeaderFlags.INITIATOR else HeaderFlags.INITIATOR)
+        header = Header(request.spi_i, request.spi_r, 0, request.exchange, flags, request.message_id)
+        data = encode_message(Message(header, payloads))
+        self.emit_message("sent", data, dst, src)
+        self.effect(Send(data, dst, src, f"{name_of(ExchangeType, request.exchange)} response"))
+
+    def fail(self, sa: IkeSa, reason: str, notify: str = "") -> None:
+        """Give up on an IKE SA: say why, remove its Child SAs, forget it."""
+        sa.state = State.FAILED
+        sa.pending = None
+        self.sas.pop(sa.local_spi, None)
+        for child in sa.children:
+            self.effect(DeleteChildSa(child))
+        sa.children.clear()
+        algorithms = sa.ike.keywords() if sa.ike else ""
+        self.emit(IkeSaEvent, state="failed", spi_i=sa.spi_i, spi_r=sa.spi_r, algorithms=algorithms, reason=reason)
+        self.effect(IkeSaFailed(sa.spi_i, sa.spi_r, reason, notify))
+
+    # ----------------------------------------------------------------- internals
+
+    def _run(self, now: float, action: Callable[[], None]) -> list[Effect]:
+        self.now = now
+        self._effects = []
+        try:
+            action()
+        except Exception as e:  # the engine must never raise into the lab; the trace says what broke
+            self.note("error", f"internal error: {e}", traceback=traceback.format_exc())
+        effects, self._effects = self._effects, []
+        return effects
+
+    def _header(self, sa: IkeSa, exchange: int, message_id: int, *, response: bool) -> Header:
+        flags = (HeaderFlags.INITIATOR if sa.is_initiator else 0) | (HeaderFlags.RESPONSE if response else 0)
+        return Header(sa.spi_i, sa.spi_r, 0, exchange, flags, message_id)
+
+    def _send(self, sa: IkeSa, header: Header, payloads: list[Payload], *, protected: bool) -> tuple[bytes, bytes | None]:
+        if protected:
+            data, plaintext = seal(sa, header, payloads, self.random(sa.ike.cipher.iv_length, "IV"))
+        else:
+            data, plaintext = encode_message(Message(header, payloads)), None
+        self.emit_message("sent", data, sa.local, sa.remote, plaintext=plaintext)
+        label = f"{name_of(ExchangeType, header.exchange)} {'response' if header.flags & HeaderFlags.RESPONSE else 'request'}"
+        self.effect(Send(data, sa.local, sa.remote, label))
+        return data, plaintext
+
+    def emit_message(self, direction: str, data: bytes, src: Endpoint, dst: Endpoint, *, plaintext: bytes | None = None, inner: list[Payload] | None = None, inner_fields=None) -> None:
+        decoded = decode_message(data)
+        header = decoded.message.header
+        if plaintext is not None and inner is None:
+            chain = plaintext[: -(plaintext[-1] + 1)]
+            inner, inner_fields = decode_payloads(
+                chain, decoded.message.payloads[-1].first_inner, sender_is_initiator=header.is_initiator
+            )
+        if plaintext is None:
+            protection = "none (IKE_SA_INIT is sent in the clear)" if header.exchange == ExchangeType.IKE_SA_INIT else "none"
+        else:
+            side = "i" if header.is_initiator else "r"
+            protection = f"encrypted with SK_e{side}, integrity by SK_a{side}"
+        self.emit(
+            MessageEvent,
+            direction=direction,
+            ike_version=2,
+            exchange=name_of(ExchangeType, header.exchange),
+            message_id=header.message_id,
+            is_response=header.is_response,
+            summary=decoded.message.summary(inner),
+            src=str(src),
+            dst=str(dst),
+            data=data,
+            tree=decoded.tree,
+            plaintext=plaintext,
+            inner_tree=inner_fields,
+            protection=protection,
+        )
+
+    def _receive(self, data: bytes, src: Endpoint, dst: Endpoint) -> None:
+        try:
+            header = decode_header(data)
+        except UnsupportedVersion as e:
+            self.note("warning", f"dropped a datagram from {src}: {e}")
+            return
+        except DecodeError as e:
+            self.note("warning", f"dropped a datagram from {src} that is not an IKEv2 message: {e}", data=data)
+            return
+
+        from ikelab.ikev2.exchanges import ike_sa_init
+
+        if header.exchange == ExchangeType.IKE_SA_INIT and not header.is_response and header.spi_r == bytes(8):
+            ike_sa_init.receive_request(self, data, header, src, dst)
+            return
+        our_spi = header.spi_r if header.is_initiator else header.spi_i
+        sa = self.sas.get(our_spi)
+        if sa is None:
+            self.note("warning", f"dropped {name_of(ExchangeType, header.exchange)} from {src}: no IKE SA with SPI {our_spi.hex()}")
+            return
+        if header.is_response:
+            self._receive_response(sa, data, header, src, dst)
+        else:
+            self._receive_request(sa, data, header, src, dst)
+
+    def decode_or_answer(self, data: bytes, header: Header, src: Endpoint, dst: Endpoint) -> Message | None:
+        """Fully decode an IKE_SA_INIT message; a malformed request gets the notify RFC 7296 §2.21 asks for."""
+        try:
+            return decode_message(data).message
+        except UnsupportedCriticalPayload as e:
+            self.note("warning", f"{e}; answering UNSUPPORTED_CRITICAL_PAYLOAD")
+            if not header.is_response:
+                notify = NotifyPayload(NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD, data=bytes([e.payload_type]))
+                self.send_bare_response(header, [notify], src, dst)
+        except DecodeError as e:
+            self.note("warning", f"malformed {name_of(ExchangeType, header.exchange)} from {src}: {e}", data=data)
+            if not header.is_response:
+                self.send_bare_response(header, [NotifyPayload(NotifyType.INVALID_SYNTAX)], src, dst)
+        return None
+
+    def _open(self, sa: IkeSa, data: bytes, header: Header, src: Endpoint, dst: Endpoint):
+        """Decode and decrypt a protected message; None (with the reason traced) if it must be dropped."""
+        try:
+            message = decode_message(data).message
+        except DecodeError as e:
+            self.note("warning", f"dropped malformed {name_of(ExchangeType, header.exchange)} from {src}: {e}", data=data)
+            return None
+        try:
+            opened = open_sk(sa, data, message, sender_is_initiator=header.is_initiator)
+        except ProtectionError as e:
+            # RFC 7296 §2.21.2: a message that fails its integrity check is discarded silently.
+            self.emit_message("received", data, src, dst)
+            self.note("warning", f"dropped {name_of(ExchangeType, header.exchange)} message {header.message_id}: {e}")
+            return None
+        except DecodeError as e:
+            self.emit_message("received", data, src, dst)
+            self.note("error", f"decrypted {name_of(ExchangeType, header.exchange)} is malformed: {e}")
+            if not header.is_response:
+                if isinstance(e, UnsupportedCriticalPayload):
+                    notify = NotifyPayload(NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD, data=bytes([e.payload_type]))
+                else:
+                    notify = NotifyPayload(NotifyType.INVALID_SYNTAX)
+                sa.expected_request_id += 1
+                self.send_response(sa, header, [notify])
+            if not isinstance(e, UnsupportedCriticalPayload):
+                self.fail(sa, f"malformed protected message: {e}", "INVALID_SYNTAX")
+            return None
+        self.emit_message("received", data, src, dst, plaintext=opened.plaintext, inner=opened.payloads, inner_fields=opened.fields)
+        return message, opened.payloads
+
+    def _receive_request(self, sa: IkeSa, data: bytes, header: Header, src: Endpoint, dst: Endpoint) -> None:
+        if sa.last_response and header.message_id == sa.last_response[0] and header.message_id == sa.expected_request_id - 1:
+            self.note("info", f"request {header.message_id} arrived again: retransmitting our response")
+            _, data, plaintext = sa.last_response
+            self.emit_message("retransmitted", data, sa.local, sa.remote, plaintext=plaintext)
+            self.effect(Send(data, sa.local, sa.remote, "response (retransmission)"))
+            return
+        if header.message_id != sa.expected_request_id:
+            self.note("warning", f"dropped request with message ID {header.message_id}: expected {sa.expected_request_id}")
+            return
+        if header.exchange == ExchangeType.IKE_SA_INIT:
+            self.note("warning", "dropped an IKE_SA_INIT request for an existing IKE SA")
+            return
+        opened = self._open(sa, data, header, src, dst)
+        if opened is None:
+            return
+        message, inner = opened
+        sa.expected_request_id += 1
+        from ikelab.ikev2.exchanges import dispatch_request
+
+        dispatch_request(self, sa, Received(data, message, inner, src, dst))
+
+    def _receive_response(self, sa: IkeSa, data: bytes, header: Header, src: Endpoint, dst: Endpoint) -> None:
+        pending = sa.pending
+        if pending is None or header.message_id != pending.message_id or header.exchange != pending.exchange:
+            self.note("warning", f"dropped an unexpected {name_of(ExchangeType, header.exchange)} response with message ID {header.message_id}")
+            return
+        if header.exchange == ExchangeType.IKE_SA_INIT:
+            message = self.decode_or_answer(data, header, src, dst)
+            if message is None:
+                return
+            self.emit_message("received", data, src, dst)
+            inner: list = []
+        else:
+            opened = self._open(sa, data, header, src, dst)
+            if opened is None:
+                return
+            message, inner = opened
+        sa.pending = None
+        pending.on_response(Received(data, message, inner, src, dst))
+
+    def _retransmit_due(self) -> None:
+        policy = self.config.retransmit
+        for sa in list(self.sas.values()):
+            pending = sa.pending
+            if pending is None or pending.deadline > self.now:
+                continue
+            if pending.attempt >= policy.tries:
+                self.fail(sa, f"no response to {pending.label} after {policy.tries} retransmissions; the peer is unreachable")
+                continue
+            pending.attempt += 1
+            pending.deadline = self.now + policy.delay(pending.attempt)
+            self.note(
+                "info",
+                f"no response to {pending.label} (message ID {pending.message_id}): retransmission {pending.attempt} of {policy.tries}, next timeout in {policy.delay(pending.attempt):.1f} s",
+            )
+            self.emit_message("retransmitted", pending.data, sa.local, sa.remote, plaintext=pending.plaintext)
+            self.effect(Send(pending.data, sa.local, sa.remote, f"{pending.label} (retransmission)"))

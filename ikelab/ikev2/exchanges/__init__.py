@@ -1,0 +1,35 @@
+"""One module per IKEv2 exchange, each with the initiator's and the responder's side."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ikelab.wire.ikev2 import NotifyPayload
+from ikelab.wire.ikev2_constants import ExchangeType, NotifyType, name_of
+
+if TYPE_CHECKING:
+    from ikelab.ikev2.engine import Ikev2Peer, Received
+    from ikelab.ikev2.ike_sa import IkeSa
+
+
+def dispatch_request(peer: "Ikev2Peer", sa: "IkeSa", request: "Received") -> None:
+    """Hand a decrypted request to the exchange that answers it."""
+    from ikelab.ikev2.exchanges import ike_auth, informational
+
+    exchange = request.header.exchange
+    if exchange == ExchangeType.IKE_AUTH:
+        ike_auth.receive_request(peer, sa, request)
+    elif exchange == ExchangeType.INFORMATIONAL:
+        informational.receive_request(peer, sa, request)
+    else:
+        peer.note("warning", f"{name_of(ExchangeType, exchange)} is not supported yet: answering NO_ADDITIONAL_SAS")
+        peer.send_response(sa, request.header, [NotifyPayload(NotifyType.NO_ADDITIONAL_SAS)])
+
+
+def error_notifies(payloads: list) -> list[NotifyPayload]:
+    """Notify payloads of the error range (types below 16384, RFC 7296 §3.10.1)."""
+    return [p for p in payloads if isinstance(p, NotifyPayload) and p.notify_type < 16384]
+
+
+def notify_name(n: NotifyPayload) -> str:
+    return name_of(NotifyType, n.notify_type)

@@ -1,0 +1,251 @@
+"""IKE_AUTH (RFC 7296 §1.2): prove identities and create the first Child SA.
+
+    HDR, SK {IDi, [IDr,] AUTH, SAi2, TSi, TSr}  -->
+                                   <--  HDR, SK {IDr, AUTH, SAr2, TSi, TSr}
+
+A wrong AUTH ends the IKE SA (AUTHENTICATION_FAILED). A Child SA that cannot be agreed
+(NO_PROPOSAL_CHOSEN, TS_UNACCEPTABLE) leaves the IKE SA up without it (RFC 7296 §1.2).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hmac
+from typing import TYPE_CHECKING
+
+from ikelab.effects import IkeSaUp, InstallChildSa
+from ikelab.ikev2 import proposals, selectors
+from ikelab.ikev2.auth import psk_auth
+from ikelab.ikev2.config import Identity
+from ikelab.ikev2.exchanges import error_notifies, notify_name
+from ikelab.ikev2.ike_sa import IkeSa, State
+from ikelab.ikev2.keys import derive_child_sa
+from ikelab.trace import AuthEvent, IkeSaEvent, ProposalEvent, TrafficSelectorEvent
+from ikelab.wire.ikev2 import AuthPayload, IdPayload, NotifyPayload, Proposal, SaPayload, TsPayload
+from ikelab.wire.ikev2_constants import AuthMethod, ExchangeType, NotifyType, ProtocolId, name_of
+
+if TYPE_CHECKING:
+    from ikelab.crypto.names import ProposalSpec
+    from ikelab.ikev2.engine import Ikev2Peer, Received
+
+
+def _child_specs(peer: "Ikev2Peer") -> tuple["ProposalSpec", ...]:
+    """ESP proposals without DH: IKE_AUTH carries no KE, so PFS applies only to later rekeys."""
+    return tuple(dataclasses.replace(s, dh=()) for s in peer.config.esp_proposals)
+
+
+def _own_id(peer: "Ikev2Peer", initiator: bool) -> IdPayload:
+    ident = peer.config.local_id
+    return IdPayload(initiator, ident.id_type, ident.data)
+
+
+def _auth(peer: "Ikev2Peer", sa: IkeSa, *, of_initiator: bool, id_payload: IdPayload, action: str, received: bytes | None = None):
+    """Compute an AUTH value (ours, or the one we expect from the peer) and trace every input."""
+    keys = sa.keys
+    message, nonce, sk_p, label = (
+        (sa.init_request, sa.nr, keys.sk_pi, "SK_pi") if of_initiator else (sa.init_response, sa.ni, keys.sk_pr, "SK_pr")
+    )
+    result = psk_auth(sa.ike.prf, peer.config.psk, message, nonce, sk_p, id_payload.id_body())
+    ok = None if received is None else hmac.compare_digest(result.auth, received)
+    peer.emit(
+        AuthEvent,
+        action=action,
+        of_role="initiator" if of_initiator else "responder",
+        method="SHARED_KEY_MIC (PSK)",
+        message=message,
+        nonce=nonce,
+        id_body=result.id_body,
+        sk_p_label=label,
+        maced_id=result.maced_id,
+        signed_octets=result.signed_octets,
+        auth_key=result.auth_key,
+        expected=result.auth,
+        received=received,
+        ok=ok,
+    )
+    return result.auth, ok
+
+
+def _established(peer: "Ikev2Peer", sa: IkeSa) -> None:
+    sa.state = State.ESTABLISHED
+    peer.emit(IkeSaEvent, state="established", spi_i=sa.spi_i, spi_r=sa.spi_r, algorithms=sa.ike.keywords())
+    peer.effect(IkeSaUp(sa.spi_i, sa.spi_r))
+
+
+def _check_peer_auth(peer: "Ikev2Peer", sa: IkeSa, payloads: list, *, peer_is_initiator: bool) -> str | None:
+    """Verify the peer's ID and AUTH; returns why they are refused, or None."""
+    id_payload = next((p for p in payloads if isinstance(p, IdPayload) and p.initiator == peer_is_initiator), None)
+    auth = next((p for p in payloads if isinstance(p, AuthPayload)), None)
+    if id_payload is None or auth is None:
+        return "the message lacks the ID or AUTH payload"
+    sa.peer_id = Identity.from_wire(id_payload.id_type, id_payload.data)
+    expected_id = peer.config.remote_id
+    if expected_id is not None and (expected_id.id_type, expected_id.data) != (id_payload.id_type, id_payload.data):
+        return f"the peer says it is {sa.peer_id} but we expect {expected_id}"
+    if auth.method != AuthMethod.SHARED_KEY_MIC:
+        return f"the peer authenticates with {name_of(AuthMethod, auth.method)}, but we are configured for a pre-shared key"
+    _, ok = _auth(peer, sa, of_initiator=peer_is_initiator, id_payload=id_payload, action="verified", received=auth.data)
+    if not ok:
+        return f"the AUTH of {sa.peer_id} does not match what our pre-shared key gives: the keys differ"
+    return None
+
+
+# ------------------------------------------------------------------------- initiator
+
+
+def start(peer: "Ikev2Peer", sa: IkeSa) -> None:
+    cfg = peer.config
+    id_i = _own_id(peer, True)
+    auth, _ = _auth(peer, sa, of_initiator=True, id_payload=id_i, action="computed")
+    sa.child_spi = peer.new_child_spi()
+    sa.offered_esp = proposals.offer(_child_specs(peer), ProtocolId.ESP, spi=sa.child_spi)
+    payloads = [id_i]
+    if cfg.remote_id is not None:
+        payloads.append(IdPayload(False, cfg.remote_id.id_type, cfg.remote_id.data))
+    payloads += [
+        AuthPayload(AuthMethod.SHARED_KEY_MIC, auth),
+        SaPayload(sa.offered_esp),
+        TsPayload(True, [selectors.from_network(n) for n in cfg.local_ts]),
+        TsPayload(False, [selectors.from_network(n) for n in cfg.remote_ts]),
+    ]
+    sa.state = State.AUTH_SENT
+    peer.send_request(sa, ExchangeType.IKE_AUTH, payloads, lambda r: _receive_response(peer, sa, r))
+
+
+def _receive_response(peer: "Ikev2Peer", sa: IkeSa, response: "Received") -> None:
+    payloads = response.inner
+    errors = error_notifies(payloads)
+    if any(n.notify_type == NotifyType.AUTHENTICATION_FAILED for n in errors):
+        peer.fail(sa, "the responder rejected our AUTH (AUTHENTICATION_FAILED): wrong pre-shared key or identity", "AUTHENTICATION_FAILED")
+        return
+    refusal = _check_peer_auth(peer, sa, payloads, peer_is_initiator=False)
+    if refusal is not None:
+        from ikelab.ikev2.exchanges import informational
+
+        peer.note("error", f"responder authentication failed: {refusal}")
+        informational.send_notify(peer, sa, NotifyType.AUTHENTICATION_FAILED)
+        peer.fail(sa, refusal, "AUTHENTICATION_FAILED")
+        return
+    _established(peer, sa)
+    if errors:
+        peer.note("error", f"the IKE SA is up but the responder refused the Child SA with {notify_name(errors[0])}")
+        return
+    sa_r = next((p for p in payloads if isinstance(p, SaPayload)), None)
+    tsi = next((p for p in payloads if isinstance(p, TsPayload) and p.initiator), None)
+    tsr = next((p for p in payloads if isinstance(p, TsPayload) and not p.initiator), None)
+    if sa_r is None or tsi is None or tsr is None or len(sa_r.proposals) != 1:
+        peer.note("error", "the IKE_AUTH response lacks SA, TSi or TSr: no Child SA")
+        return
+    selection = proposals.accept_reply(sa_r.proposals[0], sa.offered_esp, _child_specs(peer), ProtocolId.ESP)
+    _trace_esp_choice(peer, [proposals.describe(p) for p in sa.offered_esp], selection)
+    offered_tsi = [selectors.from_network(n) for n in peer.config.local_ts]
+    offered_tsr = [selectors.from_network(n) for n in peer.config.remote_ts]
+    narrowed_ok = selectors.covered(tsi.selectors, offered_tsi) and selectors.covered(tsr.selectors, offered_tsr)
+    peer.emit(
+        TrafficSelectorEvent,
+        offered_tsi=[selectors.to_text(t) for t in offered_tsi],
+        offered_tsr=[selectors.to_text(t) for t in offered_tsr],
+        local=list(peer.config.local_ts),
+        remote=list(peer.config.remote_ts),
+        chosen_tsi=[selectors.to_text(t) for t in tsi.selectors],
+        chosen_tsr=[selectors.to_text(t) for t in tsr.selectors],
+        reason="within what we proposed" if narrowed_ok else "the responder widened our traffic selectors",
+    )
+    if selection.negotiated is None or not narrowed_ok or len(sa_r.proposals[0].spi) != 4:
+        peer.note("error", "the responder's Child SA reply is not acceptable: no Child SA")
+        return
+    child = derive_child_sa(
+        peer,
+        sa,
+        selection.negotiated,
+        spi_from_initiator=sa.child_spi,
+        spi_from_responder=sa_r.proposals[0].spi,
+        local_ts=[n for t in tsi.selectors for n in selectors.to_networks(t)],
+        remote_ts=[n for t in tsr.selectors for n in selectors.to_networks(t)],
+        ni=sa.ni,
+        nr=sa.nr,
+    )
+    sa.children.append(child)
+    peer.effect(InstallChildSa(child))
+
+
+def _trace_esp_choice(peer: "Ikev2Peer", offered: list[str], selection: proposals.Selection) -> None:
+    peer.emit(
+        ProposalEvent,
+        protocol="ESP",
+        offered=offered,
+        configured=[s.keywords() for s in _child_specs(peer)],
+        chosen=proposals.describe(selection.proposal) if selection.proposal else None,
+        reasons=selection.reasons,
+    )
+
+
+# ------------------------------------------------------------------------- responder
+
+
+def receive_request(peer: "Ikev2Peer", sa: IkeSa, request: "Received") -> None:
+    cfg = peer.config
+    if sa.state is not State.INIT_DONE:
+        peer.note("warning", f"IKE_AUTH request in state {sa.state.value}: ignored")
+        return
+    payloads = request.inner
+    refusal = _check_peer_auth(peer, sa, payloads, peer_is_initiator=True)
+    if refusal is not None:
+        peer.note("error", f"initiator authentication failed: {refusal}; answering AUTHENTICATION_FAILED")
+        peer.send_response(sa, request.header, [NotifyPayload(NotifyType.AUTHENTICATION_FAILED)])
+        peer.fail(sa, refusal, "AUTHENTICATION_FAILED")
+        return
+    _established(peer, sa)
+    id_r = _own_id(peer, False)
+    auth, _ = _auth(peer, sa, of_initiator=False, id_payload=id_r, action="computed")
+    reply = [id_r, AuthPayload(AuthMethod.SHARED_KEY_MIC, auth)] + _create_child(peer, sa, payloads)
+    peer.send_response(sa, request.header, reply)
+
+
+def _create_child(peer: "Ikev2Peer", sa: IkeSa, payloads: list) -> list:
+    """The responder's Child SA payloads: SAr2, TSi, TSr, or the notify saying why there is none."""
+    sa_i = next((p for p in payloads if isinstance(p, SaPayload)), None)
+    tsi = next((p for p in payloads if isinstance(p, TsPayload) and p.initiator), None)
+    tsr = next((p for p in payloads if isinstance(p, TsPayload) and not p.initiator), None)
+    if sa_i is None or tsi is None or tsr is None:
+        peer.note("error", "IKE_AUTH request lacks SA, TSi or TSr: no Child SA")
+        return [NotifyPayload(NotifyType.INVALID_SYNTAX)]
+    selection = proposals.select(sa_i.proposals, _child_specs(peer), ProtocolId.ESP)
+    _trace_esp_choice(peer, [proposals.describe(p) for p in sa_i.proposals], selection)
+    if selection.proposal is None:
+        peer.note("error", "no offered ESP proposal matches ours: answering NO_PROPOSAL_CHOSEN, the IKE SA stays up")
+        return [NotifyPayload(NotifyType.NO_PROPOSAL_CHOSEN)]
+    narrowed = selectors.responder_narrow(tsi.selectors, tsr.selectors, list(peer.config.local_ts), list(peer.config.remote_ts))
+    peer.emit(
+        TrafficSelectorEvent,
+        offered_tsi=[selectors.to_text(t) for t in tsi.selectors],
+        offered_tsr=[selectors.to_text(t) for t in tsr.selectors],
+        local=list(peer.config.local_ts),
+        remote=list(peer.config.remote_ts),
+        chosen_tsi=[selectors.to_text(t) for t in narrowed.tsi],
+        chosen_tsr=[selectors.to_text(t) for t in narrowed.tsr],
+        reason=narrowed.reason,
+    )
+    if not narrowed.ok:
+        peer.note("error", f"{narrowed.reason}: answering TS_UNACCEPTABLE, the IKE SA stays up")
+        return [NotifyPayload(NotifyType.TS_UNACCEPTABLE)]
+    offered_spi = selection.proposal.spi
+    if len(offered_spi) != 4:
+        peer.note("error", f"the ESP proposal carries a {len(offered_spi)}-byte SPI instead of 4: INVALID_SYNTAX")
+        return [NotifyPayload(NotifyType.INVALID_SYNTAX)]
+    our_spi = peer.new_child_spi()
+    child = derive_child_sa(
+        peer,
+        sa,
+        selection.negotiated,
+        spi_from_initiator=offered_spi,
+        spi_from_responder=our_spi,
+        local_ts=[n for t in narrowed.tsr for n in selectors.to_networks(t)],
+        remote_ts=[n for t in narrowed.tsi for n in selectors.to_networks(t)],
+        ni=sa.ni,
+        nr=sa.nr,
+    )
+    sa.children.append(child)
+    peer.effect(InstallChildSa(child))  # installed before the response leaves, so no ESP is lost
+    reply = Proposal(selection.proposal.number, ProtocolId.ESP, our_spi, selection.proposal.transforms)
+    return [SaPayload([reply]), TsPayload(True, narrowed.tsi), TsPayload(False, narrowed.tsr)]

@@ -1,0 +1,232 @@
+"""IKE_SA_INIT (RFC 7296 §1.2): negotiate the IKE SA's algorithms, exchange DH values and nonces.
+
+    HDR, SAi1, KEi, Ni, N(NAT_DETECTION_*)  -->
+                                   <--  HDR, SAr1, KEr, Nr, N(NAT_DETECTION_*)
+
+The responder answers NO_PROPOSAL_CHOSEN when nothing matches, and INVALID_KE_PAYLOAD when the
+KE payload is for another group than the one chosen; the initiator then retries with that group.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING
+
+from ikelab.crypto.dh import DhError, DhGroup, dh_group
+from ikelab.effects import Endpoint
+from ikelab.ikev2 import proposals
+from ikelab.ikev2.exchanges import error_notifies, notify_name
+from ikelab.ikev2.ike_sa import IkeSa, State
+from ikelab.ikev2.keys import derive_ike_keys
+from ikelab.ikev2.nat import nat_hash
+from ikelab.trace import DhKeyPairEvent, DhSharedEvent, ProposalEvent
+from ikelab.wire.ikev2 import Header, KePayload, NoncePayload, NotifyPayload, SaPayload
+from ikelab.wire.ikev2_constants import ExchangeType, NotifyType, ProtocolId
+
+if TYPE_CHECKING:
+    from ikelab.ikev2.engine import Ikev2Peer, Received
+
+NONCE_LENGTH = 32  # RFC 7296 §2.10: at least half the PRF key size and at least 16 bytes
+
+
+def start(peer: "Ikev2Peer", remote: Endpoint) -> None:
+    cfg = peer.config
+    spi_i = peer.random(8, "IKE SPIi")
+    sa = IkeSa("initiator", spi_i, bytes(8), peer.local, remote, State.INIT_SENT)
+    sa.ni = peer.random(NONCE_LENGTH, "Ni")
+    peer.sas[spi_i] = sa
+    peer.note("info", f"initiating IKE SA {spi_i.hex()} to {remote}")
+    _send_request(peer, sa, cfg.ike_proposals[0].dh[0])
+
+
+def _generate_dh(peer: "Ikev2Peer", sa: IkeSa, group: DhGroup) -> None:
+    sa.dh = group.generate(peer.rng, f"{peer.config.name} DH {group.name} private")
+    peer.emit(DhKeyPairEvent, group=group.number, group_name=group.name, private=sa.dh.private, public=sa.dh.public)
+
+
+def _nat_notifies(sa: IkeSa, spi_r: bytes, local: Endpoint, remote: Endpoint) -> list[NotifyPayload]:
+    return [
+        NotifyPayload(NotifyType.NAT_DETECTION_SOURCE_IP, data=nat_hash(sa.spi_i, spi_r, local)),
+        NotifyPayload(NotifyType.NAT_DETECTION_DESTINATION_IP, data=nat_hash(sa.spi_i, spi_r, remote)),
+    ]
+
+
+def _send_request(peer: "Ikev2Peer", sa: IkeSa, group: DhGroup) -> None:
+    _generate_dh(peer, sa, group)
+    sa.offered_ike = proposals.offer(peer.config.ike_proposals, ProtocolId.IKE, dh_first=group.number)
+    payloads = [SaPayload(sa.offered_ike), KePayload(group.number, sa.dh.public), NoncePayload(sa.ni)]
+    if peer.config.nat_detection:
+        payloads += _nat_notifies(sa, bytes(8), sa.local, sa.remote)
+    sa.next_request_id = 0  # a retried IKE_SA_INIT keeps message ID 0
+    peer.send_request(sa, ExchangeType.IKE_SA_INIT, payloads, lambda r: _receive_response(peer, sa, r))
+    sa.init_request = sa.pending.data
+
+
+def _check_nat(peer: "Ikev2Peer", sa: IkeSa, received: "Received") -> None:
+    """Compare the peer's NAT detection hashes with the addresses this datagram really carried."""
+    h = received.header
+    sources = [n.data for n in received.message.notifies() if n.notify_type == NotifyType.NAT_DETECTION_SOURCE_IP]
+    dests = [n.data for n in received.message.notifies() if n.notify_type == NotifyType.NAT_DETECTION_DESTINATION_IP]
+    if not sources or not dests:
+        peer.note("info", "the peer sent no NAT detection notifies: NAT traversal is off")
+        return
+    sa.nat_remote = nat_hash(h.spi_i, h.spi_r, received.src) not in sources
+    sa.nat_local = nat_hash(h.spi_i, h.spi_r, received.dst) not in dests
+    if sa.nat_local or sa.nat_remote:
+        where = " and ".join(w for w, on in (("in front of us", sa.nat_local), ("in front of the peer", sa.nat_remote)) if on)
+        peer.note("info", f"NAT detected {where}: the hashes of the addresses differ from what arrived")
+    else:
+        peer.note("info", f"no NAT: the peer's NAT detection hashes match {received.src} -> {received.dst}")
+
+
+def _compute_shared(peer: "Ikev2Peer", sa: IkeSa, peer_public: bytes) -> None:
+    sa.shared_secret = sa.dh.shared_secret(peer_public)
+    g = sa.dh.group
+    peer.emit(DhSharedEvent, group=g.number, group_name=g.name, own_public=sa.dh.public, peer_public=peer_public, shared=sa.shared_secret)
+
+
+# ------------------------------------------------------------------------- responder
+
+
+def receive_request(peer: "Ikev2Peer", data: bytes, header: Header, src: Endpoint, dst: Endpoint) -> None:
+    from ikelab.ikev2.engine import Received
+
+    for sa in peer.sas.values():
+        if sa.role == "responder" and sa.spi_i == header.spi_i and sa.remote == src:
+            if data == sa.init_request and sa.last_response:
+                peer.note("info", "IKE_SA_INIT request arrived again: retransmitting our response")
+                _, response, _ = sa.last_response
+                peer.emit_message("retransmitted", response, sa.local, sa.remote)
+                from ikelab.effects import Send
+
+                peer.effect(Send(response, sa.local, sa.remote, "IKE_SA_INIT response (retransmission)"))
+            else:
+                peer.note("warning", f"dropped a second, different IKE_SA_INIT for IKE SA {header.spi_i.hex()}")
+            return
+    if header.message_id != 0:
+        peer.note("warning", f"dropped IKE_SA_INIT request with message ID {header.message_id}: it must be 0")
+        return
+    message = peer.decode_or_answer(data, header, src, dst)
+    if message is None:
+        return
+    peer.emit_message("received", data, src, dst)
+    request = Received(data, message, [], src, dst)
+    cfg = peer.config
+    sa_payload, ke, nonce = message.find(SaPayload), message.find(KePayload), message.find(NoncePayload)
+    if sa_payload is None or ke is None or nonce is None:
+        missing = ", ".join(n for n, p in (("SA", sa_payload), ("KE", ke), ("Nonce", nonce)) if p is None)
+        peer.note("warning", f"IKE_SA_INIT request lacks {missing}: answering INVALID_SYNTAX")
+        peer.send_bare_response(header, [NotifyPayload(NotifyType.INVALID_SYNTAX)], src, dst)
+        return
+    if not 16 <= len(nonce.data) <= 256:
+        peer.note("warning", f"nonce of {len(nonce.data)} bytes is outside 16..256 (RFC 7296 §3.9): answering INVALID_SYNTAX")
+        peer.send_bare_response(header, [NotifyPayload(NotifyType.INVALID_SYNTAX)], src, dst)
+        return
+
+    selection = proposals.select(sa_payload.proposals, cfg.ike_proposals, ProtocolId.IKE)
+    peer.emit(
+        ProposalEvent,
+        protocol="IKE",
+        offered=[proposals.describe(p) for p in sa_payload.proposals],
+        configured=[s.keywords() for s in cfg.ike_proposals],
+        chosen=proposals.describe(selection.proposal) if selection.proposal else None,
+        reasons=selection.reasons,
+    )
+    if selection.proposal is None:
+        peer.note("error", "no offered IKE proposal matches ours: answering NO_PROPOSAL_CHOSEN")
+        peer.send_bare_response(header, [NotifyPayload(NotifyType.NO_PROPOSAL_CHOSEN)], src, dst)
+        return
+    chosen = selection.negotiated
+    if ke.group != chosen.dh.number:
+        peer.note(
+            "warning",
+            f"the KE payload is for group {ke.group} but we chose {chosen.dh.name} ({chosen.dh.number}): "
+            "answering INVALID_KE_PAYLOAD so the initiator retries with our group",
+        )
+        notify = NotifyPayload(NotifyType.INVALID_KE_PAYLOAD, data=chosen.dh.number.to_bytes(2, "big"))
+        peer.send_bare_response(header, [notify], src, dst)
+        return
+
+    sa = IkeSa("responder", header.spi_i, peer.random(8, "IKE SPIr"), dst, src, State.INIT_DONE)
+    sa.ni, sa.nr, sa.ike = nonce.data, peer.random(NONCE_LENGTH, "Nr"), chosen
+    _generate_dh(peer, sa, chosen.dh)
+    try:
+        _compute_shared(peer, sa, ke.data)
+    except DhError as e:
+        peer.note("error", f"the initiator's KE value is invalid: {e}; answering INVALID_SYNTAX")
+        peer.send_bare_response(header, [NotifyPayload(NotifyType.INVALID_SYNTAX)], src, dst)
+        return
+    if cfg.nat_detection:
+        _check_nat(peer, sa, request)
+    derive_ike_keys(peer, sa)
+    sa.init_request = data
+    sa.expected_request_id = 1
+    peer.sas[sa.spi_r] = sa
+    reply = dataclasses.replace(selection.proposal, spi=b"")
+    payloads = [SaPayload([reply]), KePayload(chosen.dh.number, sa.dh.public), NoncePayload(sa.nr)]
+    if cfg.nat_detection:
+        payloads += _nat_notifies(sa, sa.spi_r, sa.local, sa.remote)
+    peer.send_response(sa, header, payloads)
+    sa.init_response = sa.last_response[1]
+
+
+# ------------------------------------------------------------------------- initiator
+
+
+def _receive_response(peer: "Ikev2Peer", sa: IkeSa, response: "Received") -> None:
+    cfg = peer.config
+    message = response.message
+    errors = error_notifies(message.payloads)
+    for n in errors:
+        if n.notify_type == NotifyType.INVALID_KE_PAYLOAD:
+            _retry_with_group(peer, sa, n)
+            return
+    if errors:
+        name = notify_name(errors[0])
+        peer.fail(sa, f"the responder refused IKE_SA_INIT with {name}", name)
+        return
+    sa_payload, ke, nonce = message.find(SaPayload), message.find(KePayload), message.find(NoncePayload)
+    if sa_payload is None or ke is None or nonce is None or len(sa_payload.proposals) != 1:
+        peer.fail(sa, "the IKE_SA_INIT response lacks SA (with exactly one proposal), KE or Nonce", "INVALID_SYNTAX")
+        return
+    selection = proposals.accept_reply(sa_payload.proposals[0], sa.offered_ike, cfg.ike_proposals, ProtocolId.IKE)
+    peer.emit(
+        ProposalEvent,
+        protocol="IKE",
+        offered=[proposals.describe(p) for p in sa.offered_ike],
+        configured=[s.keywords() for s in cfg.ike_proposals],
+        chosen=proposals.describe(selection.proposal) if selection.proposal else None,
+        reasons=selection.reasons,
+    )
+    if selection.negotiated is None:
+        peer.fail(sa, selection.reasons[-1], "NO_PROPOSAL_CHOSEN")
+        return
+    if selection.negotiated.dh != sa.dh.group or ke.group != sa.dh.group.number:
+        peer.fail(sa, f"the responder chose DH group {selection.negotiated.dh.number} / KE {ke.group}, but our KE used {sa.dh.group.number}", "INVALID_KE_PAYLOAD")
+        return
+    sa.spi_r = message.header.spi_r
+    sa.nr, sa.ike = nonce.data, selection.negotiated
+    try:
+        _compute_shared(peer, sa, ke.data)
+    except DhError as e:
+        peer.fail(sa, f"the responder's KE value is invalid: {e}", "INVALID_SYNTAX")
+        return
+    if cfg.nat_detection:
+        _check_nat(peer, sa, response)
+    derive_ike_keys(peer, sa)
+    sa.init_response = response.data
+    sa.state = State.INIT_DONE
+    from ikelab.ikev2.exchanges import ike_auth
+
+    ike_auth.start(peer, sa)
+
+
+def _retry_with_group(peer: "Ikev2Peer", sa: IkeSa, notify: NotifyPayload) -> None:
+    wanted = int.from_bytes(notify.data[:2], "big") if len(notify.data) >= 2 else 0
+    ours = [g for spec in peer.config.ike_proposals for g in spec.dh]
+    group = next((g for g in ours if g.number == wanted), None)
+    if group is None or group == sa.dh.group:
+        peer.fail(sa, f"the responder asked for DH group {wanted}, which we do not offer", "INVALID_KE_PAYLOAD")
+        return
+    peer.note("info", f"the responder wants DH group {group.name} ({wanted}): retrying IKE_SA_INIT with a new KE for that group")
+    _send_request(peer, sa, dh_group(wanted))

@@ -1,0 +1,83 @@
+"""INFORMATIONAL (RFC 7296 §1.4): notifies, deletes, and the empty request that checks liveness."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ikelab.effects import DeleteChildSa
+from ikelab.ikev2.ike_sa import IkeSa, State
+from ikelab.trace import ChildSaEvent, IkeSaEvent
+from ikelab.wire.ikev2 import DeletePayload, NotifyPayload
+from ikelab.wire.ikev2_constants import ExchangeType, NotifyType, ProtocolId, name_of
+
+if TYPE_CHECKING:
+    from ikelab.ikev2.engine import Ikev2Peer, Received
+
+
+def send_notify(peer: "Ikev2Peer", sa: IkeSa, notify_type: int) -> None:
+    peer.send_request(sa, ExchangeType.INFORMATIONAL, [NotifyPayload(notify_type)], lambda r: None)
+
+
+def delete_ike_sa(peer: "Ikev2Peer", sa: IkeSa) -> None:
+    """Ask the peer to delete the IKE SA (and with it every Child SA); done when it answers."""
+    peer.send_request(sa, ExchangeType.INFORMATIONAL, [DeletePayload(ProtocolId.IKE, 0, [])], lambda r: _deleted(peer, sa, "we deleted it"))
+
+
+def _deleted(peer: "Ikev2Peer", sa: IkeSa, why: str) -> None:
+    for child in sa.children:
+        _trace_child_deleted(peer, child)
+        peer.effect(DeleteChildSa(child))
+    sa.children.clear()
+    sa.state = State.DELETED
+    sa.pending = None
+    peer.sas.pop(sa.local_spi, None)
+    peer.emit(IkeSaEvent, state="deleted", spi_i=sa.spi_i, spi_r=sa.spi_r, algorithms=sa.ike.keywords(), reason=why)
+
+
+def _trace_child_deleted(peer: "Ikev2Peer", child) -> None:
+    peer.emit(
+        ChildSaEvent,
+        action="deleted",
+        name=child.name,
+        mode=child.mode,
+        protocol="ESP",
+        algorithms=child.inbound.algorithms,
+        inbound=child.inbound.describe(),
+        outbound=child.outbound.describe(),
+        local_ts=list(child.local_ts),
+        remote_ts=list(child.remote_ts),
+    )
+
+
+def receive_request(peer: "Ikev2Peer", sa: IkeSa, request: "Received") -> None:
+    payloads = request.inner
+    for n in payloads:
+        if isinstance(n, NotifyPayload) and n.notify_type == NotifyType.AUTHENTICATION_FAILED:
+            peer.send_response(sa, request.header, [])
+            peer.fail(sa, "the initiator rejected our AUTH (AUTHENTICATION_FAILED): wrong pre-shared key or identity", "AUTHENTICATION_FAILED")
+            return
+    deletes = [p for p in payloads if isinstance(p, DeletePayload)]
+    if any(d.protocol == ProtocolId.IKE for d in deletes):
+        peer.send_response(sa, request.header, [])
+        _deleted(peer, sa, "the peer deleted it")
+        return
+    reply = []
+    for d in deletes:
+        if d.protocol != ProtocolId.ESP:
+            peer.note("warning", f"ignored a Delete for protocol {name_of(ProtocolId, d.protocol)}")
+            continue
+        ours = []
+        for spi in d.spis:
+            child = next((c for c in sa.children if c.outbound.spi == spi), None)
+            if child is None:
+                peer.note("warning", f"the peer deleted ESP SPI {spi.hex()}, which we do not know")
+                continue
+            sa.children.remove(child)
+            _trace_child_deleted(peer, child)
+            peer.effect(DeleteChildSa(child))
+            ours.append(child.inbound.spi)
+        if ours:
+            reply.append(DeletePayload(ProtocolId.ESP, 4, ours))
+    if not payloads:
+        peer.note("info", "empty INFORMATIONAL request: a liveness check, answered")
+    peer.send_response(sa, request.header, reply)

@@ -1,0 +1,88 @@
+"""The state of one IKE SA as one peer holds it."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ikelab.crypto.dh import DhKeyPair
+from ikelab.crypto.ikev2_kdf import IkeSaKeys
+from ikelab.effects import Endpoint
+from ikelab.esp.sa import ChildSa
+from ikelab.ikev2.config import Identity
+from ikelab.ikev2.proposals import Negotiated
+from ikelab.wire.ikev2 import Proposal
+
+
+class State(enum.Enum):
+    INIT_SENT = "IKE_SA_INIT sent"
+    INIT_DONE = "IKE_SA_INIT done"
+    AUTH_SENT = "IKE_AUTH sent"
+    ESTABLISHED = "established"
+    FAILED = "failed"
+    DELETED = "deleted"
+
+
+@dataclass
+class PendingRequest:
+    """A request we sent and whose response we wait for; retransmitted until it arrives."""
+
+    exchange: int
+    message_id: int
+    data: bytes
+    plaintext: bytes | None  # the SK contents, kept so a retransmission can be shown decrypted
+    label: str
+    deadline: float
+    on_response: Callable  # called with the engine's Received
+    attempt: int = 0
+
+
+@dataclass
+class IkeSa:
+    role: str  # "initiator" or "responder": the role in IKE_SA_INIT, which fixes I/R keys
+    spi_i: bytes
+    spi_r: bytes
+    local: Endpoint
+    remote: Endpoint
+    state: State
+    ni: bytes = b""
+    nr: bytes = b""
+    dh: DhKeyPair | None = None
+    shared_secret: bytes = b""
+    ike: Negotiated | None = None
+    keys: IkeSaKeys | None = None
+    init_request: bytes = b""  # RealMessage1: signed by the initiator's AUTH
+    init_response: bytes = b""  # RealMessage2: signed by the responder's AUTH
+    offered_ike: list[Proposal] = field(default_factory=list)
+    offered_esp: list[Proposal] = field(default_factory=list)
+    child_spi: bytes = b""  # our inbound SPI for the first Child SA
+    peer_id: Identity | None = None
+    next_request_id: int = 0  # message ID of the next request we send
+    expected_request_id: int = 0  # message ID of the next request we accept
+    pending: PendingRequest | None = None
+    last_response: tuple[int, bytes, bytes | None] | None = None  # (message ID, data, plaintext), sent again for a repeated request
+    children: list[ChildSa] = field(default_factory=list)
+    nat_local: bool = False  # our side is behind a NAT (from NAT detection)
+    nat_remote: bool = False
+
+    @property
+    def is_initiator(self) -> bool:
+        return self.role == "initiator"
+
+    @property
+    def local_spi(self) -> bytes:
+        return self.spi_i if self.is_initiator else self.spi_r
+
+    @property
+    def label(self) -> str:
+        return f"{self.spi_i.hex()}_i {self.spi_r.hex()}_r"
+
+    def sending_keys(self) -> tuple[bytes, bytes]:
+        """(SK_e, SK_a) protecting what this side sends."""
+        k = self.keys
+        return (k.sk_ei, k.sk_ai) if self.is_initiator else (k.sk_er, k.sk_ar)
+
+    def receiving_keys(self) -> tuple[bytes, bytes]:
+        k = self.keys
+        return (k.sk_er, k.sk_ar) if self.is_initiator else (k.sk_ei, k.sk_ai)

@@ -1,0 +1,124 @@
+"""Key derivation as the engines run it, each step recorded in the trace (RFC 7296 §2.13-2.17)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ikelab.crypto import ikev2_kdf
+from ikelab.esp.sa import ChildSa, EspSa
+from ikelab.ikev2.proposals import Negotiated
+from ikelab.trace import ChildSaEvent, IkeKeysEvent, PrfEvent, PrfPlusEvent
+
+if TYPE_CHECKING:
+    from ikelab.ikev2.engine import Ikev2Peer
+    from ikelab.ikev2.ike_sa import IkeSa
+
+
+def _blocks(result) -> list[dict]:
+    return [{"index": b.index, "input": b.input, "output": b.output} for b in result.blocks]
+
+
+def derive_ike_keys(peer: "Ikev2Peer", sa: "IkeSa") -> None:
+    """SKEYSEED and the seven SK_* of a new IKE SA."""
+    prf, cipher, integ = sa.ike.prf, sa.ike.cipher, sa.ike.integrity
+    skeyseed = ikev2_kdf.skeyseed(prf, sa.ni, sa.nr, sa.shared_secret)
+    peer.emit(
+        PrfEvent,
+        label="SKEYSEED",
+        formula="SKEYSEED = prf(Ni | Nr, g^ir)",
+        prf=prf.description,
+        key=sa.ni + sa.nr,
+        data=sa.shared_secret,
+        output=skeyseed,
+    )
+    keys, stream = ikev2_kdf.ike_sa_keys(
+        prf, skeyseed, sa.ni, sa.nr, sa.spi_i, sa.spi_r, cipher.key_length, integ.key_length if integ else 0
+    )
+    peer.emit(
+        PrfPlusEvent,
+        label="IKE SA keys",
+        formula="{SK_d | SK_ai | SK_ar | SK_ei | SK_er | SK_pi | SK_pr} = prf+(SKEYSEED, Ni | Nr | SPIi | SPIr)",
+        prf=prf.description,
+        key=skeyseed,
+        seed=sa.ni + sa.nr + sa.spi_i + sa.spi_r,
+        blocks=_blocks(stream),
+        output=stream.output,
+        split=keys.as_dict(),
+    )
+    sa.keys = keys
+    peer.emit(
+        IkeKeysEvent,
+        spi_i=sa.spi_i,
+        spi_r=sa.spi_r,
+        cipher=cipher.name,
+        integrity=integ.name if integ else "",
+        prf=prf.name,
+        keys=keys.as_dict(),
+    )
+
+
+def derive_child_sa(
+    peer: "Ikev2Peer",
+    sa: "IkeSa",
+    esp: Negotiated,
+    spi_from_initiator: bytes,
+    spi_from_responder: bytes,
+    local_ts: list[str],
+    remote_ts: list[str],
+    ni: bytes,
+    nr: bytes,
+    g_ir: bytes | None = None,
+) -> ChildSa:
+    """KEYMAT = prf+(SK_d, [g^ir (new) |] Ni | Nr), split i->r first, encryption before integrity.
+
+    Each side puts its own inbound SPI in its SA payload: the initiator sends to the responder's SPI.
+    """
+    prf = sa.ike.prf
+    encr_len = esp.cipher.key_length
+    integ_len = esp.integrity.key_length if esp.integrity else 0
+    seed = (g_ir or b"") + ni + nr
+    stream = ikev2_kdf.child_keymat(prf, sa.keys.sk_d, ni, nr, 2 * (encr_len + integ_len), g_ir)
+    material = stream.output
+    ei, ai = material[:encr_len], material[encr_len : encr_len + integ_len]
+    rest = material[encr_len + integ_len :]
+    er, ar = rest[:encr_len], rest[encr_len : encr_len + integ_len]
+    split = {"encryption key i->r": ei}
+    if integ_len:
+        split["integrity key i->r"] = ai
+    split["encryption key r->i"] = er
+    if integ_len:
+        split["integrity key r->i"] = ar
+    peer.emit(
+        PrfPlusEvent,
+        label=f"Child SA {peer.config.child_name} keys",
+        formula="KEYMAT = prf+(SK_d, " + ("g^ir (new) | " if g_ir else "") + "Ni | Nr)",
+        prf=prf.description,
+        key=sa.keys.sk_d,
+        seed=seed,
+        blocks=_blocks(stream),
+        output=material,
+        split=split,
+    )
+    local, remote = sa.local.host, sa.remote.host
+    i_to_r = dict(cipher=esp.cipher, integrity=esp.integrity, encryption_key=ei, integrity_key=ai, esn=esp.esn)
+    r_to_i = dict(cipher=esp.cipher, integrity=esp.integrity, encryption_key=er, integrity_key=ar, esn=esp.esn)
+    if sa.is_initiator:
+        outbound = EspSa(spi=spi_from_responder, src=local, dst=remote, **i_to_r)
+        inbound = EspSa(spi=spi_from_initiator, src=remote, dst=local, **r_to_i)
+    else:
+        outbound = EspSa(spi=spi_from_initiator, src=local, dst=remote, **r_to_i)
+        inbound = EspSa(spi=spi_from_responder, src=remote, dst=local, **i_to_r)
+    child = ChildSa(peer.config.child_name, inbound, outbound, tuple(local_ts), tuple(remote_ts))
+    peer.emit(
+        ChildSaEvent,
+        action="installed",
+        name=child.name,
+        mode=child.mode,
+        protocol="ESP",
+        algorithms=esp.keywords(),
+        inbound=inbound.describe(),
+        outbound=outbound.describe(),
+        local_ts=list(local_ts),
+        remote_ts=list(remote_ts),
+    )
+    return child

@@ -1,0 +1,16 @@
+"""NAT detection (RFC 7296 §2.23): each side hashes the addresses it believes are in use."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from cryptography.hazmat.primitives import hashes
+
+from ikelab.effects import Endpoint
+
+
+def nat_hash(spi_i: bytes, spi_r: bytes, endpoint: Endpoint) -> bytes:
+    """SHA-1(SPIi | SPIr | IP | port); SPIr is zero in the IKE_SA_INIT request."""
+    digest = hashes.Hash(hashes.SHA1())
+    digest.update(spi_i + spi_r + ipaddress.ip_address(endpoint.host).packed + endpoint.port.to_bytes(2, "big"))
+    return digest.finalize()

@@ -1,0 +1,197 @@
+"""SA proposals: from strongSwan-style specs to wire transforms, and the responder's choice.
+
+The responder walks its own configured proposals in order (strongSwan's default,
+prefer_configured_proposals) and takes the first offered proposal that has an acceptable
+algorithm of every transform type. Every refusal is explained, so a mismatch can be shown.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ikelab.crypto.cipher import Cipher, cipher
+from ikelab.crypto.dh import DhGroup, dh_group
+from ikelab.crypto.integrity import Integrity, integrity
+from ikelab.crypto.names import ProposalSpec
+from ikelab.crypto.prf import Prf, prf
+from ikelab.wire.ikev2 import Proposal, Transform
+from ikelab.wire.ikev2_constants import (
+    TRANSFORM_ID_ENUMS,
+    ProtocolId,
+    TransformType,
+    name_of,
+)
+
+# The order in which transform types are compared and shown.
+TYPE_ORDER = (TransformType.ENCR, TransformType.PRF, TransformType.INTEG, TransformType.DH, TransformType.ESN)
+
+
+@dataclass(frozen=True)
+class Negotiated:
+    """The algorithms a proposal settled on."""
+
+    cipher: Cipher
+    integrity: Integrity | None
+    prf: Prf | None
+    dh: DhGroup | None
+    esn: bool = False
+
+    def keywords(self) -> str:
+        parts = [self.cipher.name]
+        if self.integrity:
+            parts.append(self.integrity.name)
+        if self.prf:
+            parts.append(self.prf.name)
+        if self.dh:
+            parts.append(self.dh.name)
+        if self.esn:
+            parts.append("esn")
+        return "-".join(parts)
+
+
+def spec_transforms(spec: ProposalSpec, protocol: int) -> list[Transform]:
+    """The wire transforms that offer everything in `spec`."""
+    out = [Transform(TransformType.ENCR, c.number, c.key_bits) for c in spec.encryption]
+    if protocol == ProtocolId.IKE:
+        out += [Transform(TransformType.PRF, p.number) for p in spec.prf]
+    out += [Transform(TransformType.INTEG, i.number) for i in spec.integrity]
+    out += [Transform(TransformType.DH, g.number) for g in spec.dh]
+    if protocol == ProtocolId.ESP:
+        out += [Transform(TransformType.ESN, int(e)) for e in spec.esn]
+    return out
+
+
+def offer(specs: tuple[ProposalSpec, ...], protocol: int, spi: bytes = b"", dh_first: int | None = None) -> list[Proposal]:
+    """Proposals numbered from 1. `dh_first` moves that group to the front (the group our KE uses)."""
+    proposals = []
+    for number, spec in enumerate(specs, start=1):
+        transforms = spec_transforms(spec, protocol)
+        if dh_first is not None:
+            transforms.sort(key=lambda t: not (t.type == TransformType.DH and t.id == dh_first))
+            transforms.sort(key=lambda t: TYPE_ORDER.index(t.type))
+        proposals.append(Proposal(number, protocol, spi, transforms))
+    return proposals
+
+
+def describe_transform(t: Transform) -> str:
+    enum_cls = TRANSFORM_ID_ENUMS.get(TransformType(t.type)) if t.type in TransformType._value2member_map_ else None
+    name = name_of(enum_cls, t.id) if enum_cls else f"{t.type}:{t.id}"
+    return f"{name}-{t.key_length}" if t.key_length else name
+
+
+def describe(p: Proposal) -> str:
+    protocol = name_of(ProtocolId, p.protocol)
+    return f"#{p.number} {protocol}: " + ", ".join(describe_transform(t) for t in p.transforms)
+
+
+def _lookup(t: Transform) -> object | None:
+    """The algorithm object for a wire transform, or None if ikelab does not implement it."""
+    try:
+        if t.type == TransformType.ENCR:
+            return cipher(t.id, t.key_length)
+        if t.type == TransformType.PRF:
+            return prf(t.id)
+        if t.type == TransformType.INTEG:
+            return integrity(t.id) if t.id else None
+        if t.type == TransformType.DH:
+            return dh_group(t.id) if t.id else None
+        if t.type == TransformType.ESN:
+            return bool(t.id)
+    except (KeyError, ValueError):
+        return None
+    return None
+
+
+def _configured(spec: ProposalSpec, ttype: int) -> list:
+    return {
+        TransformType.ENCR: list(spec.encryption),
+        TransformType.PRF: list(spec.prf),
+        TransformType.INTEG: list(spec.integrity),
+        TransformType.DH: list(spec.dh),
+        TransformType.ESN: list(spec.esn),
+    }[ttype]
+
+
+@dataclass(frozen=True)
+class Selection:
+    proposal: Proposal | None  # the reply: one transform per type, the offered number
+    negotiated: Negotiated | None
+    reasons: list[str]
+
+
+def select(offered: list[Proposal], configured: tuple[ProposalSpec, ...], protocol: int) -> Selection:
+    reasons: list[str] = []
+    for spec in configured:
+        for p in offered:
+            if p.protocol != protocol:
+                reasons.append(f"{describe(p)}: protocol is not {name_of(ProtocolId, protocol)}")
+                continue
+            chosen, why = _match(p, spec, protocol)
+            if chosen is None:
+                reasons.append(f"{describe(p)} vs configured {spec.keywords()}: {why}")
+                continue
+            reasons.append(f"{describe(p)} matches configured {spec.keywords()}")
+            return Selection(chosen[0], chosen[1], reasons)
+    return Selection(None, None, reasons)
+
+
+def _match(p: Proposal, spec: ProposalSpec, protocol: int):
+    picked: dict[int, tuple[Transform, object]] = {}
+    for ttype in TYPE_ORDER:
+        if protocol == ProtocolId.IKE and ttype == TransformType.ESN:
+            continue
+        if protocol == ProtocolId.ESP and ttype == TransformType.PRF:
+            continue
+        wanted = _configured(spec, ttype)
+        offered = [t for t in p.transforms if t.type == ttype]
+        if ttype == TransformType.ESN and not offered:
+            offered = [Transform(TransformType.ESN, 0)]
+        if not wanted and not offered:
+            continue
+        if not wanted:
+            # An ESP proposal offering DH (PFS) or integrity we do not use: acceptable only with NONE.
+            none = [t for t in offered if t.id == 0]
+            if none:
+                continue
+            return None, f"{name_of(TransformType, ttype)} offered ({', '.join(map(describe_transform, offered))}) but none configured"
+        found = None
+        for algorithm in wanted:
+            for t in offered:
+                if _lookup(t) == algorithm and (ttype != TransformType.ESN or t.id == int(algorithm)):
+                    found = (t, algorithm)
+                    break
+            if found:
+                break
+        if found is None:
+            names = ", ".join(map(describe_transform, offered)) or "nothing"
+            configured = ", ".join(getattr(a, "name", str(a)) for a in wanted)
+            return None, f"no common {name_of(TransformType, ttype)}: offered {names}, configured {configured}"
+        picked[ttype] = found
+    transforms = [picked[t][0] for t in TYPE_ORDER if t in picked]
+    get = lambda t: picked[t][1] if t in picked else None  # noqa: E731
+    negotiated = Negotiated(
+        cipher=get(TransformType.ENCR),
+        integrity=get(TransformType.INTEG),
+        prf=get(TransformType.PRF),
+        dh=get(TransformType.DH),
+        esn=bool(get(TransformType.ESN)),
+    )
+    return (Proposal(p.number, p.protocol, p.spi, transforms), negotiated), ""
+
+
+def accept_reply(reply: Proposal, sent: list[Proposal], configured: tuple[ProposalSpec, ...], protocol: int) -> Selection:
+    """The initiator checks the responder's single chosen proposal against what it offered."""
+    if sum(1 for t in reply.transforms if t.type == TransformType.ENCR) != 1:
+        return Selection(None, None, [f"reply {describe(reply)} must carry exactly one transform of each type"])
+    ours = next((p for p in sent if p.number == reply.number), None)
+    if ours is None:
+        return Selection(None, None, [f"reply {describe(reply)} names a proposal number we never offered"])
+    offered_ids = {(t.type, t.id, t.key_length) for t in ours.transforms}
+    for t in reply.transforms:
+        if (t.type, t.id, t.key_length) not in offered_ids:
+            return Selection(None, None, [f"reply {describe(reply)} chose {describe_transform(t)}, which we did not offer"])
+    spec = configured[reply.number - 1]
+    chosen, why = _match(reply, spec, protocol)
+    if chosen is None:
+        return Selection(None, None, [f"reply {describe(reply)}: {why}"])
+    return Selection(reply, chosen[1], [f"responder chose {describe(reply)}"])

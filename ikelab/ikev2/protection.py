@@ -1,0 +1,84 @@
+"""The Encrypted payload (SK, RFC 7296 §3.14; AES-GCM per RFC 5282).
+
+Sealing builds the whole message first so the integrity check (or, for AEAD, the associated
+data) covers the real header and lengths.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ikelab.crypto.cipher import IntegrityError
+from ikelab.wire.fields import Field
+from ikelab.wire.ikev2 import EncryptedPayload, Header, Message, Payload, decode_payloads, encode_message, encode_payloads
+from ikelab.ikev2.ike_sa import IkeSa
+
+
+class ProtectionError(ValueError):
+    """The SK payload failed its integrity check, could not be decrypted, or held garbage."""
+
+
+@dataclass(frozen=True)
+class Opened:
+    payloads: list[Payload]
+    fields: list[Field]
+    plaintext: bytes
+
+
+def seal(sa: IkeSa, header: Header, inner: list[Payload], iv: bytes) -> tuple[bytes, bytes]:
+    """The encoded message with `inner` encrypted in an SK payload, and the padded plaintext."""
+    cipher, integ = sa.ike.cipher, sa.ike.integrity
+    sk_e, sk_a = sa.sending_keys()
+    first, chain = encode_payloads(inner)
+    pad = (-(len(chain) + 1)) % cipher.block_size
+    plaintext = chain + bytes(pad) + bytes([pad])
+    icv_length = cipher.icv_length if cipher.is_aead else integ.icv_length
+    # Both ciphers keep the plaintext's length; the ICV (HMAC or GCM tag) follows it.
+    placeholder = iv + bytes(len(plaintext) + icv_length)
+    data = encode_message(Message(header, [EncryptedPayload(first, placeholder)]))
+    body_at = len(data) - len(placeholder)
+    if cipher.is_aead:
+        # RFC 5282 §5.1: the associated data is everything from the IKE header up to the IV.
+        sealed = cipher.encrypt(sk_e, iv, plaintext, data[:body_at])
+        return data[:body_at] + iv + sealed, plaintext
+    encrypted = cipher.encrypt(sk_e, iv, plaintext)
+    unsigned = data[:body_at] + iv + encrypted
+    return unsigned + integ.compute(sk_a, unsigned), plaintext
+
+
+def open_sk(sa: IkeSa, data: bytes, message: Message, *, sender_is_initiator: bool) -> Opened:
+    """Check and decrypt the SK payload of a received message.
+
+    Raises ProtectionError when the ICV or tag is wrong, DecodeError when the contents are malformed.
+    """
+    sk = message.payloads[-1] if message.payloads else None
+    if not isinstance(sk, EncryptedPayload):
+        raise ProtectionError("the message has no Encrypted (SK) payload although it must be protected")
+    cipher, integ = sa.ike.cipher, sa.ike.integrity
+    sk_e, sk_a = sa.receiving_keys()
+    icv_length = cipher.icv_length if cipher.is_aead else integ.icv_length
+    body = sk.body
+    if len(body) < cipher.iv_length + icv_length + 1:
+        raise ProtectionError(f"SK payload body of {len(body)} bytes is too short for IV and ICV")
+    body_at = len(data) - len(body)
+    iv = body[: cipher.iv_length]
+    if cipher.is_aead:
+        try:
+            plaintext = cipher.decrypt(sk_e, iv, body[cipher.iv_length :], data[:body_at])
+        except IntegrityError:
+            raise ProtectionError(f"AES-GCM tag check failed with {'SK_ei' if sender_is_initiator else 'SK_er'}") from None
+    else:
+        icv = body[-icv_length:]
+        if not integ.verify(sk_a, data[:-icv_length], icv):
+            raise ProtectionError(f"integrity check (ICV) failed with {'SK_ai' if sender_is_initiator else 'SK_ar'}")
+        encrypted = body[cipher.iv_length : -icv_length]
+        if len(encrypted) % cipher.block_size:
+            raise ProtectionError(f"ciphertext length {len(encrypted)} is not a multiple of the block size")
+        plaintext = cipher.decrypt(sk_e, iv, encrypted)
+    pad = plaintext[-1] if plaintext else 0
+    if not plaintext or pad + 1 > len(plaintext):
+        raise ProtectionError(f"pad length {pad} is larger than the decrypted data")
+    chain = plaintext[: -(pad + 1)]
+    # A DecodeError here (malformed inner payloads) goes to the caller, which answers it.
+    payloads, fields = decode_payloads(chain, sk.first_inner, sender_is_initiator=sender_is_initiator)
+    return Opened(payloads, fields, plaintext)

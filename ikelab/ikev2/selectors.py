@@ -1,0 +1,104 @@
+"""Traffic selectors: which packets a Child SA protects, and narrowing (RFC 7296 §2.9).
+
+The responder narrows what the initiator proposed to the intersection with its own policy; if
+either side's intersection is empty it answers TS_UNACCEPTABLE.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from ikelab.wire.ikev2 import TrafficSelector
+from ikelab.wire.ikev2_constants import TsType
+
+
+def from_network(text: str) -> TrafficSelector:
+    """"198.51.100.0/24" (or a single address) as a selector for every protocol and port."""
+    net = ipaddress.ip_network(text, strict=False)
+    ts_type = TsType.TS_IPV4_ADDR_RANGE if net.version == 4 else TsType.TS_IPV6_ADDR_RANGE
+    return TrafficSelector(ts_type, 0, 0, 65535, net.network_address.packed, net.broadcast_address.packed)
+
+
+def to_text(ts: TrafficSelector) -> str:
+    """The range as a CIDR where it is one, else "first-last"; protocol and ports when narrowed."""
+    first = ipaddress.ip_address(ts.start_address)
+    last = ipaddress.ip_address(ts.end_address)
+    nets = list(ipaddress.summarize_address_range(first, last))
+    text = str(nets[0]) if len(nets) == 1 else f"{first}-{last}"
+    if ts.ip_protocol:
+        text += f" proto {ts.ip_protocol}"
+    if (ts.start_port, ts.end_port) != (0, 65535):
+        text += f" ports {ts.start_port}-{ts.end_port}"
+    return text
+
+
+def to_networks(ts: TrafficSelector) -> list[str]:
+    """CIDR blocks covering the range: what a datapath routes."""
+    first = ipaddress.ip_address(ts.start_address)
+    last = ipaddress.ip_address(ts.end_address)
+    return [str(n) for n in ipaddress.summarize_address_range(first, last)]
+
+
+def _intersect(a: TrafficSelector, b: TrafficSelector) -> TrafficSelector | None:
+    if a.ts_type != b.ts_type:
+        return None
+    if a.ip_protocol and b.ip_protocol and a.ip_protocol != b.ip_protocol:
+        return None
+    start = max(int.from_bytes(a.start_address, "big"), int.from_bytes(b.start_address, "big"))
+    end = min(int.from_bytes(a.end_address, "big"), int.from_bytes(b.end_address, "big"))
+    low_port, high_port = max(a.start_port, b.start_port), min(a.end_port, b.end_port)
+    if start > end or low_port > high_port:
+        return None
+    size = len(a.start_address)
+    return TrafficSelector(
+        a.ts_type,
+        a.ip_protocol or b.ip_protocol,
+        low_port,
+        high_port,
+        start.to_bytes(size, "big"),
+        end.to_bytes(size, "big"),
+    )
+
+
+def narrow(offered: list[TrafficSelector], configured: list[TrafficSelector]) -> list[TrafficSelector]:
+    """Every non-empty intersection of an offered selector with a configured one."""
+    out = []
+    for o in offered:
+        for c in configured:
+            common = _intersect(o, c)
+            if common is not None and common not in out:
+                out.append(common)
+    return out
+
+
+def covered(inner: list[TrafficSelector], outer: list[TrafficSelector]) -> bool:
+    """True when every selector of `inner` lies inside one of `outer` (the initiator's check)."""
+    return all(any(_intersect(i, o) == i for o in outer) for i in inner)
+
+
+@dataclass(frozen=True)
+class Narrowed:
+    tsi: list[TrafficSelector]
+    tsr: list[TrafficSelector]
+    reason: str
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.tsi) and bool(self.tsr)
+
+
+def responder_narrow(tsi: list[TrafficSelector], tsr: list[TrafficSelector], local: list[str], remote: list[str]) -> Narrowed:
+    """The responder's view: TSi is the initiator's side (our remote), TSr is ours (our local)."""
+    ours = [from_network(n) for n in local]
+    theirs = [from_network(n) for n in remote]
+    new_tsi, new_tsr = narrow(tsi, theirs), narrow(tsr, ours)
+    if not new_tsi:
+        reason = f"TSi {', '.join(map(to_text, tsi))} does not overlap our remote {', '.join(remote)}"
+    elif not new_tsr:
+        reason = f"TSr {', '.join(map(to_text, tsr))} does not overlap our local {', '.join(local)}"
+    elif new_tsi == tsi and new_tsr == tsr:
+        reason = "accepted as proposed"
+    else:
+        reason = "narrowed to the intersection with our policy"
+    return Narrowed(new_tsi, new_tsr, reason)

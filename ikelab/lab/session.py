@@ -1,0 +1,143 @@
+"""The stepper: runs two peers message by message and pauses between steps.
+
+A step is one datagram carried by the transport and processed by the peer it reached (or a
+retransmission timer firing). The engines run on a virtual clock: a pause never fires a
+retransmission by accident, and with a seed the whole run is byte-for-byte repeatable, so stepping
+back is replaying to the step before.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from ikelab.effects import DeleteChildSa, IkeSaFailed, IkeSaUp, InstallChildSa, Send
+from ikelab.esp.sa import ChildSa
+from ikelab.ikev2.config import Ikev2Config
+from ikelab.ikev2.engine import Ikev2Peer
+from ikelab.lab.transports import Transport
+from ikelab.lessons import Lesson, PeerSpec
+from ikelab.rng import RandomSource, SeededRandom, SystemRandom
+from ikelab.trace import NoteEvent, Trace
+
+HOP_TIME = 0.001  # virtual seconds a datagram spends between the peers
+
+
+def peer_config(spec: PeerSpec) -> Ikev2Config:
+    return Ikev2Config(
+        name=spec.name,
+        local_id=spec.identity,
+        remote_id=spec.remote_identity,
+        psk=spec.psk,
+        ike_proposals=spec.ike,
+        esp_proposals=spec.esp,
+        local_ts=spec.local_ts,
+        remote_ts=spec.remote_ts,
+    )
+
+
+@dataclass
+class Step:
+    index: int
+    kind: str  # "start", "message", "lost", "timer"
+    label: str  # "right received IKE_SA_INIT request"
+    first_event: int  # trace events [first_event, last_event) belong to this step
+    last_event: int
+
+
+@dataclass
+class Outcome:
+    ike_up: dict[str, bool] = field(default_factory=dict)
+    failures: dict[str, IkeSaFailed] = field(default_factory=dict)
+    children: dict[str, list[ChildSa]] = field(default_factory=dict)
+
+    @property
+    def success(self) -> bool:
+        return bool(self.ike_up) and all(self.ike_up.values()) and not self.failures
+
+
+class Session:
+    def __init__(self, lesson: Lesson, transport: Transport, seed: int | None = None) -> None:
+        self.lesson = lesson
+        self.transport = transport
+        self.seed = seed
+        self.trace = Trace()
+        self.clock = 0.0
+        self.steps: list[Step] = []
+        self.outcome = Outcome()
+        self._queue: deque[Send] = deque()
+        self.peers: dict[str, Ikev2Peer] = {}
+        for spec in lesson.peers:
+            rng: RandomSource = SeededRandom(seed, spec.name) if seed is not None else SystemRandom()
+            self.peers[spec.name] = Ikev2Peer(peer_config(spec), rng, self.trace, transport.endpoint(spec.name))
+            self.outcome.children[spec.name] = []
+        self._started = False
+
+    # -------------------------------------------------------------- stepping
+
+    @property
+    def finished(self) -> bool:
+        return self._started and not self._queue and self._next_timer() is None
+
+    def step(self) -> Step | None:
+        """Advance by one step; None when the run is over."""
+        first = len(self.trace)
+        if not self._started:
+            self._started = True
+            initiator = self.lesson.initiator.name
+            responder = self.transport.endpoint(self.lesson.responder.name)
+            self._apply(initiator, self.peers[initiator].initiate(responder, self.clock))
+            return self._record("start", f"{initiator} starts IKE_SA_INIT", first)
+        if self._queue:
+            send = self._queue.popleft()
+            self.clock += HOP_TIME
+            delivery = self.transport.carry(send)
+            if delivery is None:
+                self.trace.emit(NoteEvent("lab", self.clock, "warning", f"{send.label} from {send.src} to {send.dst} was lost"))
+                return self._record("lost", f"{send.label} lost", first)
+            receiver = self._peer_at(delivery.dst)
+            self._apply(receiver, self.peers[receiver].receive(delivery.data, delivery.src, delivery.dst, self.clock))
+            return self._record("message", f"{receiver} received {send.label}", first)
+        deadline = self._next_timer()
+        if deadline is None:
+            return None
+        self.clock = max(self.clock, deadline)
+        for name, peer in self.peers.items():
+            if peer.next_timer() is not None and peer.next_timer() <= self.clock:
+                self._apply(name, peer.on_timer(self.clock))
+        return self._record("timer", f"timer at {self.clock:.3f} s", first)
+
+    def run(self, max_steps: int = 1000) -> Outcome:
+        for _ in range(max_steps):
+            if self.step() is None:
+                break
+        return self.outcome
+
+    # -------------------------------------------------------------- internals
+
+    def _peer_at(self, endpoint) -> str:
+        return next(name for name, peer in self.peers.items() if peer.local == endpoint)
+
+    def _next_timer(self) -> float | None:
+        timers = [t for t in (p.next_timer() for p in self.peers.values()) if t is not None]
+        return min(timers) if timers else None
+
+    def _record(self, kind: str, label: str, first: int) -> Step:
+        step = Step(len(self.steps), kind, label, first, len(self.trace))
+        self.steps.append(step)
+        return step
+
+    def _apply(self, peer: str, effects: list) -> None:
+        for effect in effects:
+            if isinstance(effect, Send):
+                self._queue.append(effect)
+            elif isinstance(effect, InstallChildSa):
+                self.outcome.children[peer].append(effect.child)
+            elif isinstance(effect, DeleteChildSa):
+                if effect.child in self.outcome.children[peer]:
+                    self.outcome.children[peer].remove(effect.child)
+            elif isinstance(effect, IkeSaUp):
+                self.outcome.ike_up[peer] = True
+            elif isinstance(effect, IkeSaFailed):
+                self.outcome.ike_up[peer] = False
+                self.outcome.failures[peer] = effect

@@ -1,0 +1,250 @@
+"""Lesson files: TOML documents in `lessons/` that name a scenario and tell its story.
+
+A lesson has a title, two peers `[left]` and `[right]` (one initiates), the narrative for each
+step keyed by exchange and message, and checkpoints for the student. Validation reports every
+problem as one line naming the file, the key and, where it can be found, the line.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ikelab.crypto.names import ProposalSpec, UnknownAlgorithm, parse_proposal
+from ikelab.ikev2.config import Identity
+
+LESSONS_DIR = Path(os.environ.get("IKELAB_LESSONS", Path(__file__).resolve().parent.parent / "lessons"))
+
+# Traffic only ever goes to documentation addresses (RFC 5737, RFC 3849).
+DOCUMENTATION_NETWORKS = [
+    ipaddress.ip_network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32")
+]
+
+
+class LessonError(ValueError):
+    """A lesson file that cannot be used; str() is one line: file:line: key: problem."""
+
+    def __init__(self, path: Path | str, key: str, problem: str, line: int | None = None) -> None:
+        self.path, self.key, self.problem, self.line = str(path), key, problem, line
+        where = f"{self.path}:{line}" if line else self.path
+        super().__init__(f"{where}: {key}: {problem}" if key else f"{where}: {problem}")
+
+
+@dataclass(frozen=True)
+class PeerSpec:
+    name: str  # "left" or "right"
+    role: str  # "initiator" or "responder"
+    address: str  # outer address on the link
+    identity: Identity
+    remote_identity: Identity | None
+    psk: bytes
+    ike: tuple[ProposalSpec, ...]
+    esp: tuple[ProposalSpec, ...]
+    local_ts: tuple[str, ...]
+    remote_ts: tuple[str, ...]
+    protected: str  # the protected host address ping uses
+
+
+@dataclass(frozen=True)
+class StepText:
+    match: str  # "IKE_SA_INIT request", "IKE_AUTH response", "ping", ...
+    text: str
+
+
+@dataclass(frozen=True)
+class Lesson:
+    slug: str
+    title: str
+    summary: str
+    path: Path
+    ike_version: int
+    left: PeerSpec
+    right: PeerSpec
+    steps: tuple[StepText, ...] = ()
+    checkpoints: tuple[str, ...] = ()
+
+    @property
+    def peers(self) -> tuple[PeerSpec, PeerSpec]:
+        return (self.left, self.right)
+
+    @property
+    def initiator(self) -> PeerSpec:
+        return self.left if self.left.role == "initiator" else self.right
+
+    @property
+    def responder(self) -> PeerSpec:
+        return self.right if self.left.role == "initiator" else self.left
+
+    def narrative(self, match: str) -> str:
+        return "\n\n".join(s.text for s in self.steps if s.match == match)
+
+
+def find_lesson(name: str) -> Path:
+    """A slug from lessons/ or a path to a lesson file."""
+    candidate = Path(name)
+    if candidate.suffix == ".toml" or os.sep in name:
+        if not candidate.is_file():
+            raise LessonError(name, "", "no such lesson file")
+        return candidate
+    path = LESSONS_DIR / f"{name}.toml"
+    if not path.is_file():
+        known = ", ".join(p.stem for p in sorted(LESSONS_DIR.glob("*.toml"))) or "none"
+        raise LessonError(name, "", f"no lesson with this slug (known: {known})")
+    return path
+
+
+def list_lessons() -> list[Lesson]:
+    return [load_lesson(p) for p in sorted(LESSONS_DIR.glob("*.toml"))]
+
+
+def load_lesson(name: str | Path) -> Lesson:
+    path = find_lesson(str(name))
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        line = re.search(r"line (\d+)", str(e))
+        raise LessonError(path, "", f"not valid TOML: {e}", int(line.group(1)) if line else None) from None
+    return _Parser(path, text).lesson(data)
+
+
+class _Parser:
+    def __init__(self, path: Path, text: str) -> None:
+        self.path, self.lines = path, text.splitlines()
+
+    def error(self, key: str, problem: str) -> LessonError:
+        return LessonError(self.path, key, problem, self._line_of(key))
+
+    def _line_of(self, key: str) -> int | None:
+        """The line that sets `key` ("left.psk" -> the `psk =` line after `[left]`)."""
+        *tables, leaf = key.split(".")
+        table = ".".join(tables)
+        current = ""
+        for number, line in enumerate(self.lines, start=1):
+            stripped = line.strip()
+            header = re.match(r"\[+([^\]]+)\]+", stripped)
+            if header:
+                current = header.group(1).strip()
+                if current == key:
+                    return number
+            elif current == table and re.match(rf"{re.escape(leaf)}\s*=", stripped):
+                return number
+        return None
+
+    def _str(self, table: dict, key: str, where: str, default: str | None = None) -> str:
+        value = table.get(key, default)
+        if value is None:
+            raise self.error(f"{where}{key}", "missing")
+        if not isinstance(value, str):
+            raise self.error(f"{where}{key}", f"must be a string, not {type(value).__name__}")
+        return value
+
+    def _str_list(self, table: dict, key: str, where: str) -> list[str]:
+        value = table.get(key)
+        if value is None:
+            raise self.error(f"{where}{key}", "missing")
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+            raise self.error(f"{where}{key}", "must be a string or a non-empty list of strings")
+        return value
+
+    def _documentation(self, key: str, text: str, *, network: bool) -> str:
+        try:
+            value = ipaddress.ip_network(text, strict=False) if network else ipaddress.ip_address(text)
+        except ValueError:
+            raise self.error(key, f"{text!r} is not an IP {'network' if network else 'address'}") from None
+        if not any(value.version == d.version and _inside(value, d) for d in DOCUMENTATION_NETWORKS):
+            raise self.error(
+                key,
+                f"{text} is outside the documentation ranges ikelab may use "
+                "(192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24, 2001:db8::/32)",
+            )
+        return text
+
+    def _proposals(self, table: dict, key: str, where: str, *, ike: bool) -> tuple[ProposalSpec, ...]:
+        out = []
+        for text in self._str_list(table, key, where):
+            try:
+                out.append(parse_proposal(text, ike=ike))
+            except (UnknownAlgorithm, ValueError) as e:
+                raise self.error(f"{where}{key}", str(e).strip("'\"")) from None
+        return tuple(out)
+
+    def _identity(self, key: str, text: str) -> Identity:
+        try:
+            return Identity.parse(text)
+        except ValueError as e:
+            raise self.error(key, str(e)) from None
+
+    def peer(self, data: dict, name: str) -> PeerSpec:
+        table = data.get(name)
+        if not isinstance(table, dict):
+            raise self.error(name, f"missing table [{name}] describing the {name} peer")
+        w = f"{name}."
+        known = {"role", "address", "id", "remote_id", "psk", "ike", "esp", "local_ts", "remote_ts", "protected"}
+        for key in table:
+            if key not in known:
+                raise self.error(w + key, f"unknown setting (known: {', '.join(sorted(known))})")
+        role = self._str(table, "role", w)
+        if role not in ("initiator", "responder"):
+            raise self.error(w + "role", f"must be 'initiator' or 'responder', not {role!r}")
+        remote_id = table.get("remote_id")
+        return PeerSpec(
+            name=name,
+            role=role,
+            address=self._documentation(w + "address", self._str(table, "address", w), network=False),
+            identity=self._identity(w + "id", self._str(table, "id", w)),
+            remote_identity=self._identity(w + "remote_id", self._str(table, "remote_id", w)) if remote_id is not None else None,
+            psk=self._str(table, "psk", w).encode(),
+            ike=self._proposals(table, "ike", w, ike=True),
+            esp=self._proposals(table, "esp", w, ike=False),
+            local_ts=tuple(self._documentation(w + "local_ts", n, network=True) for n in self._str_list(table, "local_ts", w)),
+            remote_ts=tuple(self._documentation(w + "remote_ts", n, network=True) for n in self._str_list(table, "remote_ts", w)),
+            protected=self._documentation(w + "protected", self._str(table, "protected", w), network=False),
+        )
+
+    def lesson(self, data: dict) -> Lesson:
+        known = {"title", "slug", "summary", "ike_version", "left", "right", "step", "checkpoint"}
+        for key in data:
+            if key not in known:
+                raise self.error(key, f"unknown setting (known: {', '.join(sorted(known))})")
+        version = data.get("ike_version", 2)
+        if version != 2:
+            raise self.error("ike_version", f"IKE version {version!r} is not supported yet (only 2)")
+        left, right = self.peer(data, "left"), self.peer(data, "right")
+        if {left.role, right.role} != {"initiator", "responder"}:
+            raise self.error("right.role", "one peer must be the initiator and the other the responder")
+        if left.address == right.address:
+            raise self.error("right.address", "the two peers need different addresses")
+        steps = []
+        for i, step in enumerate(data.get("step", [])):
+            if not isinstance(step, dict) or not isinstance(step.get("match"), str) or not isinstance(step.get("text"), str):
+                raise self.error("step", f"step {i + 1} needs `match` and `text` strings")
+            steps.append(StepText(step["match"], step["text"].strip()))
+        checkpoints = []
+        for i, cp in enumerate(data.get("checkpoint", [])):
+            if not isinstance(cp, dict) or not isinstance(cp.get("text"), str):
+                raise self.error("checkpoint", f"checkpoint {i + 1} needs a `text` string")
+            checkpoints.append(cp["text"].strip())
+        return Lesson(
+            slug=self._str(data, "slug", "", default=self.path.stem),
+            title=self._str(data, "title", ""),
+            summary=self._str(data, "summary", "", default="").strip(),
+            path=self.path,
+            ike_version=version,
+            left=left,
+            right=right,
+            steps=tuple(steps),
+            checkpoints=tuple(checkpoints),
+        )
+
+
+def _inside(value, network) -> bool:
+    if isinstance(value, (ipaddress.IPv4Network, ipaddress.IPv6Network)):
+        return value.subnet_of(network)
+    return value in network

@@ -1,0 +1,233 @@
+"""The trace: the one record of what happened in a run.
+
+Every view (the transcript, the JSON lines, the TUI panels, the pcapng comments, the Wireshark
+tables) reads these events; none of them recomputes a protocol value.  The engines append events
+as they compute, so every value here is the value a peer actually used.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Iterator, TypeVar
+
+from ikelab.wire.fields import Field
+
+
+@dataclass
+class Event:
+    """Base of all trace events. `peer` is "left", "right" or "lab"; `time` is the run's clock."""
+
+    kind: ClassVar[str] = "event"
+    peer: str
+    time: float
+    seq: int = field(default=-1, kw_only=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"seq": self.seq, "kind": self.kind}
+        for f in dataclasses.fields(self):
+            if f.name != "seq":
+                out[f.name] = to_jsonable(getattr(self, f.name))
+        return out
+
+
+@dataclass
+class MessageEvent(Event):
+    """An IKE message a peer built and sent, or received and parsed."""
+
+    kind: ClassVar[str] = "message"
+    direction: str  # "sent", "received", "retransmitted"
+    ike_version: int
+    exchange: str  # "IKE_SA_INIT"
+    message_id: int
+    is_response: bool
+    summary: str  # "HDR, SA, KE, Ni, N(NAT_DETECTION_SOURCE_IP)"
+    src: str  # "192.0.2.1:500"
+    dst: str
+    data: bytes
+    tree: Field | None
+    plaintext: bytes | None = None  # decrypted SK contents, when there were any
+    inner_tree: list[Field] | None = None  # their decoded payloads, spans relative to `plaintext`
+    protection: str = ""  # "none" or which keys encrypt and authenticate it
+
+
+@dataclass
+class DhKeyPairEvent(Event):
+    kind: ClassVar[str] = "dh_keypair"
+    group: int
+    group_name: str
+    private: bytes
+    public: bytes
+
+
+@dataclass
+class DhSharedEvent(Event):
+    kind: ClassVar[str] = "dh_shared"
+    group: int
+    group_name: str
+    own_public: bytes
+    peer_public: bytes
+    shared: bytes
+
+
+@dataclass
+class PrfEvent(Event):
+    """One prf() computation, e.g. SKEYSEED = prf(Ni | Nr, g^ir)."""
+
+    kind: ClassVar[str] = "prf"
+    label: str
+    formula: str
+    prf: str
+    key: bytes
+    data: bytes
+    output: bytes
+
+
+@dataclass
+class PrfPlusEvent(Event):
+    """prf+(K, S) with each block T(i) = prf(K, T(i-1) | S | i) and how the output was split."""
+
+    kind: ClassVar[str] = "prf_plus"
+    label: str
+    formula: str
+    prf: str
+    key: bytes
+    seed: bytes
+    blocks: list[dict[str, Any]]  # {"index": i, "input": bytes, "output": bytes}
+    output: bytes
+    split: dict[str, bytes]  # "SK_d" -> bytes, in the order taken from the stream
+
+
+@dataclass
+class IkeKeysEvent(Event):
+    """The keys of an IKE SA, with what Wireshark's ikev2_decryption_table needs."""
+
+    kind: ClassVar[str] = "ike_keys"
+    spi_i: bytes
+    spi_r: bytes
+    cipher: str  # strongSwan keyword, e.g. "aes128"
+    integrity: str  # "sha256", or "" for AEAD
+    prf: str
+    keys: dict[str, bytes]  # "SK_d" ... "SK_pr"
+
+
+@dataclass
+class AuthEvent(Event):
+    """The AUTH payload computation (RFC 7296 §2.15), on the sending or the verifying side."""
+
+    kind: ClassVar[str] = "auth"
+    action: str  # "computed" (for our AUTH payload) or "verified" (the peer's)
+    of_role: str  # whose AUTH: "initiator" or "responder"
+    method: str
+    message: bytes  # RealMessage1 or RealMessage2
+    nonce: bytes  # the other side's nonce
+    id_body: bytes  # IDx' (the ID payload body)
+    sk_p_label: str  # "SK_pi" or "SK_pr"
+    maced_id: bytes  # prf(SK_px, IDx')
+    signed_octets: bytes
+    auth_key: bytes  # prf(shared secret, "Key Pad for IKEv2")
+    expected: bytes  # what this peer computed
+    received: bytes | None = None  # what the peer sent (verify only)
+    ok: bool | None = None
+
+
+@dataclass
+class ProposalEvent(Event):
+    """How a proposal was chosen or refused: offered vs configured and the reason per proposal."""
+
+    kind: ClassVar[str] = "proposal"
+    protocol: str  # "IKE" or "ESP"
+    offered: list[str]
+    configured: list[str]
+    chosen: str | None
+    reasons: list[str]
+
+
+@dataclass
+class TrafficSelectorEvent(Event):
+    kind: ClassVar[str] = "traffic_selectors"
+    offered_tsi: list[str]
+    offered_tsr: list[str]
+    local: list[str]
+    remote: list[str]
+    chosen_tsi: list[str]
+    chosen_tsr: list[str]
+    reason: str
+
+
+@dataclass
+class ChildSaEvent(Event):
+    """A Child SA installed or deleted, with both directions' SPIs and keys."""
+
+    kind: ClassVar[str] = "child_sa"
+    action: str  # "installed" / "deleted"
+    name: str
+    mode: str
+    protocol: str
+    algorithms: str
+    inbound: dict[str, Any]
+    outbound: dict[str, Any]
+    local_ts: list[str]
+    remote_ts: list[str]
+
+
+@dataclass
+class IkeSaEvent(Event):
+    """A change of IKE SA state: established, failed, deleted."""
+
+    kind: ClassVar[str] = "ike_sa"
+    state: str
+    spi_i: bytes
+    spi_r: bytes
+    algorithms: str
+    reason: str = ""
+
+
+@dataclass
+class NoteEvent(Event):
+    """Anything else a student should see: a dropped datagram and why, a retransmission, a failure."""
+
+    kind: ClassVar[str] = "note"
+    level: str  # "info", "warning", "error"
+    text: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+E = TypeVar("E", bound=Event)
+
+
+class Trace:
+    """An ordered list of events from both peers (and the lab)."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def emit(self, event: E) -> E:
+        event.seq = len(self.events)
+        self.events.append(event)
+        return event
+
+    def __iter__(self) -> Iterator[Event]:
+        return iter(self.events)
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+    def of(self, cls: type[E], peer: str | None = None) -> list[E]:
+        return [e for e in self.events if isinstance(e, cls) and (peer is None or e.peer == peer)]
+
+
+def to_jsonable(value: Any) -> Any:
+    """Bytes become hex strings, fields and events become dicts, enums their integer value."""
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).hex()
+    if isinstance(value, Field):
+        return value.to_dict()
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    return value

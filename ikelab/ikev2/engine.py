@@ -21,7 +21,7 @@ from ikelab.ikev2.ike_sa import IkeSa, PendingRequest, State
 from ikelab.ikev2.protection import ProtectionError, open_sk, seal
 from ikelab.rng import RandomSource
 from ikelab.trace import Event, IkeSaEvent, MessageEvent, NoteEvent, Trace
-from ikelab.wire.errors import DecodeError, UnsupportedCriticalPayload, UnsupportedVersion
+from ikelab.wire.errors import DecodeError, UnsupportedCriticalPayload
 from ikelab.wire.ikev2 import (
     Header,
     Message,
@@ -203,13 +203,16 @@ class Ikev2Peer:
     def _receive(self, data: bytes, src: Endpoint, dst: Endpoint) -> None:
         try:
             header = decode_header(data)
-        except UnsupportedVersion as e:
-            self.note("warning", f"dropped a datagram from {src}: {e}")
-            return
         except DecodeError as e:
             self.note("warning", f"dropped a datagram from {src} that is not an IKEv2 message: {e}", data=data)
             return
 
+        if header.major != 2:
+            # RFC 7296 §1.5: drop it, and tell a requester which version we speak (in our header).
+            self.note("warning", f"dropped an IKE version {header.major}.{header.minor} message from {src}: we speak IKEv2")
+            if not header.is_response:
+                self.send_bare_response(header, [NotifyPayload(NotifyType.INVALID_MAJOR_VERSION)], src, dst)
+            return
         from ikelab.ikev2.exchanges import ike_sa_init
 
         if header.exchange == ExchangeType.IKE_SA_INIT and not header.is_response and header.spi_r == bytes(8):

@@ -1,0 +1,1 @@
+"""Cryptography for IKE: DH groups, PRFs and prf+, integrity, ciphers, key derivation."""

@@ -1,0 +1,103 @@
+"""IKE/ESP encryption: AES-CBC (RFC 3602) and AES-GCM with a 16-byte ICV (RFC 4106/5282)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers import Cipher as _AesCipher
+from cryptography.hazmat.primitives.ciphers import algorithms, modes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from ikelab.crypto.errors import UnknownAlgorithm
+
+ENCR_AES_CBC = 12
+ENCR_AES_GCM_16 = 20
+_SALT_LENGTH = 4  # GCM: the last 4 bytes of keying material are the nonce salt
+
+
+class IntegrityError(ValueError):
+    """An AEAD tag did not verify: the data or the key is wrong."""
+
+
+@dataclass(frozen=True)
+class Cipher:
+    number: int  # IANA Transform Type 1 ID
+    key_bits: int  # the Key Length attribute
+    name: str  # strongSwan keyword
+    description: str
+    key_length: int  # bytes of keying material, including the GCM salt
+    iv_length: int  # bytes of IV carried in each message
+    block_size: int  # what the plaintext (with padding) must be a multiple of
+    icv_length: int  # bytes of AEAD tag appended to the ciphertext (0 for CBC)
+    is_aead: bool
+
+    def encrypt(self, key: bytes, iv: bytes, plaintext: bytes, aad: bytes = b"") -> bytes:
+        """CBC: plaintext must be block-aligned (the caller pads) and aad is unused, since a
+        separate integrity algorithm covers it. GCM: returns ciphertext | 16-byte tag."""
+        self._check(key, iv)
+        if not self.is_aead:
+            _check_aligned(plaintext, "plaintext")
+            encryptor = _AesCipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
+            return encryptor.update(plaintext) + encryptor.finalize()
+        aes_key, salt = key[:-_SALT_LENGTH], key[-_SALT_LENGTH:]
+        return AESGCM(aes_key).encrypt(salt + iv, plaintext, aad)
+
+    def decrypt(self, key: bytes, iv: bytes, ciphertext: bytes, aad: bytes = b"") -> bytes:
+        """CBC raises ValueError on misaligned input; GCM raises IntegrityError on a bad tag."""
+        self._check(key, iv)
+        if not self.is_aead:
+            _check_aligned(ciphertext, "ciphertext")
+            decryptor = _AesCipher(algorithms.AES(key), modes.CBC(iv)).decryptor()
+            return decryptor.update(ciphertext) + decryptor.finalize()
+        if len(ciphertext) < self.icv_length:
+            raise IntegrityError(
+                f"{self.description}: {len(ciphertext)} bytes cannot hold "
+                f"a {self.icv_length}-byte tag"
+            )
+        aes_key, salt = key[:-_SALT_LENGTH], key[-_SALT_LENGTH:]
+        try:
+            return AESGCM(aes_key).decrypt(salt + iv, ciphertext, aad)
+        except InvalidTag:
+            raise IntegrityError(f"{self.description}: ICV does not verify") from None
+
+    def _check(self, key: bytes, iv: bytes) -> None:
+        if len(key) != self.key_length:
+            raise ValueError(
+                f"{self.description} needs a {self.key_length}-byte key, got {len(key)}"
+            )
+        if len(iv) != self.iv_length:
+            raise ValueError(f"{self.description} needs a {self.iv_length}-byte IV, got {len(iv)}")
+
+
+def _check_aligned(data: bytes, what: str) -> None:
+    if len(data) % 16:
+        raise ValueError(f"AES-CBC {what} must be a multiple of 16 bytes, got {len(data)}")
+
+
+def _cbc(bits: int) -> Cipher:
+    return Cipher(
+        ENCR_AES_CBC, bits, f"aes{bits}", f"ENCR_AES_CBC-{bits}", bits // 8, 16, 16, 0, False
+    )
+
+
+def _gcm16(bits: int) -> Cipher:
+    # RFC 4106 §8.1: keying material is the AES key followed by the 4-byte salt.
+    # Block size 4: GCM needs no block alignment, only the 4-byte ESP/IKE padding alignment.
+    key_length = bits // 8 + _SALT_LENGTH
+    name, description = f"aes{bits}gcm16", f"ENCR_AES_GCM_16-{bits}"
+    return Cipher(ENCR_AES_GCM_16, bits, name, description, key_length, 8, 4, 16, True)
+
+
+CIPHERS: dict[tuple[int, int], Cipher] = {
+    (c.number, c.key_bits): c for make in (_cbc, _gcm16) for c in map(make, (128, 192, 256))
+}
+
+
+def cipher(number: int, key_bits: int | None) -> Cipher:
+    """The cipher for a transform ID and its Key Length attribute (None if absent)."""
+    found = None if key_bits is None else CIPHERS.get((number, key_bits))
+    if found is None:
+        known = [f"{n}/{bits}" for n, bits in CIPHERS]
+        raise UnknownAlgorithm("encryption transform/key bits", f"{number}/{key_bits}", known)
+    return found

@@ -1,0 +1,74 @@
+"""Randomness for the protocol engines, injected so a run can be replayed.
+
+Every random value an engine needs (SPIs, nonces, DH private keys, IVs) comes from a
+RandomSource and names its purpose, so traces can say where each byte came from.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Protocol
+
+from cryptography.hazmat.primitives import hashes, hmac
+
+_BLOCK = 32  # bytes per HMAC-SHA256 output block
+
+
+class RandomSource(Protocol):
+    def bytes(self, n: int, purpose: str) -> bytes:
+        """Return n random bytes; purpose says what they are for (e.g. "left nonce")."""
+        ...
+
+
+class SystemRandom:
+    """The operating system's CSPRNG (os.urandom); purpose is ignored."""
+
+    def bytes(self, n: int, purpose: str) -> bytes:
+        return os.urandom(n)
+
+
+class SeededRandom:
+    """A deterministic, byte-for-byte repeatable source. NOT secure: for classrooms only.
+
+    Anyone who knows the seed knows every key. It exists so that `--seed N` replays a
+    whole run, and stepping back is just replaying to step k.
+
+    Each (stream, purpose) pair is its own substream, continued across calls:
+
+        block j = HMAC-SHA256(key = seed as 32 big-endian bytes,
+                              msg = len(stream) | stream | len(purpose) | purpose | j)
+
+    with the lengths as 4-byte and j as 8-byte big-endian integers, all strings UTF-8.
+    Keeping purposes apart means one more draw of, say, an IV does not shift every
+    nonce and key after it, so recorded runs stay comparable as the code evolves.
+    Streams with different names (one per peer, say) are independent.
+    """
+
+    def __init__(self, seed: int, stream: str) -> None:
+        if not 0 <= seed < 2**256:
+            raise ValueError(f"seed must be in [0, 2**256), got {seed}")
+        self._key = seed.to_bytes(32, "big")
+        self._stream = stream
+        self._used: dict[str, int] = {}  # bytes already handed out, per purpose
+
+    def bytes(self, n: int, purpose: str) -> bytes:
+        if n < 0:
+            raise ValueError(f"cannot draw {n} bytes")
+        start = self._used.get(purpose, 0)
+        self._used[purpose] = start + n
+        first, last = start // _BLOCK, (start + n + _BLOCK - 1) // _BLOCK
+        label = _length_prefixed(self._stream) + _length_prefixed(purpose)
+        stream = b"".join(_block(self._key, label, j) for j in range(first, last))
+        offset = start - first * _BLOCK
+        return stream[offset : offset + n]
+
+
+def _block(key: bytes, label: bytes, index: int) -> bytes:
+    mac = hmac.HMAC(key, hashes.SHA256())
+    mac.update(label + index.to_bytes(8, "big"))
+    return mac.finalize()
+
+
+def _length_prefixed(text: str) -> bytes:
+    data = text.encode()
+    return len(data).to_bytes(4, "big") + data

@@ -1,0 +1,109 @@
+"""The IKE header, the message, and encoding of the payload chain (RFC 7296 §3.1, §3.2)."""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import TypeVar
+
+from .ikev2_constants import HeaderFlags, PayloadType
+from .ikev2_payloads import (
+    EncryptedFragmentPayload,
+    EncryptedPayload,
+    NotifyPayload,
+    Payload,
+    short_name,
+)
+
+HEADER_SIZE = 28
+GENERIC_HEADER_SIZE = 4
+CRITICAL_BIT = 0x80
+
+P = TypeVar("P")
+
+
+@dataclass
+class Header:
+    spi_i: bytes
+    spi_r: bytes
+    next_payload: int
+    exchange: int
+    flags: int
+    message_id: int
+    length: int = 0
+    major: int = 2
+    minor: int = 0
+
+    @property
+    def is_initiator(self) -> bool:
+        """I flag: sent by the original initiator of the IKE SA (not "the requester")."""
+        return bool(self.flags & HeaderFlags.INITIATOR)
+
+    @property
+    def is_response(self) -> bool:
+        return bool(self.flags & HeaderFlags.RESPONSE)
+
+    def encode(self) -> bytes:
+        if len(self.spi_i) != 8 or len(self.spi_r) != 8:
+            raise ValueError("IKE SPIs are 8 bytes each")
+        return struct.pack(
+            "!8s8sBBBBII", self.spi_i, self.spi_r, self.next_payload, self.major << 4 | self.minor,
+            self.exchange, self.flags, self.message_id, self.length,
+        )
+
+
+@dataclass
+class Message:
+    header: Header
+    payloads: list[Payload]
+
+    def find(self, cls: type[P]) -> P | None:
+        return next((p for p in self.payloads if isinstance(p, cls)), None)
+
+    def find_all(self, cls: type[P]) -> list[P]:
+        return [p for p in self.payloads if isinstance(p, cls)]
+
+    def notifies(self) -> list[NotifyPayload]:
+        return self.find_all(NotifyPayload)
+
+    def summary(self, inner: list[Payload] | None = None) -> str:
+        """RFC 7296 diagram form: "HDR, SA, KE, Ni" or "HDR, SK {IDi, AUTH, SA, TSi, TSr}".
+
+        The codec cannot see inside SK; pass the decrypted `inner` payloads to list them.
+        """
+        sender = self.header.is_initiator
+        parts = ["HDR"]
+        for payload in self.payloads:
+            name = short_name(payload, sender_is_initiator=sender)
+            if isinstance(payload, (EncryptedPayload, EncryptedFragmentPayload)) and inner is not None:
+                name += " {" + ", ".join(short_name(p, sender_is_initiator=sender) for p in inner) + "}"
+            parts.append(name)
+        return ", ".join(parts)
+
+
+def encode_payloads(payloads: list[Payload]) -> tuple[int, bytes]:
+    """Chain payloads: (type of the first payload, bytes). Also used for SK plaintext."""
+    chunks = []
+    for i, payload in enumerate(payloads):
+        if isinstance(payload, (EncryptedPayload, EncryptedFragmentPayload)):
+            if i != len(payloads) - 1:
+                raise ValueError("the SK/SKF payload must be the last payload (RFC 7296 §3.14)")
+            next_type = payload.first_inner  # the chain continues inside the encrypted data
+        else:
+            next_type = payloads[i + 1].payload_type if i + 1 < len(payloads) else PayloadType.NONE
+        body = payload.encode_body()
+        length = GENERIC_HEADER_SIZE + len(body)
+        if length > 0xFFFF:
+            raise ValueError(f"{type(payload).__name__} is {length} bytes, over the 65535-byte payload limit")
+        flags = CRITICAL_BIT if payload.critical else 0
+        chunks.append(struct.pack("!BBH", next_type, flags, length) + body)
+    first = payloads[0].payload_type if payloads else PayloadType.NONE
+    return first, b"".join(chunks)
+
+
+def encode_message(msg: Message) -> bytes:
+    """Encode deterministically; fills msg.header.next_payload and msg.header.length in place."""
+    first, chain = encode_payloads(msg.payloads)
+    msg.header.next_payload = first
+    msg.header.length = HEADER_SIZE + len(chain)
+    return msg.header.encode() + chain

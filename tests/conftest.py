@@ -1,0 +1,62 @@
+"""Shared helpers: lesson 1 with changes, and a run of two peers to the end."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+
+import pytest
+
+from ikelab.crypto.names import parse_proposal
+from ikelab.lab.session import Session
+from ikelab.lab.transports import LoopbackTransport, MemoryTransport
+from ikelab.lessons import load_lesson
+from ikelab.trace import MessageEvent, NoteEvent
+
+
+def lesson_with(left: dict | None = None, right: dict | None = None, both: dict | None = None):
+    """Lesson 1 with settings replaced; proposals may be given as strongSwan keyword strings."""
+    lesson = load_lesson("ikev2-psk")
+
+    def change(peer, values):
+        values = dict(values or {})
+        for key in ("ike", "esp"):
+            if isinstance(values.get(key), (str, list)):
+                texts = [values[key]] if isinstance(values[key], str) else values[key]
+                values[key] = tuple(parse_proposal(t, ike=key == "ike") for t in texts)
+        return dataclasses.replace(peer, **values)
+
+    return dataclasses.replace(
+        lesson,
+        left=change(change(lesson.left, both), left),
+        right=change(change(lesson.right, both), right),
+    )
+
+
+def run(lesson=None, seed: int | None = 1, transport: str = "memory", transport_obj=None) -> Session:
+    lesson = lesson or load_lesson("ikev2-psk")
+    if transport_obj is None:
+        if transport == "loopback":
+            transport_obj = LoopbackTransport([p.name for p in lesson.peers])
+        else:
+            transport_obj = MemoryTransport({p.name: p.address for p in lesson.peers})
+    session = Session(lesson, transport_obj, seed=seed)
+    try:
+        session.run()
+    finally:
+        transport_obj.close()
+    assert_no_internal_error(session)
+    return session
+
+
+def assert_no_internal_error(session: Session) -> None:
+    broken = [e.text for e in session.trace.of(NoteEvent) if e.text.startswith("internal error")]
+    assert not broken, broken
+
+
+def messages(session: Session, direction: str = "sent") -> list[MessageEvent]:
+    return [e for e in session.trace.of(MessageEvent) if e.direction == direction]
+
+
+def needs_tshark():
+    return pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed (scripts/setup.sh installs it)")

@@ -1,0 +1,135 @@
+"""Each way IKEv2 can refuse, seen from both peers: the right notify on the wire and a reason."""
+
+from __future__ import annotations
+
+from conftest import lesson_with, messages, run
+from ikelab.lab.session import Session
+from ikelab.lab.transports import MemoryTransport
+from ikelab.trace import AuthEvent, ChildSaEvent, IkeSaEvent, NoteEvent, ProposalEvent, TrafficSelectorEvent
+
+
+def failure(session, peer):
+    return session.outcome.failures.get(peer)
+
+
+def test_ike_proposal_mismatch_gives_no_proposal_chosen():
+    session = run(lesson_with(left={"ike": "aes256-sha512-modp3072"}, right={"ike": "aes128-sha256-modp2048"}))
+    sent = messages(session)
+    assert len(sent) == 2
+    assert sent[1].summary == "HDR, N(NO_PROPOSAL_CHOSEN)"
+    decision = session.trace.of(ProposalEvent, "right")[0]
+    assert decision.chosen is None
+    assert any("no common ENCR" in r for r in decision.reasons)
+    assert failure(session, "left").notify == "NO_PROPOSAL_CHOSEN"
+    assert "right" not in session.outcome.failures  # the responder kept no state to fail
+    assert not session.outcome.children["left"] and not session.outcome.children["right"]
+
+
+def test_invalid_ke_payload_makes_the_initiator_retry_with_the_asked_group():
+    session = run(lesson_with(left={"ike": "aes128-sha256-ecp256-modp2048"}, right={"ike": "aes128-sha256-modp2048"}))
+    sent = messages(session)
+    assert sent[1].summary == "HDR, N(INVALID_KE_PAYLOAD)"
+    first, retry = sent[0].tree, sent[2].tree
+    assert "ECP_256" in first.find("KE payload").find("DH Group Num").display
+    assert "MODP_2048" in retry.find("KE payload").find("DH Group Num").display
+    assert sent[2].message_id == 0
+    assert session.outcome.success
+
+
+def test_wrong_psk_is_authentication_failed_on_both_sides():
+    session = run(lesson_with(left={"psk": b"one key"}, right={"psk": b"another key"}))
+    assert failure(session, "left").notify == "AUTHENTICATION_FAILED"
+    assert failure(session, "right").notify == "AUTHENTICATION_FAILED"
+    response = messages(session)[-1]
+    assert response.exchange == "IKE_AUTH" and response.summary == "HDR, SK {N(AUTHENTICATION_FAILED)}"
+    verify = [e for e in session.trace.of(AuthEvent, "right") if e.action == "verified"][0]
+    computed = [e for e in session.trace.of(AuthEvent, "left") if e.action == "computed"][0]
+    assert verify.ok is False
+    assert verify.received == computed.expected != verify.expected
+    # Everything but the key pad (which the PSK makes) was the same on both sides.
+    assert (verify.message, verify.nonce, verify.id_body, verify.maced_id) == (computed.message, computed.nonce, computed.id_body, computed.maced_id)
+    assert verify.auth_key != computed.auth_key
+    assert not session.outcome.children["left"] and not session.outcome.children["right"]
+
+
+def test_initiator_refuses_responder_with_wrong_identity_and_tells_it():
+    from ikelab.ikev2.config import Identity
+
+    session = run(lesson_with(left={"remote_identity": Identity.parse("gateway.example")}, right={"remote_identity": None}))
+    assert failure(session, "left").notify == "AUTHENTICATION_FAILED"
+    assert "gateway.example" in failure(session, "left").reason
+    informational = [m for m in messages(session) if m.exchange == "INFORMATIONAL"]
+    assert informational and informational[0].summary == "HDR, SK {N(AUTHENTICATION_FAILED)}"
+    assert failure(session, "right").notify == "AUTHENTICATION_FAILED"
+
+
+def test_esp_proposal_mismatch_keeps_the_ike_sa_without_child():
+    session = run(lesson_with(left={"esp": "aes256gcm16"}, right={"esp": "aes128-sha256"}))
+    assert session.outcome.ike_up == {"left": True, "right": True}
+    assert messages(session)[-1].summary == "HDR, SK {IDr, AUTH, N(NO_PROPOSAL_CHOSEN)}"
+    assert not session.trace.of(ChildSaEvent)
+    assert any("refused the Child SA with NO_PROPOSAL_CHOSEN" in e.text for e in session.trace.of(NoteEvent, "left"))
+
+
+def test_disjoint_traffic_selectors_give_ts_unacceptable():
+    session = run(lesson_with(right={"remote_ts": ("192.0.2.128/25",)}))
+    assert session.outcome.ike_up == {"left": True, "right": True}
+    assert messages(session)[-1].summary == "HDR, SK {IDr, AUTH, N(TS_UNACCEPTABLE)}"
+    ts = session.trace.of(TrafficSelectorEvent, "right")[0]
+    assert ts.chosen_tsi == [] and "does not overlap" in ts.reason
+    assert not session.trace.of(ChildSaEvent)
+
+
+def test_responder_narrows_traffic_selectors():
+    session = run(lesson_with(right={"remote_ts": ("198.51.100.0/25",), "local_ts": ("203.0.113.1/32",)}))
+    assert session.outcome.success
+    ts = session.trace.of(TrafficSelectorEvent, "right")[0]
+    assert ts.chosen_tsi == ["198.51.100.0/25"] and ts.chosen_tsr == ["203.0.113.1/32"]
+    left_child = session.outcome.children["left"][0]
+    assert left_child.local_ts == ("198.51.100.0/25",) and left_child.remote_ts == ("203.0.113.1/32",)
+
+
+class LossyTransport(MemoryTransport):
+    """Loses the datagrams whose (1-based) numbers are given."""
+
+    def __init__(self, addresses, lose):
+        super().__init__(addresses)
+        self.lose, self.count = set(lose), 0
+
+    def carry(self, send):
+        self.count += 1
+        return None if self.count in self.lose else super().carry(send)
+
+
+def lossy(lose):
+    lesson = lesson_with()
+    return Session(lesson, LossyTransport({p.name: p.address for p in lesson.peers}, lose), seed=1)
+
+
+def test_lost_request_is_retransmitted_after_the_timeout():
+    session = lossy([1])
+    session.run()
+    assert session.outcome.success
+    sent = [m for m in messages(session, "retransmitted")]
+    assert len(sent) == 1 and sent[0].exchange == "IKE_SA_INIT" and sent[0].time == 2.0
+
+
+def test_lost_response_makes_the_responder_answer_the_repeated_request_again():
+    session = lossy([4])  # the IKE_AUTH response
+    session.run()
+    assert session.outcome.success
+    again = messages(session, "retransmitted")
+    assert [m.peer for m in again] == ["left", "right"]
+    original = [m for m in messages(session) if m.peer == "right" and m.exchange == "IKE_AUTH"][0]
+    assert again[1].data == original.data  # the cached response, not a new one
+    assert len(session.trace.of(ChildSaEvent, "right")) == 1  # processed once
+
+
+def test_unreachable_peer_backs_off_then_gives_up():
+    session = lossy(range(1, 100))
+    session.run()
+    times = [m.time for m in messages(session, "retransmitted")]
+    assert times == [2.0, 2.0 + 3.6, 2.0 + 3.6 + 6.48, 2.0 + 3.6 + 6.48 + 11.664]
+    assert "after 4 retransmissions" in failure(session, "left").reason
+    events = session.trace.of(IkeSaEvent, "left")
+    assert events[-1].state == "failed"

@@ -27,14 +27,18 @@ class Event:
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"seq": self.seq, "kind": self.kind}
         for f in dataclasses.fields(self):
-            if f.name != "seq":
+            if f.name != "seq" and not f.name.startswith("_"):
                 out[f.name] = to_jsonable(getattr(self, f.name))
         return out
 
 
 @dataclass
 class MessageEvent(Event):
-    """An IKE message a peer built and sent, or received and parsed."""
+    """An IKE message a peer built and sent, or received and parsed.
+
+    The decoded payload trees are views of `data` and `plaintext` (the exact bytes on the wire and
+    inside SK), decoded when first asked for, so recording a message costs no parsing.
+    """
 
     kind: ClassVar[str] = "message"
     direction: str  # "sent", "received", "retransmitted"
@@ -46,10 +50,38 @@ class MessageEvent(Event):
     src: str  # "192.0.2.1:500"
     dst: str
     data: bytes
-    tree: Field | None
-    plaintext: bytes | None = None  # decrypted SK contents, when there were any
-    inner_tree: list[Field] | None = None  # their decoded payloads, spans relative to `plaintext`
+    plaintext: bytes | None = None  # decrypted SK contents (with padding), when there were any
     protection: str = ""  # "none" or which keys encrypt and authenticate it
+    _decoded: tuple | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def tree(self) -> Field:
+        """The whole datagram, field by field, with byte spans into `data`."""
+        return self._decode()[0]
+
+    @property
+    def inner_tree(self) -> list[Field] | None:
+        """The decrypted SK payloads, with byte spans into `plaintext`."""
+        return self._decode()[1]
+
+    def _decode(self) -> tuple:
+        if self._decoded is None:
+            from ikelab.wire.ikev2 import decode_message, decode_payloads
+
+            decoded = decode_message(self.data)
+            inner = None
+            if self.plaintext:
+                chain = self.plaintext[: -(self.plaintext[-1] + 1)]
+                first = decoded.message.payloads[-1].first_inner
+                _, inner = decode_payloads(chain, first, sender_is_initiator=decoded.message.header.is_initiator)
+            self._decoded = (decoded.tree, inner)
+        return self._decoded
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        out["tree"] = to_jsonable(self.tree)
+        out["inner_tree"] = to_jsonable(self.inner_tree)
+        return out
 
 
 @dataclass

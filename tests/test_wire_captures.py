@@ -16,6 +16,7 @@ import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from scapy.all import UDP, rdpcap
+from test_wire_roundtrip import check_spans
 
 from ikelab.wire.ikev2 import (
     AuthPayload,
@@ -52,7 +53,6 @@ from ikelab.wire.ikev2_constants import (
     ProtocolId,
     TransformType,
 )
-from test_wire_roundtrip import check_spans
 
 VECTORS = Path(__file__).parent / "vectors" / "wire"
 CAPTURES = ["ikev2-psk", "ikev2-gcm", "ikev2-cert", "ikev2-natt", "ikev2-rekey"]
@@ -87,8 +87,11 @@ def transform_set(payload: SaPayload, proposal: int = 0) -> set[tuple[int, int, 
 
 def open_sk(data: bytes, msg: Message, name: str) -> bytes:
     """Plaintext of the SK/SKF payload (padding removed), after checking its ICV."""
-    keys = next(k for k in ike_keys(name) if bytes.fromhex(k["spi_i"]) == msg.header.spi_i
-                and bytes.fromhex(k["spi_r"]) == msg.header.spi_r)
+    keys = next(
+        k
+        for k in ike_keys(name)
+        if bytes.fromhex(k["spi_i"]) == msg.header.spi_i and bytes.fromhex(k["spi_r"]) == msg.header.spi_r
+    )
     side = "i" if msg.header.is_initiator else "r"
     sk_e = bytes.fromhex(keys[f"sk_e{side}"])
     sk = msg.payloads[-1]
@@ -166,8 +169,11 @@ def test_ike_sa_init_request(name: str) -> None:
             (TransformType.DH, DhId.MODP_2048, None),
         }
     assert len(msg.find(NoncePayload).data) == 32
-    nat = [n for n in msg.notifies() if n.notify_type in (NotifyType.NAT_DETECTION_SOURCE_IP,
-                                                           NotifyType.NAT_DETECTION_DESTINATION_IP)]
+    nat = [
+        n
+        for n in msg.notifies()
+        if n.notify_type in (NotifyType.NAT_DETECTION_SOURCE_IP, NotifyType.NAT_DETECTION_DESTINATION_IP)
+    ]
     assert len(nat) == 2 and all(len(n.data) == 20 for n in nat)
     assert msg.summary().startswith("HDR, SA, KE, Ni, N(NAT_DETECTION_SOURCE_IP), N(NAT_DETECTION_DESTINATION_IP)")
 
@@ -232,16 +238,26 @@ def test_rekey_exchanges() -> None:
     exchanges = inner_payloads("ikev2-rekey")
     creates = [(m, p) for m, _, p in exchanges if m.header.exchange == ExchangeType.CREATE_CHILD_SA]
     assert creates
-    child_rekey = next(p for m, p in creates if not m.header.is_response
-                       and any(isinstance(x, NotifyPayload) and x.notify_type == NotifyType.REKEY_SA for x in p))
+    child_rekey = next(
+        p
+        for m, p in creates
+        if not m.header.is_response
+        and any(isinstance(x, NotifyPayload) and x.notify_type == NotifyType.REKEY_SA for x in p)
+    )
     rekey_sa = next(x for x in child_rekey if isinstance(x, NotifyPayload) and x.notify_type == NotifyType.REKEY_SA)
     assert rekey_sa.protocol == ProtocolId.ESP and len(rekey_sa.spi) == 4
     assert next(x for x in child_rekey if isinstance(x, KePayload)).group == DhId.MODP_2048  # PFS
     # the IKE SA rekey: an IKE proposal carrying the new 8-byte SPI
-    ike_rekeys = [x for _, p in creates for x in p if isinstance(x, SaPayload)
-                  and x.proposals[0].protocol == ProtocolId.IKE]
+    ike_rekeys = [
+        x for _, p in creates for x in p if isinstance(x, SaPayload) and x.proposals[0].protocol == ProtocolId.IKE
+    ]
     assert ike_rekeys and all(len(sa.proposals[0].spi) == 8 for sa in ike_rekeys)
-    deletes = [x for m, _, p in exchanges if m.header.exchange == ExchangeType.INFORMATIONAL
-               for x in p if isinstance(x, DeletePayload)]
+    deletes = [
+        x
+        for m, _, p in exchanges
+        if m.header.exchange == ExchangeType.INFORMATIONAL
+        for x in p
+        if isinstance(x, DeletePayload)
+    ]
     assert any(d.protocol == ProtocolId.ESP and d.spi_size == 4 and len(d.spis) == 1 for d in deletes)
     assert any(d.protocol == ProtocolId.IKE and d.spi_size == 0 and d.spis == [] for d in deletes)

@@ -135,8 +135,9 @@ unencrypted_payloads = st.one_of(
     st.builds(TsPayload, initiator=st.booleans(), selectors=st.lists(selectors(), max_size=3)),
     delete_payloads(),
     st.builds(VendorPayload, data=small_bytes),
-    st.builds(ConfigPayload, cfg_type=u8, attributes=st.lists(st.tuples(st.integers(0, 0x7FFF), small_bytes),
-                                                              max_size=3)),
+    st.builds(
+        ConfigPayload, cfg_type=u8, attributes=st.lists(st.tuples(st.integers(0, 0x7FFF), small_bytes), max_size=3)
+    ),
     st.builds(EapPayload, message=st.binary(min_size=4, max_size=40)),
     st.builds(UnknownPayload, payload_type=u8.filter(lambda t: t not in KNOWN_TYPES), body=small_bytes),
 )
@@ -154,8 +155,14 @@ def payloads(draw, encrypted_last: bool = True) -> list:
 
 
 headers = st.builds(
-    Header, spi_i=st.binary(min_size=8, max_size=8), spi_r=st.binary(min_size=8, max_size=8), next_payload=st.just(0),
-    exchange=st.sampled_from(list(ExchangeType)) | u8, flags=u8, message_id=u32, minor=st.integers(0, 15),
+    Header,
+    spi_i=st.binary(min_size=8, max_size=8),
+    spi_r=st.binary(min_size=8, max_size=8),
+    next_payload=st.just(0),
+    exchange=st.sampled_from(list(ExchangeType)) | u8,
+    flags=u8,
+    message_id=u32,
+    minor=st.integers(0, 15),
 )
 messages = st.builds(Message, header=headers, payloads=payloads())
 
@@ -217,9 +224,23 @@ def test_encoding_is_what_rfc_7296_draws() -> None:
     )
     data = encode_message(msg)
     assert data.hex() == (
-        "0001020304050607" "0000000000000000" "22" "20" "22" "08" "00000000" "0000003b"
-        "28" "00" "000b" "0001" "0000" "aaaaaa"  # KE: next = Nonce (40), length 11, group 1
-        "00" "00" "0014" + "11" * 16  # Nonce: last payload
+        "0001020304050607"
+        "0000000000000000"
+        "22"
+        "20"
+        "22"
+        "08"
+        "00000000"
+        "0000003b"
+        "28"
+        "00"
+        "000b"
+        "0001"
+        "0000"
+        "aaaaaa"  # KE: next = Nonce (40), length 11, group 1
+        "00"
+        "00"
+        "0014" + "11" * 16  # Nonce: last payload
     )
     assert (msg.header.next_payload, msg.header.length) == (PayloadType.KE, 59)
 
@@ -227,8 +248,10 @@ def test_encoding_is_what_rfc_7296_draws() -> None:
 def test_sk_payload_chains_into_its_contents() -> None:
     first, inner = encode_payloads([IdPayload(True, IdType.ID_FQDN, b"a.example"), AuthPayload(2, b"m" * 32)])
     assert first == PayloadType.IDi
-    msg = Message(Header(b"i" * 8, b"r" * 8, 0, ExchangeType.IKE_AUTH, HeaderFlags.INITIATOR, 1),
-                  [EncryptedPayload(first, b"opaque")])
+    msg = Message(
+        Header(b"i" * 8, b"r" * 8, 0, ExchangeType.IKE_AUTH, HeaderFlags.INITIATOR, 1),
+        [EncryptedPayload(first, b"opaque")],
+    )
     data = encode_message(msg)
     assert data[16] == PayloadType.SK and data[28] == PayloadType.IDi  # SK's Next Payload = first inner
     decoded = decode_message(data)
@@ -247,11 +270,18 @@ def test_sk_must_be_last_when_encoding() -> None:
 
 def test_summary_uses_rfc_names() -> None:
     header = Header(b"i" * 8, bytes(8), 0, ExchangeType.IKE_SA_INIT, HeaderFlags.INITIATOR, 0)
-    msg = Message(header, [
-        SaPayload([Proposal(1, ProtocolId.IKE, b"", [Transform(TransformType.ENCR, EncrId.ENCR_AES_CBC, 128)])]),
-        KePayload(14, b"k"), NoncePayload(b"n" * 16), NotifyPayload(NotifyType.NAT_DETECTION_SOURCE_IP),
-        NotifyPayload(40969), ConfigPayload(CfgType.CFG_REQUEST, []), DeletePayload(1, 0, []),
-    ])
+    msg = Message(
+        header,
+        [
+            SaPayload([Proposal(1, ProtocolId.IKE, b"", [Transform(TransformType.ENCR, EncrId.ENCR_AES_CBC, 128)])]),
+            KePayload(14, b"k"),
+            NoncePayload(b"n" * 16),
+            NotifyPayload(NotifyType.NAT_DETECTION_SOURCE_IP),
+            NotifyPayload(40969),
+            ConfigPayload(CfgType.CFG_REQUEST, []),
+            DeletePayload(1, 0, []),
+        ],
+    )
     assert msg.summary() == "HDR, SA, KE, Ni, N(NAT_DETECTION_SOURCE_IP), N(UNKNOWN(40969)), CP(CFG_REQUEST), D"
     header.flags = HeaderFlags.RESPONSE  # the responder's nonce is Nr, whoever sends the request
     assert Message(header, [NoncePayload(b"n" * 16)]).summary() == "HDR, Nr"
@@ -299,7 +329,10 @@ def test_field_helpers() -> None:
     assert root.find("SPIi") is leaf and root.find("IKEv2 message") is None
     as_dict = root.to_dict()
     assert as_dict["children"][0]["children"][0]["value"] == "01" * 8
-    assert as_dict["children"][0]["children"][1]["value"] == 35 and type(as_dict["children"][0]["children"][1]["value"]) is int
+    assert (
+        as_dict["children"][0]["children"][1]["value"] == 35
+        and type(as_dict["children"][0]["children"][1]["value"]) is int
+    )
 
 
 def test_name_of() -> None:

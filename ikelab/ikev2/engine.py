@@ -23,6 +23,7 @@ from ikelab.rng import RandomSource
 from ikelab.trace import Event, IkeSaEvent, MessageEvent, NoteEvent, Trace
 from ikelab.wire.errors import DecodeError, UnsupportedCriticalPayload
 from ikelab.wire.ikev2 import (
+    EncryptedPayload,
     Header,
     Message,
     NotifyPayload,
@@ -128,8 +129,9 @@ class Ikev2Peer:
         """An unprotected answer that creates no state (e.g. NO_PROPOSAL_CHOSEN, INVALID_KE_PAYLOAD)."""
         flags = HeaderFlags.RESPONSE | (0 if request.flags & HeaderFlags.INITIATOR else HeaderFlags.INITIATOR)
         header = Header(request.spi_i, request.spi_r, 0, request.exchange, flags, request.message_id)
-        data = encode_message(Message(header, payloads))
-        self.emit_message("sent", data, dst, src)
+        message = Message(header, payloads)
+        data = encode_message(message)
+        self.emit_message("sent", data, dst, src, header=header, summary=message.summary())
         self.effect(Send(data, dst, src, f"{name_of(ExchangeType, request.exchange)} response"))
 
     def fail(self, sa: IkeSa, reason: str, notify: str = "") -> None:
@@ -163,21 +165,35 @@ class Ikev2Peer:
     def _send(self, sa: IkeSa, header: Header, payloads: list[Payload], *, protected: bool) -> tuple[bytes, bytes | None]:
         if protected:
             data, plaintext = seal(sa, header, payloads, self.random(sa.ike.cipher.iv_length, "IV"))
+            summary = Message(header, [EncryptedPayload(0, b"")]).summary(payloads)
         else:
             data, plaintext = encode_message(Message(header, payloads)), None
-        self.emit_message("sent", data, sa.local, sa.remote, plaintext=plaintext)
+            summary = Message(header, payloads).summary()
+        self.emit_message("sent", data, sa.local, sa.remote, header=header, summary=summary, plaintext=plaintext)
         label = f"{name_of(ExchangeType, header.exchange)} {'response' if header.flags & HeaderFlags.RESPONSE else 'request'}"
         self.effect(Send(data, sa.local, sa.remote, label))
         return data, plaintext
 
-    def emit_message(self, direction: str, data: bytes, src: Endpoint, dst: Endpoint, *, plaintext: bytes | None = None, inner: list[Payload] | None = None, inner_fields=None) -> None:
-        decoded = decode_message(data)
-        header = decoded.message.header
-        if plaintext is not None and inner is None:
-            chain = plaintext[: -(plaintext[-1] + 1)]
-            inner, inner_fields = decode_payloads(
-                chain, decoded.message.payloads[-1].first_inner, sender_is_initiator=header.is_initiator
-            )
+    def emit_message(
+        self,
+        direction: str,
+        data: bytes,
+        src: Endpoint,
+        dst: Endpoint,
+        *,
+        header: Header | None = None,
+        summary: str | None = None,
+        plaintext: bytes | None = None,
+    ) -> None:
+        """Record a message; header and summary are decoded from `data` when not given."""
+        if header is None or summary is None:
+            decoded = decode_message(data)
+            header = decoded.message.header
+            inner = None
+            if plaintext is not None:
+                chain = plaintext[: -(plaintext[-1] + 1)]
+                inner, _ = decode_payloads(chain, decoded.message.payloads[-1].first_inner, sender_is_initiator=header.is_initiator)
+            summary = decoded.message.summary(inner)
         if plaintext is None:
             protection = "none (IKE_SA_INIT is sent in the clear)" if header.exchange == ExchangeType.IKE_SA_INIT else "none"
         else:
@@ -190,13 +206,11 @@ class Ikev2Peer:
             exchange=name_of(ExchangeType, header.exchange),
             message_id=header.message_id,
             is_response=header.is_response,
-            summary=decoded.message.summary(inner),
+            summary=summary,
             src=str(src),
             dst=str(dst),
             data=data,
-            tree=decoded.tree,
             plaintext=plaintext,
-            inner_tree=inner_fields,
             protection=protection,
         )
 
@@ -254,11 +268,11 @@ class Ikev2Peer:
             opened = open_sk(sa, data, message, sender_is_initiator=header.is_initiator)
         except ProtectionError as e:
             # RFC 7296 §2.21.2: a message that fails its integrity check is discarded silently.
-            self.emit_message("received", data, src, dst)
+            self.emit_message("received", data, src, dst, header=header, summary=message.summary())
             self.note("warning", f"dropped {name_of(ExchangeType, header.exchange)} message {header.message_id}: {e}")
             return None
         except DecodeError as e:
-            self.emit_message("received", data, src, dst)
+            self.emit_message("received", data, src, dst, header=header, summary=message.summary())
             self.note("error", f"decrypted {name_of(ExchangeType, header.exchange)} is malformed: {e}")
             if not header.is_response:
                 if isinstance(e, UnsupportedCriticalPayload):
@@ -270,7 +284,8 @@ class Ikev2Peer:
             if not isinstance(e, UnsupportedCriticalPayload):
                 self.fail(sa, f"malformed protected message: {e}", "INVALID_SYNTAX")
             return None
-        self.emit_message("received", data, src, dst, plaintext=opened.plaintext, inner=opened.payloads, inner_fields=opened.fields)
+        summary = message.summary(opened.payloads)
+        self.emit_message("received", data, src, dst, header=header, summary=summary, plaintext=opened.plaintext)
         return message, opened.payloads
 
     def _receive_request(self, sa: IkeSa, data: bytes, header: Header, src: Endpoint, dst: Endpoint) -> None:
@@ -304,7 +319,7 @@ class Ikev2Peer:
             message = self.decode_or_answer(data, header, src, dst)
             if message is None:
                 return
-            self.emit_message("received", data, src, dst)
+            self.emit_message("received", data, src, dst, header=header, summary=message.summary())
             inner: list = []
         else:
             opened = self._open(sa, data, header, src, dst)

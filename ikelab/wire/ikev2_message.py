@@ -47,8 +47,15 @@ class Header:
         if len(self.spi_i) != 8 or len(self.spi_r) != 8:
             raise ValueError("IKE SPIs are 8 bytes each")
         return struct.pack(
-            "!8s8sBBBBII", self.spi_i, self.spi_r, self.next_payload, self.major << 4 | self.minor,
-            self.exchange, self.flags, self.message_id, self.length,
+            "!8s8sBBBBII",
+            self.spi_i,
+            self.spi_r,
+            self.next_payload,
+            self.major << 4 | self.minor,
+            self.exchange,
+            self.flags,
+            self.message_id,
+            self.length,
         )
 
 

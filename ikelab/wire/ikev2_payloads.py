@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 import struct
 from dataclasses import dataclass, field
-from typing import ClassVar, Union
+from typing import ClassVar
 
 from .ikev2_constants import PAYLOAD_SHORT, CfgType, NotifyType, PayloadType, TransformAttribute, TsType, name_of
 
@@ -49,8 +49,13 @@ class Proposal:
     def encode(self, last: bool) -> bytes:
         body = b"".join(t.encode(i == len(self.transforms) - 1) for i, t in enumerate(self.transforms))
         header = struct.pack(
-            "!BxHBBBB", 0 if last else 2, 8 + len(self.spi) + len(body), self.number, self.protocol,
-            len(self.spi), len(self.transforms),
+            "!BxHBBBB",
+            0 if last else 2,
+            8 + len(self.spi) + len(body),
+            self.number,
+            self.protocol,
+            len(self.spi),
+            len(self.transforms),
         )
         return header + self.spi + body
 
@@ -295,11 +300,24 @@ class UnknownPayload:
         return self.body
 
 
-Payload = Union[
-    SaPayload, KePayload, NoncePayload, NotifyPayload, IdPayload, AuthPayload, CertPayload,
-    CertReqPayload, TsPayload, EncryptedPayload, EncryptedFragmentPayload, DeletePayload,
-    VendorPayload, ConfigPayload, EapPayload, UnknownPayload,
-]
+Payload = (
+    SaPayload
+    | KePayload
+    | NoncePayload
+    | NotifyPayload
+    | IdPayload
+    | AuthPayload
+    | CertPayload
+    | CertReqPayload
+    | TsPayload
+    | EncryptedPayload
+    | EncryptedFragmentPayload
+    | DeletePayload
+    | VendorPayload
+    | ConfigPayload
+    | EapPayload
+    | UnknownPayload
+)
 
 
 def short_name(payload: Payload, *, sender_is_initiator: bool) -> str:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator
 
 from .errors import DecodeError
 from .fields import Field
@@ -27,12 +27,12 @@ class Reader:
     `context` names the payload in error messages ("KE payload").
     """
 
-    def __init__(self, data: bytes, *, context: str, base: int = 0, pos: int = 0, limit: int | None = None) -> None:
+    def __init__(self, data: bytes, *, context: str, base: int = 0, pos: int = 0) -> None:
         self.data = data
         self.context = context
         self.base = base
         self.pos = pos
-        self.limit = len(data) if limit is None else limit
+        self.limit = len(data)  # narrowed by bounded()
         self.out: list[Field] = []
 
     @property
@@ -46,6 +46,20 @@ class Reader:
     def error(self, field: str, reason: str, *, at: int | None = None) -> DecodeError:
         """A DecodeError for `field` at buffer position `at` (default: the cursor)."""
         return DecodeError(reason, payload=self.context, field=field, offset=self.offset(at))
+
+    def error_at(self, field: Field, reason: str) -> DecodeError:
+        """A DecodeError pointing at a field already read."""
+        return DecodeError(reason, payload=self.context, field=field.name, offset=field.start)
+
+    def need(self, size: int, field: str, what: str) -> None:
+        """Check a minimum body size up front, for a clearer message than a truncated read."""
+        if self.remaining < size:
+            raise self.error(field, f"the payload body is {self.remaining} bytes; {what} needs at least {size}")
+
+    def reserved(self, size: int) -> None:
+        """RESERVED must be sent as zero and ignored on receipt (RFC 7296 §3.2): accept, but say so."""
+        if self.uint("Reserved", size, note="Must be zero; ignored on receipt."):
+            self.last.note += " Nonzero here: the sender did not clear it."
 
     def raw(self, name: str, n: int, *, show: Show = None, note: str = "") -> bytes:
         if n > self.remaining:

@@ -13,7 +13,7 @@ import dataclasses
 from typing import TYPE_CHECKING
 
 from ikelab.crypto.dh import DhError, DhGroup, dh_group
-from ikelab.effects import Endpoint
+from ikelab.effects import Endpoint, Send
 from ikelab.ikev2 import proposals
 from ikelab.ikev2.exchanges import error_notifies, notify_name
 from ikelab.ikev2.ike_sa import IkeSa, State
@@ -97,8 +97,6 @@ def receive_request(peer: "Ikev2Peer", data: bytes, header: Header, src: Endpoin
                 peer.note("info", "IKE_SA_INIT request arrived again: retransmitting our response")
                 _, response, _ = sa.last_response
                 peer.emit_message("retransmitted", response, sa.local, sa.remote)
-                from ikelab.effects import Send
-
                 peer.effect(Send(response, sa.local, sa.remote, "IKE_SA_INIT response (retransmission)"))
             else:
                 peer.note("warning", f"dropped a second, different IKE_SA_INIT for IKE SA {header.spi_i.hex()}")
@@ -109,7 +107,7 @@ def receive_request(peer: "Ikev2Peer", data: bytes, header: Header, src: Endpoin
     message = peer.decode_or_answer(data, header, src, dst)
     if message is None:
         return
-    peer.emit_message("received", data, src, dst)
+    peer.emit_message("received", data, src, dst, header=header, summary=message.summary())
     request = Received(data, message, [], src, dst)
     cfg = peer.config
     sa_payload, ke, nonce = message.find(SaPayload), message.find(KePayload), message.find(NoncePayload)

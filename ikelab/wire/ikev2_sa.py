@@ -1,0 +1,152 @@
+"""Decoding the SA payload: proposals, transforms and their attributes (RFC 7296 §3.3).
+
+The substructures carry their own lengths, counts and "last substructure" markers; every one of
+them must agree with its container, or the SA payload is rejected.
+"""
+
+from __future__ import annotations
+
+from .fields import Field
+from .ikev2_constants import TRANSFORM_ID_ENUMS, ProtocolId, TransformAttribute, TransformType, name_of
+from .ikev2_display import enum_display
+from .ikev2_notes import TRANSFORM_NOTES
+from .ikev2_payloads import Proposal, SaPayload, Transform
+from .reader import Reader
+
+# An IKE proposal has no SPI in IKE_SA_INIT and the new SA's SPI when rekeying (RFC 7296 §3.3.1).
+PROPOSAL_SPI_SIZES = {ProtocolId.IKE: (0, 8), ProtocolId.AH: (4,), ProtocolId.ESP: (4,)}
+
+
+def decode_sa(r: Reader, ptype: int, next_payload: int) -> SaPayload:
+    if r.remaining == 0:
+        raise r.error("Proposal", "an SA payload needs at least one proposal")
+    proposals: list[Proposal] = []
+    groups: list[Field] = []
+    while True:
+        proposal, group = _decode_proposal(r)
+        if proposals and proposal.number != proposals[-1].number + 1:
+            raise r.error_at(
+                group.find("Proposal Num"),
+                "proposal numbers must count up by one "
+                f"(RFC 7296 §3.3.1): expected {proposals[-1].number + 1}, got {proposal.number}",
+            )
+        proposals.append(proposal)
+        groups.append(group)
+        if group.children[0].value == 0:  # Last Substruc: 0 = last proposal
+            break
+        if r.remaining == 0:
+            raise r.error_at(group.children[0], "says more proposals follow (2) but the SA payload ends here")
+    if r.remaining:
+        raise r.error_at(groups[-1].children[0], f"says this is the last proposal (0) but {r.remaining} bytes follow")
+    if len(proposals) > 1 and proposals[0].number != 1:
+        raise r.error_at(
+            groups[0].find("Proposal Num"),
+            f"the first proposal of an offer must be number 1, got {proposals[0].number}",
+        )
+    return SaPayload(proposals)
+
+
+def _decode_proposal(r: Reader) -> tuple[Proposal, Field]:
+    start = r.pos
+    with r.group("Proposal", note="One set of algorithms; the responder picks exactly one proposal.") as group:
+        last = r.u8("Last Substruc", note="0 = last proposal, 2 = another proposal follows.")
+        if last not in (0, 2):
+            raise r.error_at(r.last, f"must be 0 (last) or 2 (more proposals), got {last}")
+        r.reserved(1)
+        length = r.u16("Proposal Length", note="Bytes in this proposal, transforms included.")
+        if length < 8:
+            raise r.error_at(r.last, f"length {length} is shorter than the 8-byte proposal header")
+        if length > r.limit - start:
+            raise r.error_at(
+                r.last, f"length {length} runs past the end of the SA payload ({r.limit - start} bytes left)"
+            )
+        with r.bounded(start + length):
+            number = r.u8("Proposal Num", note="Offers count from 1; an answer repeats the number it accepted.")
+            if number == 0:
+                raise r.error_at(r.last, "proposal numbers start at 1")
+            protocol = r.u8(
+                "Protocol ID", show=enum_display(ProtocolId), note="IKE for the IKE SA, ESP or AH for a Child SA."
+            )
+            spi_size = r.u8("SPI Size", note="0 in IKE_SA_INIT, 8 when rekeying an IKE SA, 4 for ESP/AH.")
+            if spi_size not in PROPOSAL_SPI_SIZES.get(protocol, (spi_size,)):
+                raise r.error_at(r.last, f"SPI size {spi_size} does not fit protocol {name_of(ProtocolId, protocol)}")
+            count = r.u8("Num Transforms", note="How many transforms (algorithms) follow.")
+            spi = (
+                r.raw("SPI", spi_size, note="The SPI the sender wants the peer to use for this SA.")
+                if spi_size
+                else b""
+            )
+            transforms = _decode_transforms(r, count)
+    group.name = f"Proposal #{number}"
+    group.display = f"{name_of(ProtocolId, protocol)}, {count} transforms"
+    return Proposal(number, protocol, spi, transforms), group
+
+
+def _decode_transforms(r: Reader, count: int) -> list[Transform]:
+    transforms: list[Transform] = []
+    for i in range(count):
+        if r.remaining == 0:
+            raise r.error("Num Transforms", f"says {count} transforms but the proposal holds only {i}")
+        transform, group = _decode_transform(r)
+        marker = group.children[0]
+        if marker.value == 0 and i < count - 1:
+            raise r.error_at(marker, f"says last transform (0) on transform {i + 1} of {count}")
+        if marker.value == 3 and i == count - 1:
+            raise r.error_at(marker, f"says more transforms follow (3) on the last of {count}")
+        transforms.append(transform)
+    if r.remaining:
+        raise r.error("Num Transforms", f"says {count} transforms but {r.remaining} more bytes follow them")
+    return transforms
+
+
+def _decode_transform(r: Reader) -> tuple[Transform, Field]:
+    start = r.pos
+    with r.group("Transform") as group:
+        last = r.u8("Last Substruc", note="0 = last transform, 3 = another transform follows.")
+        if last not in (0, 3):
+            raise r.error_at(r.last, f"must be 0 (last) or 3 (more transforms), got {last}")
+        r.reserved(1)
+        length = r.u16("Transform Length", note="Bytes in this transform, attributes included.")
+        if length < 8:
+            raise r.error_at(r.last, f"length {length} is shorter than the 8-byte transform header")
+        if length > r.limit - start:
+            raise r.error_at(
+                r.last, f"length {length} runs past the end of the proposal ({r.limit - start} bytes left)"
+            )
+        with r.bounded(start + length):
+            ttype = r.u8("Transform Type", show=enum_display(TransformType))
+            r.last.note = TRANSFORM_NOTES.get(ttype, "")
+            r.reserved(1)
+            id_enum = TRANSFORM_ID_ENUMS.get(ttype)
+            tid = r.u16("Transform ID", show=enum_display(id_enum) if id_enum else None, note="The algorithm offered.")
+            transform = Transform(ttype, tid)
+            while r.remaining:
+                _decode_attribute(r, transform)
+    group.name = f"Transform {name_of(TransformType, ttype)}"
+    group.display = name_of(id_enum, tid) if id_enum else str(tid)
+    if transform.key_length is not None:
+        group.display += f" {transform.key_length}"
+    group.note = TRANSFORM_NOTES.get(ttype, "")
+    return transform, group
+
+
+def _decode_attribute(r: Reader, transform: Transform) -> None:
+    with r.group("Attribute") as group:
+        header = r.u16("Attribute Type", note="Top bit set = TV format (value in the next 2 bytes), clear = TLV.")
+        attr_type, tv = header & 0x7FFF, bool(header & 0x8000)
+        if tv:
+            value: int | bytes = r.u16("Attribute Value")
+        else:
+            size = r.u16("Attribute Length")
+            value = r.raw("Attribute Value", size)
+    if attr_type == TransformAttribute.KEY_LENGTH and transform.key_length is None:
+        if not tv:
+            raise r.error_at(group.children[0], "Key Length must use the TV format (RFC 7296 §3.3.5)")
+        transform.key_length = value
+        group.name, group.display = "Attribute Key Length", f"{value} bits"
+        group.note = "Key size in bits, for ciphers with a variable key size such as AES."
+        group.children[-1].display = f"{value} bits"
+    else:
+        transform.attributes.append((attr_type, value))
+        group.name = f"Attribute {attr_type}"
+    group.children[0].display = f"{name_of(TransformAttribute, attr_type)}, {'TV' if tv else 'TLV'}"

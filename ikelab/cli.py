@@ -40,7 +40,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--headless", action="store_true", help="no terminal UI: print the transcript")
     run.add_argument("--json", action="store_true", help="print the trace as JSON lines instead of text")
     run.add_argument("--seed", type=int, help="make the run byte-for-byte repeatable (not secure)")
-    run.add_argument("--transport", choices=["memory", "loopback"], default="memory", help="how datagrams travel (default: memory)")
+    run.add_argument(
+        "--transport",
+        choices=["netns", "loopback", "memory"],
+        help="how datagrams travel: netns (the lab: two namespaces joined by veth, the default where it can start), "
+        "loopback (UDP on 127.0.0.1, no privileges) or memory (in-process)",
+    )
+    run.add_argument("--ping", type=int, metavar="N", default=0, help="after the handshake, send N pings through the tunnel (netns only)")
+    run.add_argument("--datapath", choices=["auto", "kernel", "userspace"], default="auto", help="how the lab installs Child SAs (default: probe the kernel)")
     run.add_argument("--pcap", type=Path, metavar="FILE", help="write an annotated pcapng and Wireshark's decryption tables beside it")
 
     keys = sub.add_parser("keys", help="compute IKE keys from given inputs (check your own arithmetic)")
@@ -53,6 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
     v2.add_argument("--integ", metavar="NAME", help="integrity keyword, sets SK_a's length (default sha256; none for AEAD)")
     v2.add_argument("--json", action="store_true", help="print a JSON object keyed SKEYSEED, SK_d, ...")
 
+    lab = sub.add_parser("lab", help="manage the namespace lab")
+    lab_sub = lab.add_subparsers(dest="action", required=True)
+    clean = lab_sub.add_parser("cleanup", help="remove namespaces and processes left by killed runs")
+    clean.add_argument("--all", action="store_true", help="also remove those of runs that are still alive")
+    sub.add_parser("doctor", help="check privileges, namespaces, TUN, kernel ESP and tools")
+
     lessons = sub.add_parser("lessons", help="list the lessons, or check a lesson file")
     lessons_sub = lessons.add_subparsers(dest="action")
     check = lessons_sub.add_parser("check", help="validate a lesson file")
@@ -60,7 +73,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminate(signum, frame) -> None:
+    # SIGTERM unwinds like Ctrl-C, so every `with` block of the lab removes what it made.
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
+    import signal
+
+    signal.signal(signal.SIGTERM, _terminate)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -70,6 +91,12 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_keys_ikev2(args)
         if args.command == "lessons":
             return cmd_lessons(args)
+        if args.command == "lab":
+            return cmd_lab_cleanup(args)
+        if args.command == "doctor":
+            from ikelab.lab.doctor import run_doctor
+
+            return run_doctor()
         return cmd_default()
     except UsageError as e:
         print(f"ikelab: error: {e}", file=sys.stderr)
@@ -137,11 +164,35 @@ def cmd_keys_ikev2(args) -> int:
     return 0
 
 
+def cmd_lab_cleanup(args) -> int:
+    from ikelab.lab.lab import missing_privileges
+    from ikelab.lab.netns import cleanup
+
+    problem = missing_privileges()
+    if problem:
+        raise UsageError(f"cannot clean up: {problem}")
+    removed = cleanup(include_live=args.all)
+    print("\n".join(f"removed {n}" for n in removed) or "nothing to clean up")
+    return 0
+
+
+def _pick_transport(args) -> tuple[str, str | None]:
+    """The transport to use, and a message when the lab cannot start and loopback stands in."""
+    from ikelab.lab.lab import missing_privileges
+
+    if args.transport in ("memory", "loopback"):
+        if args.ping:
+            raise UsageError(f"--ping needs the namespace lab; --transport {args.transport} has no datapath")
+        return args.transport, None
+    problem = missing_privileges()
+    if problem is None:
+        return "netns", None
+    if args.transport == "netns" or args.ping:
+        raise UsageError(f"the lab cannot start: {problem}")
+    return "loopback", f"the lab cannot start ({problem}); running over loopback UDP instead: no namespaces, no datapath, no ping stage"
+
+
 def cmd_run(args) -> int:
-    from ikelab.export.capture import export_capture
-    from ikelab.export.transcript import render_jsonl, render_text
-    from ikelab.lab.session import Session
-    from ikelab.lab.transports import LoopbackTransport, MemoryTransport, TransportError
     from ikelab.lessons import LessonError, load_lesson
 
     try:
@@ -152,37 +203,111 @@ def cmd_run(args) -> int:
         print(SEED_WARNING.format(seed=args.seed), file=sys.stderr)
     if not args.headless:
         print("ikelab: the terminal UI is not part of this version yet; running headless.", file=sys.stderr)
+    if args.ping < 0:
+        raise UsageError("--ping takes a count of 0 or more")
+    transport, fallback = _pick_transport(args)
+    if fallback:
+        print(f"ikelab: {fallback}", file=sys.stderr)
+    if transport == "netns":
+        return _run_in_lab(args, lesson)
+    return _run_plain(args, lesson, transport)
+
+
+def _run_plain(args, lesson, transport_name: str) -> int:
+    from ikelab.lab.manual import ManualSession
+    from ikelab.lab.session import Session
+    from ikelab.lab.transports import LoopbackTransport, MemoryTransport, TransportError
+
     try:
-        if args.transport == "loopback":
+        if transport_name == "loopback":
             transport = LoopbackTransport([p.name for p in lesson.peers])
         else:
             transport = MemoryTransport({p.name: p.address for p in lesson.peers})
     except TransportError as e:
         raise UsageError(str(e)) from None
     try:
-        session = Session(lesson, transport, seed=args.seed)
-        outcome = session.run()
+        session = ManualSession(lesson) if lesson.manual else Session(lesson, transport, seed=args.seed)
+        session.run()
     finally:
         transport.close()
+    _report(args, session, transport.name)
+    if args.pcap:
+        _export(args.pcap, session, lesson)
+    return 0 if session.outcome.success else 3
+
+
+def _run_in_lab(args, lesson) -> int:
+    import tempfile
+
+    from ikelab.lab.lab import Lab
+    from ikelab.lab.manual import ManualSession
+    from ikelab.lab.netns import LabError
+    from ikelab.lab.session import Session
+    from ikelab.trace import CommandEvent, NoteEvent, PingEvent
+
+    with tempfile.TemporaryDirectory(prefix="ikelab-capture-") as scratch:
+        raw_capture = Path(scratch) / "veth.pcap" if args.pcap else None
+        try:
+            with Lab(lesson, capture=raw_capture, prefer_datapath=args.datapath) as lab:
+                if lesson.manual:
+                    session = ManualSession(lesson, datapath=lab.datapath, namespaces=lab.namespaces)
+                else:
+                    session = Session(lesson, lab.transport, seed=args.seed, datapath=lab.datapath, namespaces=lab.namespaces)
+                trace = session.trace
+                trace.emit(CommandEvent("lab", 0.0, "build the lab: two namespaces joined by a veth pair", list(lab.commands), True))
+                trace.emit(NoteEvent("lab", 0.0, "info", f"datapath: {lab.datapath.name} ({lab.datapath.reason})"))
+                session.run()
+                if args.ping and session.outcome.success and all(session.outcome.children.values()):
+                    def on_line(line: str) -> None:
+                        counters = {side: lab.datapath.counters(side) for side in lab.namespaces}
+                        trace.emit(PingEvent("lab", session.clock, line, counters))
+
+                    result = lab.ping(args.ping, on_line)
+                    trace.emit(NoteEvent("lab", session.clock, "info" if result.received == result.transmitted else "warning",
+                                         f"ping: {result.received} of {result.transmitted} replies through the tunnel"))
+                elif args.ping:
+                    trace.emit(NoteEvent("lab", session.clock, "warning", "no ping: the Child SAs are not up on both sides"))
+                lab.stop_capture()
+                _report(args, session, "netns")
+                if args.pcap:
+                    _export(args.pcap, session, lesson, raw_capture)
+        except LabError as e:
+            raise UsageError(f"the lab failed: {e}") from None
+    return 0 if session.outcome.success else 3
+
+
+def _report(args, session, transport_name: str) -> None:
+    from ikelab.export.transcript import render_counters, render_jsonl, render_text
+    from ikelab.trace import PingEvent
 
     if args.json:
         print(render_jsonl(session.trace))
-    else:
-        print(f"== {lesson.title} ({lesson.slug}), transport {transport.name}" + (f", seed {args.seed}" if args.seed is not None else ""))
-        print(render_text(session.trace))
-        print()
-        print(summary(session))
-    if args.pcap:
-        written = export_capture(args.pcap, session.trace, lesson)
-        print(f"wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
-    return 0 if outcome.success else 3
+        return
+    lesson = session.lesson
+    print(f"== {lesson.title} ({lesson.slug}), transport {transport_name}" + (f", seed {args.seed}" if args.seed is not None else ""))
+    print(render_text(session.trace))
+    print()
+    print(summary(session))
+    pings = session.trace.of(PingEvent)
+    if pings:
+        print("ESP counters after the ping:")
+        print(render_counters(pings[-1].counters))
+
+
+def _export(path: Path, session, lesson, captured: Path | None = None) -> None:
+    from ikelab.export.capture import export_capture
+
+    written = export_capture(path, session.trace, lesson, captured)
+    print(f"wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
 
 
 def summary(session) -> str:
     outcome = session.outcome
     lines = []
     for name in session.peers:
-        if name in outcome.failures:
+        if outcome.manual:
+            lines.append(f"{name}: {len(outcome.children[name])} manually keyed Child SA(s) installed, no IKE")
+        elif name in outcome.failures:
             f = outcome.failures[name]
             lines.append(f"{name}: IKE SA failed" + (f" ({f.notify})" if f.notify else "") + f": {f.reason}")
         elif outcome.ike_up.get(name):

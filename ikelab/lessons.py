@@ -39,14 +39,31 @@ class PeerSpec:
     name: str  # "left" or "right"
     role: str  # "initiator" or "responder"
     address: str  # outer address on the link
-    identity: Identity
-    remote_identity: Identity | None
-    psk: bytes
-    ike: tuple[ProposalSpec, ...]
-    esp: tuple[ProposalSpec, ...]
     local_ts: tuple[str, ...]
     remote_ts: tuple[str, ...]
     protected: str  # the protected host address ping uses
+    # IKE settings; absent in a manually keyed lesson
+    identity: Identity | None = None
+    remote_identity: Identity | None = None
+    psk: bytes = b""
+    ike: tuple[ProposalSpec, ...] = ()
+    esp: tuple[ProposalSpec, ...] = ()
+
+
+@dataclass(frozen=True)
+class ManualDirection:
+    """One direction of a manually keyed tunnel: what both sides must type identically."""
+
+    spi: bytes
+    encryption_key: bytes
+    integrity_key: bytes
+
+
+@dataclass(frozen=True)
+class ManualKeys:
+    esp: ProposalSpec
+    left_to_right: ManualDirection
+    right_to_left: ManualDirection
 
 
 @dataclass(frozen=True)
@@ -66,6 +83,11 @@ class Lesson:
     right: PeerSpec
     steps: tuple[StepText, ...] = ()
     checkpoints: tuple[str, ...] = ()
+    manual: ManualKeys | None = None  # static SAs, no IKE at all
+
+    @property
+    def keying(self) -> str:
+        return "manual" if self.manual else "ike"
 
     @property
     def peers(self) -> tuple[PeerSpec, PeerSpec]:
@@ -181,42 +203,90 @@ class _Parser:
         except ValueError as e:
             raise self.error(key, str(e)) from None
 
-    def peer(self, data: dict, name: str) -> PeerSpec:
+    def peer(self, data: dict, name: str, *, manual: bool) -> PeerSpec:
         table = data.get(name)
         if not isinstance(table, dict):
             raise self.error(name, f"missing table [{name}] describing the {name} peer")
         w = f"{name}."
-        known = {"role", "address", "id", "remote_id", "psk", "ike", "esp", "local_ts", "remote_ts", "protected"}
+        known = {"role", "address", "local_ts", "remote_ts", "protected"}
+        if not manual:
+            known |= {"id", "remote_id", "psk", "ike", "esp"}
         for key in table:
             if key not in known:
-                raise self.error(w + key, f"unknown setting (known: {', '.join(sorted(known))})")
+                hint = " (a manually keyed lesson has no IKE settings)" if manual else ""
+                raise self.error(w + key, f"unknown setting{hint} (known: {', '.join(sorted(known))})")
         role = self._str(table, "role", w)
         if role not in ("initiator", "responder"):
             raise self.error(w + "role", f"must be 'initiator' or 'responder', not {role!r}")
-        remote_id = table.get("remote_id")
-        return PeerSpec(
+        common = dict(
             name=name,
             role=role,
             address=self._documentation(w + "address", self._str(table, "address", w), network=False),
+            local_ts=tuple(self._documentation(w + "local_ts", n, network=True) for n in self._str_list(table, "local_ts", w)),
+            remote_ts=tuple(self._documentation(w + "remote_ts", n, network=True) for n in self._str_list(table, "remote_ts", w)),
+            protected=self._documentation(w + "protected", self._str(table, "protected", w), network=False),
+        )
+        if manual:
+            return PeerSpec(**common)
+        remote_id = table.get("remote_id")
+        return PeerSpec(
+            **common,
             identity=self._identity(w + "id", self._str(table, "id", w)),
             remote_identity=self._identity(w + "remote_id", self._str(table, "remote_id", w)) if remote_id is not None else None,
             psk=self._str(table, "psk", w).encode(),
             ike=self._proposals(table, "ike", w, ike=True),
             esp=self._proposals(table, "esp", w, ike=False),
-            local_ts=tuple(self._documentation(w + "local_ts", n, network=True) for n in self._str_list(table, "local_ts", w)),
-            remote_ts=tuple(self._documentation(w + "remote_ts", n, network=True) for n in self._str_list(table, "remote_ts", w)),
-            protected=self._documentation(w + "protected", self._str(table, "protected", w), network=False),
         )
 
+    def _hex(self, table: dict, key: str, where: str, length: int) -> bytes:
+        text = self._str(table, key, where)
+        try:
+            value = bytes.fromhex(text.lower().removeprefix("0x").replace(":", "").replace(" ", ""))
+        except ValueError:
+            raise self.error(where + key, f"{text!r} is not hexadecimal") from None
+        if len(value) != length:
+            raise self.error(where + key, f"must be {length} bytes ({2 * length} hex digits), not {len(value)}")
+        return value
+
+    def manual(self, data: dict) -> ManualKeys:
+        table = data.get("manual")
+        if not isinstance(table, dict):
+            raise self.error("manual", "a lesson with keying = \"manual\" needs a [manual] table with esp and both directions' keys")
+        spec = self._proposals(table, "esp", "manual.", ike=False)[0]
+        if spec.dh:
+            raise self.error("manual.esp", "manual keying has no Diffie-Hellman: remove the DH group")
+        cipher, integ = spec.encryption[0], spec.integrity[0] if spec.integrity else None
+        directions = {}
+        for key in ("left_to_right", "right_to_left"):
+            d = table.get(key)
+            w = f"manual.{key}."
+            if not isinstance(d, dict):
+                raise self.error(f"manual.{key}", "missing table with spi, encryption_key and integrity_key")
+            spi = self._hex(d, "spi", w, 4)
+            if int.from_bytes(spi, "big") < 256:
+                raise self.error(w + "spi", "SPIs 0 to 255 are reserved (RFC 4303 §2.1)")
+            directions[key] = ManualDirection(
+                spi=spi,
+                encryption_key=self._hex(d, "encryption_key", w, cipher.key_length),
+                integrity_key=self._hex(d, "integrity_key", w, integ.key_length) if integ else b"",
+            )
+        if directions["left_to_right"].spi == directions["right_to_left"].spi:
+            raise self.error("manual.right_to_left.spi", "each direction needs its own SPI")
+        return ManualKeys(spec, directions["left_to_right"], directions["right_to_left"])
+
     def lesson(self, data: dict) -> Lesson:
-        known = {"title", "slug", "summary", "ike_version", "left", "right", "step", "checkpoint"}
+        known = {"title", "slug", "summary", "ike_version", "keying", "left", "right", "manual", "step", "checkpoint"}
         for key in data:
             if key not in known:
                 raise self.error(key, f"unknown setting (known: {', '.join(sorted(known))})")
+        keying = data.get("keying", "ike")
+        if keying not in ("ike", "manual"):
+            raise self.error("keying", f"must be 'ike' or 'manual', not {keying!r}")
+        manual = keying == "manual"
         version = data.get("ike_version", 2)
         if version != 2:
             raise self.error("ike_version", f"IKE version {version!r} is not supported yet (only 2)")
-        left, right = self.peer(data, "left"), self.peer(data, "right")
+        left, right = self.peer(data, "left", manual=manual), self.peer(data, "right", manual=manual)
         if {left.role, right.role} != {"initiator", "responder"}:
             raise self.error("right.role", "one peer must be the initiator and the other the responder")
         if left.address == right.address:
@@ -241,6 +311,7 @@ class _Parser:
             right=right,
             steps=tuple(steps),
             checkpoints=tuple(checkpoints),
+            manual=self.manual(data) if manual else None,
         )
 
 

@@ -217,6 +217,25 @@ class IkeSaEvent(Event):
 
 
 @dataclass
+class CommandEvent(Event):
+    """Commands of the lab: run for real (`executed`), or shown as the equivalent a student could type."""
+
+    kind: ClassVar[str] = "commands"
+    purpose: str
+    commands: list[str]
+    executed: bool
+
+
+@dataclass
+class PingEvent(Event):
+    """One line of the live ping, and the ESP counters of both peers at that moment."""
+
+    kind: ClassVar[str] = "ping"
+    line: str
+    counters: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class NoteEvent(Event):
     """Anything else a student should see: a dropped datagram and why, a retransmission, a failure."""
 

@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 IKELAB=${IKELAB:-.venv/bin/ikelab}
-"$IKELAB" run ikev2-psk --headless --seed 1 --pcap pcaps/ikev2-psk.pcapng >/dev/null
+"$IKELAB" run ikev2-psk --headless --seed 1 --transport memory --pcap pcaps/ikev2-psk.pcapng >/dev/null

@@ -60,3 +60,27 @@ def messages(session: Session, direction: str = "sent") -> list[MessageEvent]:
 
 def needs_tshark():
     return pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed (scripts/setup.sh installs it)")
+
+
+def lab_can_run() -> str | None:
+    from ikelab.lab.lab import missing_privileges
+
+    return missing_privileges()
+
+
+def needs_lab():
+    reason = lab_can_run()
+    return pytest.mark.skipif(reason is not None, reason=f"the namespace lab cannot run here: {reason}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_namespace_left_behind():
+    """After the whole suite, no namespace of this test process may remain."""
+    yield
+    if lab_can_run() is None:
+        import os
+
+        from ikelab.lab.netns import ikelab_namespaces
+
+        ours = [n for n in ikelab_namespaces() if n.startswith(f"ikelab-{os.getpid()}x")]
+        assert not ours, f"namespaces left behind: {ours}"

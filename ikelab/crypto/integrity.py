@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cryptography.hazmat.primitives import hashes, hmac
 from cryptography.hazmat.primitives.constant_time import bytes_eq
 
 from ikelab.crypto.errors import UnknownAlgorithm
@@ -45,3 +46,27 @@ def integrity(number: int) -> Integrity:
         return INTEGRITY[number]
     except KeyError:
         raise UnknownAlgorithm("integrity algorithm", number, INTEGRITY) from None
+
+
+class KeyedIntegrity:
+    """An integrity algorithm bound to one key, for per-packet use (ESP): the HMAC key is
+    processed once and copied per message, rather than rebuilt as `Integrity.compute` does."""
+
+    def __init__(self, integrity: Integrity, key: bytes) -> None:
+        if len(key) != integrity.key_length:
+            raise ValueError(
+                f"{integrity.description} needs a {integrity.key_length}-byte key, got {len(key)}"
+            )
+        self.integrity = integrity
+        self.icv_length = integrity.icv_length
+        # The strongSwan keywords are the hash class names: sha256 -> hashes.SHA256.
+        self._keyed = hmac.HMAC(key, getattr(hashes, integrity.name.upper())())
+
+    def compute(self, data: bytes) -> bytes:
+        """The truncated ICV; data may be any bytes-like object (a memoryview saves a copy)."""
+        mac = self._keyed.copy()
+        mac.update(data)
+        return mac.finalize()[: self.icv_length]
+
+    def verify(self, data: bytes, icv: bytes) -> bool:
+        return bytes_eq(self.compute(data), icv)  # constant time: no timing oracle

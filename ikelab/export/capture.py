@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ikelab.export.pcap import wire_messages, write_pcapng
+from ikelab.export.pcap import annotate_captured, wire_messages, write_pcapng
 from ikelab.export.wireshark import write_profile
 from ikelab.lessons import Lesson
 from ikelab.trace import Trace
@@ -27,15 +27,18 @@ Wireshark:  WIRESHARK_CONFIG_DIR={profile} wireshark {capture}
 tshark:     WIRESHARK_CONFIG_DIR={profile} tshark -r {capture} -V
             WIRESHARK_CONFIG_DIR={profile} tshark -r {capture} -Y isakmp.enc.decrypted -T fields -e frame.comment
 
-The frames carry the exact datagrams the peers sent; with the memory and loopback transports the
-link layer and timestamps are made by ikelab (the clock is the run's virtual clock from {epoch}).
+{origin}
 """
 
 
-def export_capture(path: Path, trace: Trace, lesson: Lesson) -> list[Path]:
+def export_capture(path: Path, trace: Trace, lesson: Lesson, captured: Path | None = None) -> list[Path]:
+    """Write the capture: from a real one (`captured`, the lab's tcpdump) or rebuilt from the trace."""
     path = Path(path)
     narratives = {s.match: s.text for s in lesson.steps}
-    write_pcapng(path, trace, narratives)
+    if captured is not None:
+        annotate_captured(captured, path, trace, narratives)
+    else:
+        write_pcapng(path, trace, narratives)
     profile = path.with_suffix(".wireshark")
     ports = []
     for event in wire_messages(trace):
@@ -45,7 +48,10 @@ def export_capture(path: Path, trace: Trace, lesson: Lesson) -> list[Path]:
                 ports.append(port)
     written = [path] + write_profile(profile, trace, ports)
     note = profile / "README.txt"
-    note.write_text(
-        NOTE.format(capture=path.name, profile=profile.name, title=lesson.title, slug=lesson.slug, epoch="2026-01-01 00:00:00 UTC")
-    )
+    if captured is not None:
+        origin = "Captured for real by tcpdump on the lab's veth: IKE, then the ESP packets of the ping."
+    else:
+        origin = ("The frames carry the exact datagrams the peers sent; the link layer and timestamps are made by\n"
+                  "ikelab (memory or loopback transport; the clock is the run's virtual clock from 2026-01-01 UTC).")
+    note.write_text(NOTE.format(capture=path.name, profile=profile.name, title=lesson.title, slug=lesson.slug, origin=origin))
     return written + [note]

@@ -16,7 +16,7 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 from scapy.utils import wrpcapng
 
-from ikelab.trace import MessageEvent, Trace
+from ikelab.trace import ChildSaEvent, MessageEvent, Trace
 
 EPOCH = 1767225600.0  # 2026-01-01T00:00:00Z: the virtual clock's zero in captures
 NAMES = {"left": 1, "right": 2}
@@ -63,6 +63,48 @@ def comments(event: MessageEvent, narrative: str = "") -> list[str]:
     return lines
 
 
+def _narrative(event: MessageEvent, narratives: dict[str, str]) -> str:
+    key = f"{event.exchange} {'response' if event.is_response else 'request'}"
+    return narratives.get(key, "") if event.direction == "sent" else ""
+
+
+def esp_comments(spi: bytes, seq: int, trace: Trace) -> list[str]:
+    for e in trace.of(ChildSaEvent):
+        for direction in (e.outbound, e.inbound):
+            if direction["spi"] == spi.hex():
+                return [
+                    f"ESP, SPI 0x{spi.hex()}, sequence number {seq}: Child SA '{e.name}' {direction['src']} -> {direction['dst']}",
+                    f"Encrypted with {direction['cipher']}" + (f", integrity by {direction['integrity']}" if direction["integrity"] else "")
+                    + "; keys in esp_sa beside this capture (KEYMAT = prf+(SK_d, Ni | Nr)).",
+                    f"Inside: a packet between {', '.join(e.local_ts)} and {', '.join(e.remote_ts)} (tunnel mode).",
+                ]
+    return [f"ESP, SPI 0x{spi.hex()}, sequence number {seq}: no Child SA of this run has this SPI"]
+
+
+def annotate_captured(source: Path, path: Path, trace: Trace, narratives: dict[str, str] | None = None) -> int:
+    """Add comments to a real capture (tcpdump on the lab's veth) and write it as pcapng."""
+    from scapy.utils import rdpcap
+
+    narratives = narratives or {}
+    by_data = {}
+    for event in wire_messages(trace):
+        by_data.setdefault(event.data, event)
+    packets = list(rdpcap(str(source)))
+    for packet in packets:
+        lines: list[str] = []
+        if packet.haslayer(UDP) and bytes(packet[UDP].payload) in by_data:
+            event = by_data.pop(bytes(packet[UDP].payload))
+            lines = comments(event, _narrative(event, narratives))
+        elif packet.haslayer(IP) and packet[IP].proto == 50:
+            esp = bytes(packet[IP].payload)
+            if len(esp) >= 8:
+                lines = esp_comments(esp[:4], int.from_bytes(esp[4:8], "big"), trace)
+        packet.comments = [line.encode() for line in lines] or None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wrpcapng(str(path), packets)
+    return len(packets)
+
+
 def write_pcapng(path: Path, trace: Trace, narratives: dict[str, str] | None = None) -> int:
     """Write the capture; `narratives` maps "IKE_SA_INIT request" to the lesson's text for it."""
     narratives = narratives or {}
@@ -70,9 +112,7 @@ def write_pcapng(path: Path, trace: Trace, narratives: dict[str, str] | None = N
     for event in wire_messages(trace):
         receiver = "right" if event.peer == "left" else "left"
         packet = frame(event, receiver)
-        key = f"{event.exchange} {'response' if event.is_response else 'request'}"
-        narrative = narratives.get(key, "") if event.direction == "sent" else ""
-        packet.comments = [line.encode() for line in comments(event, narrative)]
+        packet.comments = [line.encode() for line in comments(event, _narrative(event, narratives))]
         packet.time = EPOCH + event.time
         packets.append(packet)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,7 @@ from typing import Iterable
 from ikelab.trace import (
     AuthEvent,
     ChildSaEvent,
+    CommandEvent,
     DhKeyPairEvent,
     DhSharedEvent,
     Event,
@@ -16,6 +17,7 @@ from ikelab.trace import (
     IkeSaEvent,
     MessageEvent,
     NoteEvent,
+    PingEvent,
     PrfEvent,
     PrfPlusEvent,
     ProposalEvent,
@@ -109,6 +111,11 @@ def render_event(e: Event) -> str:
     if isinstance(e, IkeSaEvent):
         text = f"{who} IKE SA {e.spi_i.hex()}_i {e.spi_r.hex()}_r {e.state.upper()}"
         return text + (f" ({e.algorithms})" if e.algorithms else "") + (f": {e.reason}" if e.reason else "")
+    if isinstance(e, CommandEvent):
+        how = "runs" if e.executed else "equivalent commands"
+        return f"{who} {e.purpose} ({how}):\n" + "\n".join(f"{INDENT}{c}" for c in e.commands)
+    if isinstance(e, PingEvent):
+        return f"{who} {e.line}"
     if isinstance(e, NoteEvent):
         mark = {"info": "", "warning": "warning: ", "error": "ERROR: "}.get(e.level, "")
         return f"{who} {mark}" + "\n".join(textwrap.wrap(e.text, 110, subsequent_indent=INDENT * 2))
@@ -121,3 +128,19 @@ def render_text(events: Iterable[Event]) -> str:
 
 def render_jsonl(events: Iterable[Event]) -> str:
     return "\n".join(json.dumps(e.to_dict(), sort_keys=False) for e in events)
+
+
+def render_counters(counters: dict[str, dict]) -> str:
+    """Per-SA ESP counters of each side, as the last ping line saw them."""
+    lines = []
+    for side, c in counters.items():
+        for direction in ("outbound", "inbound"):
+            for spi, n in (c.get(direction) or {}).items():
+                lines.append(
+                    f"{side:>5} {direction:8} SPI 0x{spi}: {n['packets']} packets, {n['bytes']} bytes, "
+                    f"{n['replay_drops']} replay drops, {n['integrity_failures']} integrity failures"
+                )
+        dropped = {k: v for k, v in (c.get("dropped") or {}).items() if v}
+        if dropped:
+            lines.append(f"{side:>5} dropped before ESP: " + ", ".join(f"{k} {v}" for k, v in dropped.items()))
+    return "\n".join(lines)

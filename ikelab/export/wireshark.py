@@ -100,7 +100,11 @@ def write_profile(directory: Path, trace: Trace, decode_as_ports: list[int]) -> 
         path.write_text(HEADER + "".join(r + "\n" for r in records))
         written.append(path)
     preferences = directory / "preferences"
-    preferences.write_text("# ikelab: let Wireshark decrypt ESP with the esp_sa table\nesp.enable_encryption_decode: TRUE\n")
+    preferences.write_text(
+        "# ikelab: let Wireshark decrypt ESP with the esp_sa table and check each packet's ICV\n"
+        "esp.enable_encryption_decode: TRUE\n"
+        "esp.enable_authentication_check: TRUE\n"
+    )
     written.append(preferences)
     if decode_as_ports:
         decode_as = directory / "decode_as_entries"

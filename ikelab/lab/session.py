@@ -18,7 +18,9 @@ from ikelab.ikev2.engine import Ikev2Peer
 from ikelab.lab.transports import Transport
 from ikelab.lessons import Lesson, PeerSpec
 from ikelab.rng import RandomSource, SeededRandom, SystemRandom
-from ikelab.trace import NoteEvent, Trace
+from ikelab.lab import xfrm
+from ikelab.lab.datapath import KernelXfrm, command_text
+from ikelab.trace import CommandEvent, NoteEvent, Trace
 
 HOP_TIME = 0.001  # virtual seconds a datagram spends between the peers
 
@@ -51,15 +53,34 @@ class Outcome:
     failures: dict[str, IkeSaFailed] = field(default_factory=dict)
     children: dict[str, list[ChildSa]] = field(default_factory=dict)
 
+    manual: bool = False  # static SAs: success means both sides have them
+
     @property
     def success(self) -> bool:
+        if self.manual:
+            return bool(self.children) and all(self.children.values())
         return bool(self.ike_up) and all(self.ike_up.values()) and not self.failures
 
 
+def install_child(trace: Trace, clock: float, datapath, namespaces: dict[str, str], peer: str, child: ChildSa) -> None:
+    """Hand a Child SA to the datapath and show the `ip xfrm` commands that install it in a kernel."""
+    namespace = namespaces.get(peer)
+    equivalent = [command_text(c) for c in xfrm.child_sa_commands(namespace, child)]
+    if datapath is None:
+        trace.emit(CommandEvent(peer, clock, f"install Child SA {child.name} in a kernel (this transport has no datapath)", equivalent, False))
+        return
+    executed = datapath.install(peer, child)
+    trace.emit(CommandEvent(peer, clock, f"install Child SA {child.name}: {datapath.name}", executed, True))
+    if not isinstance(datapath, KernelXfrm):
+        trace.emit(CommandEvent(peer, clock, "the same Child SA in the kernel (ip xfrm), for reference", equivalent, False))
+
+
 class Session:
-    def __init__(self, lesson: Lesson, transport: Transport, seed: int | None = None) -> None:
+    def __init__(self, lesson: Lesson, transport: Transport, seed: int | None = None, datapath=None, namespaces: dict[str, str] | None = None) -> None:
         self.lesson = lesson
         self.transport = transport
+        self.datapath = datapath  # installs Child SAs for real (the lab), or None
+        self.namespaces = namespaces or {}
         self.seed = seed
         self.trace = Trace()
         self.clock = 0.0
@@ -127,15 +148,21 @@ class Session:
         self.steps.append(step)
         return step
 
+    def _install(self, peer: str, child: ChildSa) -> None:
+        install_child(self.trace, self.clock, self.datapath, self.namespaces, peer, child)
+
     def _apply(self, peer: str, effects: list) -> None:
         for effect in effects:
             if isinstance(effect, Send):
                 self._queue.append(effect)
             elif isinstance(effect, InstallChildSa):
                 self.outcome.children[peer].append(effect.child)
+                self._install(peer, effect.child)
             elif isinstance(effect, DeleteChildSa):
                 if effect.child in self.outcome.children[peer]:
                     self.outcome.children[peer].remove(effect.child)
+                if self.datapath is not None:
+                    self.datapath.remove(peer, effect.child)
             elif isinstance(effect, IkeSaUp):
                 self.outcome.ike_up[peer] = True
             elif isinstance(effect, IkeSaFailed):

@@ -58,23 +58,15 @@ class TransportError(RuntimeError):
     pass
 
 
-class LoopbackTransport:
-    """One UDP socket per peer on 127.0.0.1 with a port the kernel picks (port 500 needs root)."""
+class UdpTransport:
+    """One bound UDP socket per peer; the stepper sends from one and reads on the other."""
 
-    name = "loopback"
+    name = "udp"
     RECEIVE_TIMEOUT = 2.0
 
-    def __init__(self, peers: list[str]) -> None:
-        self._sockets: dict[str, socket.socket] = {}
-        try:
-            for peer in peers:
-                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                self._sockets[peer] = sock
-                sock.bind(("127.0.0.1", 0))
-        except OSError as e:
-            self.close()
-            raise TransportError(f"cannot open a UDP socket on 127.0.0.1: {e}") from None
-        self._endpoints = {peer: Endpoint(*s.getsockname()) for peer, s in self._sockets.items()}
+    def __init__(self, sockets: dict[str, socket.socket]) -> None:
+        self._sockets = sockets
+        self._endpoints = {peer: Endpoint(*s.getsockname()[:2]) for peer, s in sockets.items()}
 
     def endpoint(self, peer: str) -> Endpoint:
         return self._endpoints[peer]
@@ -86,15 +78,46 @@ class LoopbackTransport:
         sender, receiver = self._peer_at(send.src), self._peer_at(send.dst)
         if sender is None or receiver is None:
             return None
-        self._sockets[sender].sendto(send.data, tuple(send.dst))
+        try:
+            self._sockets[sender].sendto(send.data, tuple(send.dst))
+        except OSError:
+            return None  # e.g. unreachable: to the peers it is a lost datagram
         sock = self._sockets[receiver]
         ready, _, _ = select.select([sock], [], [], self.RECEIVE_TIMEOUT)
         if not ready:
             return None
         data, addr = sock.recvfrom(65535)
-        return Delivery(data, Endpoint(*addr), self._endpoints[receiver])
+        return Delivery(data, Endpoint(*addr[:2]), self._endpoints[receiver])
 
     def close(self) -> None:
         for sock in self._sockets.values():
             sock.close()
         self._sockets.clear()
+
+
+def bound_udp_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+class LoopbackTransport(UdpTransport):
+    """UDP on 127.0.0.1 with ports the kernel picks (port 500 needs root): no privileges needed."""
+
+    name = "loopback"
+
+    def __init__(self, peers: list[str]) -> None:
+        sockets: dict[str, socket.socket] = {}
+        try:
+            for peer in peers:
+                sockets[peer] = bound_udp_socket("127.0.0.1", 0)
+        except OSError as e:
+            for sock in sockets.values():
+                sock.close()
+            raise TransportError(f"cannot open a UDP socket on 127.0.0.1: {e}") from None
+        super().__init__(sockets)

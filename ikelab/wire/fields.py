@@ -2,22 +2,69 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
 from enum import Enum
 
 
-@dataclass
 class Field:
-    """One decoded field, or a group of them (a payload, a proposal, a transform)."""
+    """One decoded field, or a group of them (a payload, a proposal, a transform).
 
-    name: str
-    start: int  # absolute offset of the first byte
-    end: int  # exclusive
-    value: object = None  # the raw decoded value: int, bytes, str or None for groups
-    display: str = ""  # human text for the value
-    note: str = ""  # what the field means, for students
-    children: list[Field] = field(default_factory=list)
+    Behaves like a dataclass of (name, start, end, value, display, note, children), with one
+    difference made for speed: `show`, if given, computes `display` from `value` when it is first
+    read, so decoding does not format text that only a person looking at the tree needs.
+    Hand-written (with __slots__) because a dataclass cannot hold a lazy attribute cheaply.
+    """
+
+    __slots__ = ("name", "start", "end", "value", "_display", "_show", "note", "children")
+    __match_args__ = ("name", "start", "end", "value", "display", "note", "children")
+
+    def __init__(
+        self,
+        name: str,
+        start: int,  # absolute offset of the first byte
+        end: int,  # exclusive
+        value: object = None,  # the raw decoded value: int, bytes, str or None for groups
+        display: str = "",  # human text for the value
+        note: str = "",  # what the field means, for students
+        children: list[Field] | None = None,
+        show: Callable[[object], str] | None = None,  # display = show(value), computed on first read
+    ) -> None:
+        self.name = name
+        self.start = start
+        self.end = end
+        self.value = value
+        self._display = display
+        self._show = show
+        self.note = note
+        self.children = [] if children is None else children
+
+    @property
+    def display(self) -> str:
+        if self._show is not None:
+            self._display = self._show(self.value)
+            self._show = None
+        return self._display
+
+    @display.setter
+    def display(self, text: str) -> None:
+        self._display = text
+        self._show = None
+
+    def _astuple(self) -> tuple:
+        return (self.name, self.start, self.end, self.value, self.display, self.note, self.children)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._astuple() == other._astuple()
+
+    __hash__ = None  # mutable, like a dataclass with eq
+
+    def __repr__(self) -> str:
+        return (
+            f"Field(name={self.name!r}, start={self.start!r}, end={self.end!r}, value={self.value!r}, "
+            f"display={self.display!r}, note={self.note!r}, children={self.children!r})"
+        )
 
     def walk(self) -> Iterator[Field]:
         """Depth first, self included."""

@@ -156,23 +156,24 @@ TS_LENGTHS = {TsType.TS_IPV4_ADDR_RANGE: 16, TsType.TS_IPV6_ADDR_RANGE: 40}
 
 
 def _decode_selector(r: Reader, index: int) -> TrafficSelector:
-    with r.group(f"Traffic Selector #{index}") as group:
-        ts_type = r.u8("TS Type", show=enum_display(TsType))
-        if ts_type not in TS_LENGTHS:
-            raise r.error_at(r.last, f"unsupported traffic selector type {ts_type}")
-        protocol = r.u8("IP Protocol ID", note="0 = any protocol, else e.g. 1 ICMP, 6 TCP, 17 UDP.")
-        length = r.u16("Selector Length")
-        if length != TS_LENGTHS[ts_type]:
-            raise r.error_at(
-                r.last, f"length {length} is wrong for {name_of(TsType, ts_type)} (must be {TS_LENGTHS[ts_type]})"
-            )
-        start_port = r.u16("Start Port")
-        end_port = r.u16("End Port", note="0-65535 = any port; 65535-0 = OPAQUE (ports not visible).")
-        size = (length - 8) // 2
-        start = r.raw("Starting Address", size, show=ip_display)
-        end = r.raw("Ending Address", size, show=ip_display)
-        if start > end:  # same-length big-endian bytes compare like the addresses
-            raise r.error_at(r.last, f"start address {ip_display(start)} is above end address {ip_display(end)}")
+    group = r.open_group(f"Traffic Selector #{index}")
+    ts_type = r.u8("TS Type", show=enum_display(TsType))
+    if ts_type not in TS_LENGTHS:
+        raise r.error_at(r.last, f"unsupported traffic selector type {ts_type}")
+    protocol = r.u8("IP Protocol ID", note="0 = any protocol, else e.g. 1 ICMP, 6 TCP, 17 UDP.")
+    length = r.u16("Selector Length")
+    if length != TS_LENGTHS[ts_type]:
+        raise r.error_at(
+            r.last, f"length {length} is wrong for {name_of(TsType, ts_type)} (must be {TS_LENGTHS[ts_type]})"
+        )
+    start_port = r.u16("Start Port")
+    end_port = r.u16("End Port", note="0-65535 = any port; 65535-0 = OPAQUE (ports not visible).")
+    size = (length - 8) // 2
+    start = r.raw("Starting Address", size, show=ip_display)
+    end = r.raw("Ending Address", size, show=ip_display)
+    if start > end:  # same-length big-endian bytes compare like the addresses
+        raise r.error_at(r.last, f"start address {ip_display(start)} is above end address {ip_display(end)}")
+    r.close_group(group)
     selector = TrafficSelector(ts_type, protocol, start_port, end_port, start, end)
     group.display = str(selector)
     return selector
@@ -230,12 +231,13 @@ def _decode_cp(r: Reader, ptype: int, next_payload: int) -> ConfigPayload:
     r.reserved(3)
     attributes = []
     while r.remaining:
-        with r.group("Attribute") as group:
-            header = r.u16("Attribute Type", note="Top bit reserved, then the 15-bit attribute type.")
-            attr_type = header & 0x7FFF
-            r.last.display = name_of(ConfigAttribute, attr_type)
-            size = r.u16("Length")
-            value = r.raw("Value", size, show=ip_display if attr_type in ADDRESS_ATTRIBUTES else None)
+        group = r.open_group("Attribute")
+        header = r.u16("Attribute Type", note="Top bit reserved, then the 15-bit attribute type.")
+        attr_type = header & 0x7FFF
+        r.last.display = name_of(ConfigAttribute, attr_type)
+        size = r.u16("Length")
+        value = r.raw("Value", size, show=ip_display if attr_type in ADDRESS_ATTRIBUTES else None)
+        r.close_group(group)
         group.name = f"Attribute {name_of(ConfigAttribute, attr_type)}"
         attributes.append((attr_type, value))
     return ConfigPayload(cfg_type, attributes)

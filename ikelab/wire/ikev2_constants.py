@@ -330,9 +330,14 @@ PAYLOAD_SHORT: dict[PayloadType, str] = {
 }
 
 
+_NAMES: dict[type[IntEnum], dict[int, str]] = {}  # enum -> {value: name}, filled on first use
+
+
 def name_of(enum_cls: type[IntEnum], value: int) -> str:
     """IANA name of `value` in `enum_cls`, or "UNKNOWN(n)" for unassigned and private values."""
-    try:
-        return enum_cls(value).name
-    except ValueError:
-        return f"UNKNOWN({value})"
+    # A dict lookup: the decoder names most fields it reads, and enum_cls(value) is ~10x slower.
+    names = _NAMES.get(enum_cls)
+    if names is None:
+        names = _NAMES[enum_cls] = {member.value: member.name for member in enum_cls}
+    name = names.get(value)
+    return f"UNKNOWN({value})" if name is None else name

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from .errors import DecodeError, UnsupportedCriticalPayload, UnsupportedVersion
 from .fields import Field
 from .ikev2_bodies import DECODERS
-from .ikev2_constants import CfgType, ExchangeType, HeaderFlags, NotifyType, PayloadType, name_of
+from .ikev2_constants import CfgType, ExchangeType, NotifyType, PayloadType, name_of
 from .ikev2_display import enum_display, flags_display, payload_type_display
-from .ikev2_message import CRITICAL_BIT, HEADER_SIZE, Header, Message
+from .ikev2_message import CRITICAL_BIT, HEADER_SIZE, RESERVED_FLAGS, RESPONSE_FLAG, Header, Message
 from .ikev2_notes import EXCHANGE_NOTES, PAYLOAD_NOTES, notify_note
 from .ikev2_payloads import (
     ConfigPayload,
@@ -41,11 +41,13 @@ LABELS = {
 }
 
 
+CONTEXT_NAMES = {ptype: f"{LABELS.get(ptype, PayloadType(ptype).name)} payload" for ptype in DECODERS}
+
+
 def _context_name(ptype: int) -> str:
     """Payload name for errors, known before the body is decoded: "KE payload"."""
-    if ptype not in DECODERS:
-        return f"Unknown payload (type {ptype})"
-    return f"{LABELS.get(ptype, PayloadType(ptype).name)} payload"
+    name = CONTEXT_NAMES.get(ptype)
+    return f"Unknown payload (type {ptype})" if name is None else name
 
 
 def _title(payload: Payload, sender_is_initiator: bool) -> str:
@@ -83,7 +85,7 @@ def _decode_chain(
     `origin` names the field that announced the first payload (for errors about the chain).
     """
     payloads: list[Payload] = []
-    fields: list[Field] = []
+    r = Reader(data, context="", base=base, pos=pos)  # one for the chain; its `out` gets a Field per payload
     next_type, (announcer, announcer_at) = first_type, origin
     while next_type != PayloadType.NONE:
         if pos == len(data):
@@ -100,10 +102,9 @@ def _decode_chain(
                 field="Next Payload",
                 offset=announcer_at,
             )
-        payload, field, following = _decode_payload(data, pos, next_type, base, sender_is_initiator)
+        payload, field, following = _decode_payload(r, next_type, sender_is_initiator)
         payloads.append(payload)
-        fields.append(field)
-        pos = field.end - base
+        pos = r.pos
         if next_type in ENCRYPTED:
             if pos != len(data):
                 raise DecodeError(
@@ -122,52 +123,57 @@ def _decode_chain(
             field="Next Payload",
             offset=announcer_at,
         )
-    return payloads, fields
+    return payloads, r.out
 
 
-def _decode_payload(
-    data: bytes, pos: int, ptype: int, base: int, sender_is_initiator: bool
-) -> tuple[Payload, Field, int]:
-    """One payload at `pos`: (payload, its Field, the Next Payload value)."""
-    r = Reader(data, context=_context_name(ptype), base=base, pos=pos)
-    with r.group(r.context, note=PAYLOAD_NOTES.get(ptype, "")) as group:
-        next_type = r.u8("Next Payload", show=payload_type_display, note="Type of the payload after this one.")
-        if ptype in ENCRYPTED:
-            r.last.note = "Type of the first payload inside the encrypted data."
-        flags = r.u8(
-            "Critical",
-            show=lambda v: "critical" if v & CRITICAL_BIT else "not critical",
-            note="Critical bit (top bit): reject the message if this payload type is not understood.",
+def _decode_payload(r: Reader, ptype: int, sender_is_initiator: bool) -> tuple[Payload, Field, int]:
+    """One payload at the cursor: (payload, its Field, the Next Payload value)."""
+    data, pos = r.data, r.pos
+    r.context, r.limit = _context_name(ptype), len(data)
+    group = r.open_group(r.context, note=PAYLOAD_NOTES.get(ptype, ""))
+    next_type = r.u8("Next Payload", show=payload_type_display, note="Type of the payload after this one.")
+    if ptype in ENCRYPTED:
+        r.last.note = "Type of the first payload inside the encrypted data."
+    flags = r.u8(
+        "Critical",
+        show=_critical_display,
+        note="Critical bit (top bit): reject the message if this payload type is not understood.",
+    )
+    if flags & 0x7F:
+        r.last.note += " The 7 reserved bits are nonzero here; they are ignored on receipt."
+    length = r.u16("Payload Length", note="Bytes in this payload, the 4-byte generic header included.")
+    if length < 4:
+        raise r.error_at(r.last, f"length {length} is shorter than the 4-byte generic payload header")
+    if length > len(data) - pos:
+        raise r.error_at(r.last, f"length {length} runs past the end of the message ({len(data) - pos} bytes left)")
+    critical = bool(flags & CRITICAL_BIT)
+    r.limit = pos + length
+    decoder = DECODERS.get(ptype)
+    if decoder is not None:
+        payload = decoder(r, ptype, next_type)
+        payload.critical = critical
+    elif critical:
+        raise UnsupportedCriticalPayload(
+            f"payload type {ptype} is not understood and its critical bit is set, so the whole message "
+            "must be rejected (RFC 7296 §2.5)",
+            payload=r.context,
+            field="Critical",
+            offset=r.offset(pos + 1),
+            payload_type=ptype,
         )
-        if flags & 0x7F:
-            r.last.note += " The 7 reserved bits are nonzero here; they are ignored on receipt."
-        length = r.u16("Payload Length", note="Bytes in this payload, the 4-byte generic header included.")
-        if length < 4:
-            raise r.error_at(r.last, f"length {length} is shorter than the 4-byte generic payload header")
-        if length > len(data) - pos:
-            raise r.error_at(r.last, f"length {length} runs past the end of the message ({len(data) - pos} bytes left)")
-        critical = bool(flags & CRITICAL_BIT)
-        with r.bounded(pos + length):
-            if ptype in DECODERS:
-                payload = DECODERS[ptype](r, ptype, next_type)
-                payload.critical = critical
-            elif critical:
-                raise UnsupportedCriticalPayload(
-                    f"payload type {ptype} is not understood and its critical bit is set, so the whole message "
-                    "must be rejected (RFC 7296 §2.5)",
-                    payload=r.context,
-                    field="Critical",
-                    offset=r.offset(pos + 1),
-                    payload_type=ptype,
-                )
-            else:
-                payload = UnknownPayload(ptype, r.rest("Payload Data", note="Skipped (unknown, not critical)."))
-                group.note = "Skipped (unknown, not critical): RFC 7296 §2.5 says ignore it."
+    else:
+        payload = UnknownPayload(ptype, r.rest("Payload Data", note="Skipped (unknown, not critical)."))
+        group.note = "Skipped (unknown, not critical): RFC 7296 §2.5 says ignore it."
+    r.close_group(group)
     group.name = _title(payload, sender_is_initiator)
     if isinstance(payload, NotifyPayload):
         group.note = notify_note(payload.notify_type)
     group.display = short_name(payload, sender_is_initiator=sender_is_initiator)
     return payload, group, next_type
+
+
+def _critical_display(flags: object) -> str:
+    return "critical" if flags & CRITICAL_BIT else "not critical"
 
 
 # --- entry points ---
@@ -184,19 +190,20 @@ HEADER_NOTES = {
 
 
 def _read_header(r: Reader) -> Header:
-    with r.group("Header", note="The fixed 28-byte IKE header (RFC 7296 §3.1).") as group:
-        spi_i = r.raw("SPIi", 8, note=HEADER_NOTES["SPIi"])
-        spi_r = r.raw("SPIr", 8, note=HEADER_NOTES["SPIr"])
-        next_type = r.u8("Next Payload", show=payload_type_display, note=HEADER_NOTES["Next Payload"])
-        version = r.u8("Version", show=lambda v: f"{v >> 4}.{v & 0xF}", note=HEADER_NOTES["Version"])
-        exchange = r.u8("Exchange Type", show=enum_display(ExchangeType))
-        r.last.note = EXCHANGE_NOTES.get(exchange, "Unknown exchange type.")
-        flags = r.u8("Flags", show=flags_display, note=HEADER_NOTES["Flags"])
-        if flags & ~int(HeaderFlags.INITIATOR | HeaderFlags.VERSION | HeaderFlags.RESPONSE) & 0xFF:
-            r.last.note += " Reserved flag bits are set here; they are ignored on receipt."
-        message_id = r.u32("Message ID", note=HEADER_NOTES["Message ID"])
-        length = r.u32("Length", note=HEADER_NOTES["Length"])
-    group.display = f"{name_of(ExchangeType, exchange)} {'response' if flags & HeaderFlags.RESPONSE else 'request'}"
+    group = r.open_group("Header", note="The fixed 28-byte IKE header (RFC 7296 §3.1).")
+    spi_i = r.raw("SPIi", 8, note=HEADER_NOTES["SPIi"])
+    spi_r = r.raw("SPIr", 8, note=HEADER_NOTES["SPIr"])
+    next_type = r.u8("Next Payload", show=payload_type_display, note=HEADER_NOTES["Next Payload"])
+    version = r.u8("Version", show=lambda v: f"{v >> 4}.{v & 0xF}", note=HEADER_NOTES["Version"])
+    exchange = r.u8("Exchange Type", show=enum_display(ExchangeType))
+    r.last.note = EXCHANGE_NOTES.get(exchange, "Unknown exchange type.")
+    flags = r.u8("Flags", show=flags_display, note=HEADER_NOTES["Flags"])
+    if flags & RESERVED_FLAGS:
+        r.last.note += " Reserved flag bits are set here; they are ignored on receipt."
+    message_id = r.u32("Message ID", note=HEADER_NOTES["Message ID"])
+    length = r.u32("Length", note=HEADER_NOTES["Length"])
+    r.close_group(group)
+    group.display = f"{name_of(ExchangeType, exchange)} {'response' if flags & RESPONSE_FLAG else 'request'}"
     return Header(spi_i, spi_r, next_type, exchange, flags, message_id, length, version >> 4, version & 0xF)
 
 

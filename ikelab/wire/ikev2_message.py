@@ -18,6 +18,10 @@ from .ikev2_payloads import (
 HEADER_SIZE = 28
 GENERIC_HEADER_SIZE = 4
 CRITICAL_BIT = 0x80
+# Plain ints for tests on decoded flags: `int & HeaderFlags.X` runs IntFlag's Python-level __rand__.
+INITIATOR_FLAG = int(HeaderFlags.INITIATOR)
+RESPONSE_FLAG = int(HeaderFlags.RESPONSE)
+RESERVED_FLAGS = 0xFF & ~int(HeaderFlags.INITIATOR | HeaderFlags.VERSION | HeaderFlags.RESPONSE)
 
 P = TypeVar("P")
 
@@ -37,11 +41,11 @@ class Header:
     @property
     def is_initiator(self) -> bool:
         """I flag: sent by the original initiator of the IKE SA (not "the requester")."""
-        return bool(self.flags & HeaderFlags.INITIATOR)
+        return bool(self.flags & INITIATOR_FLAG)
 
     @property
     def is_response(self) -> bool:
-        return bool(self.flags & HeaderFlags.RESPONSE)
+        return bool(self.flags & RESPONSE_FLAG)
 
     def encode(self) -> bytes:
         if len(self.spi_i) != 8 or len(self.spi_r) != 8:

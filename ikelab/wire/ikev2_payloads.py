@@ -333,4 +333,4 @@ def short_name(payload: Payload, *, sender_is_initiator: bool) -> str:
             return f"SKF({n}/{total})"
         case UnknownPayload(payload_type=t):
             return f"UNKNOWN({t})"
-    return PAYLOAD_SHORT[PayloadType(payload.payload_type)]
+    return PAYLOAD_SHORT[payload.payload_type]

@@ -16,6 +16,11 @@ from .reader import Reader
 # An IKE proposal has no SPI in IKE_SA_INIT and the new SA's SPI when rekeying (RFC 7296 §3.3.1).
 PROPOSAL_SPI_SIZES = {ProtocolId.IKE: (0, 8), ProtocolId.AH: (4,), ProtocolId.ESP: (4,)}
 
+# Built once: an SA payload has dozens of transforms.
+PROTOCOL_DISPLAY = enum_display(ProtocolId)
+TRANSFORM_TYPE_DISPLAY = enum_display(TransformType)
+TRANSFORM_ID_DISPLAYS = {ttype: enum_display(ids) for ttype, ids in TRANSFORM_ID_ENUMS.items()}
+
 
 def decode_sa(r: Reader, ptype: int, next_payload: int) -> SaPayload:
     if r.remaining == 0:
@@ -48,35 +53,29 @@ def decode_sa(r: Reader, ptype: int, next_payload: int) -> SaPayload:
 
 def _decode_proposal(r: Reader) -> tuple[Proposal, Field]:
     start = r.pos
-    with r.group("Proposal", note="One set of algorithms; the responder picks exactly one proposal.") as group:
-        last = r.u8("Last Substruc", note="0 = last proposal, 2 = another proposal follows.")
-        if last not in (0, 2):
-            raise r.error_at(r.last, f"must be 0 (last) or 2 (more proposals), got {last}")
-        r.reserved(1)
-        length = r.u16("Proposal Length", note="Bytes in this proposal, transforms included.")
-        if length < 8:
-            raise r.error_at(r.last, f"length {length} is shorter than the 8-byte proposal header")
-        if length > r.limit - start:
-            raise r.error_at(
-                r.last, f"length {length} runs past the end of the SA payload ({r.limit - start} bytes left)"
-            )
-        with r.bounded(start + length):
-            number = r.u8("Proposal Num", note="Offers count from 1; an answer repeats the number it accepted.")
-            if number == 0:
-                raise r.error_at(r.last, "proposal numbers start at 1")
-            protocol = r.u8(
-                "Protocol ID", show=enum_display(ProtocolId), note="IKE for the IKE SA, ESP or AH for a Child SA."
-            )
-            spi_size = r.u8("SPI Size", note="0 in IKE_SA_INIT, 8 when rekeying an IKE SA, 4 for ESP/AH.")
-            if spi_size not in PROPOSAL_SPI_SIZES.get(protocol, (spi_size,)):
-                raise r.error_at(r.last, f"SPI size {spi_size} does not fit protocol {name_of(ProtocolId, protocol)}")
-            count = r.u8("Num Transforms", note="How many transforms (algorithms) follow.")
-            spi = (
-                r.raw("SPI", spi_size, note="The SPI the sender wants the peer to use for this SA.")
-                if spi_size
-                else b""
-            )
-            transforms = _decode_transforms(r, count)
+    group = r.open_group("Proposal", note="One set of algorithms; the responder picks exactly one proposal.")
+    last = r.u8("Last Substruc", note="0 = last proposal, 2 = another proposal follows.")
+    if last not in (0, 2):
+        raise r.error_at(r.last, f"must be 0 (last) or 2 (more proposals), got {last}")
+    r.reserved(1)
+    length = r.u16("Proposal Length", note="Bytes in this proposal, transforms included.")
+    if length < 8:
+        raise r.error_at(r.last, f"length {length} is shorter than the 8-byte proposal header")
+    if length > r.limit - start:
+        raise r.error_at(r.last, f"length {length} runs past the end of the SA payload ({r.limit - start} bytes left)")
+    outer_limit, r.limit = r.limit, start + length
+    number = r.u8("Proposal Num", note="Offers count from 1; an answer repeats the number it accepted.")
+    if number == 0:
+        raise r.error_at(r.last, "proposal numbers start at 1")
+    protocol = r.u8("Protocol ID", show=PROTOCOL_DISPLAY, note="IKE for the IKE SA, ESP or AH for a Child SA.")
+    spi_size = r.u8("SPI Size", note="0 in IKE_SA_INIT, 8 when rekeying an IKE SA, 4 for ESP/AH.")
+    if spi_size not in PROPOSAL_SPI_SIZES.get(protocol, (spi_size,)):
+        raise r.error_at(r.last, f"SPI size {spi_size} does not fit protocol {name_of(ProtocolId, protocol)}")
+    count = r.u8("Num Transforms", note="How many transforms (algorithms) follow.")
+    spi = r.raw("SPI", spi_size, note="The SPI the sender wants the peer to use for this SA.") if spi_size else b""
+    transforms = _decode_transforms(r, count)
+    r.limit = outer_limit
+    r.close_group(group)
     group.name = f"Proposal #{number}"
     group.display = f"{name_of(ProtocolId, protocol)}, {count} transforms"
     return Proposal(number, protocol, spi, transforms), group
@@ -101,27 +100,27 @@ def _decode_transforms(r: Reader, count: int) -> list[Transform]:
 
 def _decode_transform(r: Reader) -> tuple[Transform, Field]:
     start = r.pos
-    with r.group("Transform") as group:
-        last = r.u8("Last Substruc", note="0 = last transform, 3 = another transform follows.")
-        if last not in (0, 3):
-            raise r.error_at(r.last, f"must be 0 (last) or 3 (more transforms), got {last}")
-        r.reserved(1)
-        length = r.u16("Transform Length", note="Bytes in this transform, attributes included.")
-        if length < 8:
-            raise r.error_at(r.last, f"length {length} is shorter than the 8-byte transform header")
-        if length > r.limit - start:
-            raise r.error_at(
-                r.last, f"length {length} runs past the end of the proposal ({r.limit - start} bytes left)"
-            )
-        with r.bounded(start + length):
-            ttype = r.u8("Transform Type", show=enum_display(TransformType))
-            r.last.note = TRANSFORM_NOTES.get(ttype, "")
-            r.reserved(1)
-            id_enum = TRANSFORM_ID_ENUMS.get(ttype)
-            tid = r.u16("Transform ID", show=enum_display(id_enum) if id_enum else None, note="The algorithm offered.")
-            transform = Transform(ttype, tid)
-            while r.remaining:
-                _decode_attribute(r, transform)
+    group = r.open_group("Transform")
+    last = r.u8("Last Substruc", note="0 = last transform, 3 = another transform follows.")
+    if last not in (0, 3):
+        raise r.error_at(r.last, f"must be 0 (last) or 3 (more transforms), got {last}")
+    r.reserved(1)
+    length = r.u16("Transform Length", note="Bytes in this transform, attributes included.")
+    if length < 8:
+        raise r.error_at(r.last, f"length {length} is shorter than the 8-byte transform header")
+    if length > r.limit - start:
+        raise r.error_at(r.last, f"length {length} runs past the end of the proposal ({r.limit - start} bytes left)")
+    outer_limit, r.limit = r.limit, start + length
+    ttype = r.u8("Transform Type", show=TRANSFORM_TYPE_DISPLAY)
+    r.last.note = TRANSFORM_NOTES.get(ttype, "")
+    r.reserved(1)
+    id_enum = TRANSFORM_ID_ENUMS.get(ttype)
+    tid = r.u16("Transform ID", show=TRANSFORM_ID_DISPLAYS.get(ttype), note="The algorithm offered.")
+    transform = Transform(ttype, tid)
+    while r.pos < r.limit:
+        _decode_attribute(r, transform)
+    r.limit = outer_limit
+    r.close_group(group)
     group.name = f"Transform {name_of(TransformType, ttype)}"
     group.display = name_of(id_enum, tid) if id_enum else str(tid)
     if transform.key_length is not None:
@@ -131,14 +130,15 @@ def _decode_transform(r: Reader) -> tuple[Transform, Field]:
 
 
 def _decode_attribute(r: Reader, transform: Transform) -> None:
-    with r.group("Attribute") as group:
-        header = r.u16("Attribute Type", note="Top bit set = TV format (value in the next 2 bytes), clear = TLV.")
-        attr_type, tv = header & 0x7FFF, bool(header & 0x8000)
-        if tv:
-            value: int | bytes = r.u16("Attribute Value")
-        else:
-            size = r.u16("Attribute Length")
-            value = r.raw("Attribute Value", size)
+    group = r.open_group("Attribute")
+    header = r.u16("Attribute Type", note="Top bit set = TV format (value in the next 2 bytes), clear = TLV.")
+    attr_type, tv = header & 0x7FFF, bool(header & 0x8000)
+    if tv:
+        value: int | bytes = r.u16("Attribute Value")
+    else:
+        size = r.u16("Attribute Length")
+        value = r.raw("Attribute Value", size)
+    r.close_group(group)
     if attr_type == TransformAttribute.KEY_LENGTH and transform.key_length is None:
         if not tv:
             raise r.error_at(group.children[0], "Key Length must use the TV format (RFC 7296 §3.3.5)")

@@ -1,16 +1,22 @@
-"""A cursor that reads big-endian values and records a Field for each one it reads."""
+"""A cursor that reads big-endian values and records a Field for each one it reads.
+
+Every field of every received message goes through here, so it is written for speed: display
+text is left to the Field to compute when first read, values come from direct indexing, and
+groups and bounds are explicit calls rather than context managers.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 from .errors import DecodeError
 from .fields import Field
 
-Show = str | Callable[[object], str] | None
+Show = Callable[[object], str] | None  # display text for a value; None: the value in decimal or hex
 
 HEX_PREVIEW = 32  # bytes shown in a display string before it is shortened
+RESERVED_NOTE = "Must be zero; ignored on receipt."
+RESERVED_NONZERO_NOTE = RESERVED_NOTE + " Nonzero here: the sender did not clear it."
 
 
 def hex_display(data: bytes) -> str:
@@ -23,17 +29,23 @@ def hex_display(data: bytes) -> str:
 class Reader:
     """Reads `data[pos:limit]`; offsets in Fields and errors are `base + position in data`.
 
-    Fields are appended to `out`; `group()` nests them under a parent Field.
+    Fields are appended to `out`; between `open_group()` and `close_group()` they are nested under
+    a parent Field. A substructure's length narrows the reads by setting `limit` (and restoring it).
     `context` names the payload in error messages ("KE payload").
+
+    A DecodeError abandons the Reader, so groups and limits need no restoring on the way out.
     """
+
+    __slots__ = ("data", "context", "base", "pos", "limit", "out", "_outer")
 
     def __init__(self, data: bytes, *, context: str, base: int = 0, pos: int = 0) -> None:
         self.data = data
         self.context = context
         self.base = base
         self.pos = pos
-        self.limit = len(data)  # narrowed by bounded()
+        self.limit = len(data)
         self.out: list[Field] = []
+        self._outer: list[list[Field]] = []  # the `out` lists of the enclosing groups
 
     @property
     def remaining(self) -> int:
@@ -53,36 +65,65 @@ class Reader:
 
     def need(self, size: int, field: str, what: str) -> None:
         """Check a minimum body size up front, for a clearer message than a truncated read."""
-        if self.remaining < size:
+        if self.limit - self.pos < size:
             raise self.error(field, f"the payload body is {self.remaining} bytes; {what} needs at least {size}")
+
+    # The readers below repeat a few lines instead of sharing helpers: a call costs more than they do.
 
     def reserved(self, size: int) -> None:
         """RESERVED must be sent as zero and ignored on receipt (RFC 7296 §3.2): accept, but say so."""
-        if self.uint("Reserved", size, note="Must be zero; ignored on receipt."):
-            self.last.note += " Nonzero here: the sender did not clear it."
+        pos = self.pos
+        if pos + size > self.limit:
+            raise self.error("Reserved", f"needs {size} bytes but only {self.limit - pos} remain")
+        self.pos = pos + size
+        value = int.from_bytes(self.data[pos : pos + size], "big")
+        note = RESERVED_NONZERO_NOTE if value else RESERVED_NOTE
+        start = self.base + pos
+        self.out.append(Field("Reserved", start, start + size, value, "", note, None, str))
 
     def raw(self, name: str, n: int, *, show: Show = None, note: str = "") -> bytes:
-        if n > self.remaining:
-            raise self.error(name, f"needs {n} bytes but only {self.remaining} remain")
-        value = self.data[self.pos : self.pos + n]
-        self._record(name, n, value, show, note)
+        pos = self.pos
+        if pos + n > self.limit:
+            raise self.error(name, f"needs {n} bytes but only {self.limit - pos} remain")
+        self.pos = pos + n
+        value = self.data[pos : pos + n]
+        start = self.base + pos
+        self.out.append(Field(name, start, start + n, value, "", note, None, show or hex_display))
         return value
 
     def rest(self, name: str, *, show: Show = None, note: str = "") -> bytes:
-        return self.raw(name, self.remaining, show=show, note=note)
+        return self.raw(name, self.limit - self.pos, show=show, note=note)
 
     def uint(self, name: str, size: int, *, show: Show = None, note: str = "") -> int:
-        if size > self.remaining:
-            raise self.error(name, f"needs {size} bytes but only {self.remaining} remain")
-        value = int.from_bytes(self.data[self.pos : self.pos + size], "big")
-        self._record(name, size, value, show, note)
+        pos = self.pos
+        if pos + size > self.limit:
+            raise self.error(name, f"needs {size} bytes but only {self.limit - pos} remain")
+        self.pos = pos + size
+        value = int.from_bytes(self.data[pos : pos + size], "big")
+        start = self.base + pos
+        self.out.append(Field(name, start, start + size, value, "", note, None, show or str))
         return value
 
     def u8(self, name: str, *, show: Show = None, note: str = "") -> int:
-        return self.uint(name, 1, show=show, note=note)
+        pos = self.pos
+        if pos + 1 > self.limit:
+            raise self.error(name, f"needs 1 bytes but only {self.limit - pos} remain")
+        self.pos = pos + 1
+        value = self.data[pos]  # indexing: cheaper than int.from_bytes of a slice
+        start = self.base + pos
+        self.out.append(Field(name, start, start + 1, value, "", note, None, show or str))
+        return value
 
     def u16(self, name: str, *, show: Show = None, note: str = "") -> int:
-        return self.uint(name, 2, show=show, note=note)
+        pos = self.pos
+        if pos + 2 > self.limit:
+            raise self.error(name, f"needs 2 bytes but only {self.limit - pos} remain")
+        self.pos = pos + 2
+        data = self.data
+        value = data[pos] << 8 | data[pos + 1]
+        start = self.base + pos
+        self.out.append(Field(name, start, start + 2, value, "", note, None, show or str))
+        return value
 
     def u32(self, name: str, *, show: Show = None, note: str = "") -> int:
         return self.uint(name, 4, show=show, note=note)
@@ -92,34 +133,16 @@ class Reader:
         """The Field recorded most recently (to amend its display or note)."""
         return self.out[-1]
 
-    @contextmanager
-    def group(self, name: str, *, note: str = "") -> Iterator[Field]:
-        """Nest the Fields read inside the block under a new Field spanning them."""
-        parent = Field(name, self.offset(), self.offset(), note=note)
+    def open_group(self, name: str, *, note: str = "") -> Field:
+        """Start a Field that holds the Fields read until `close_group()`."""
+        start = self.base + self.pos
+        parent = Field(name, start, start, None, "", note)
         self.out.append(parent)
-        outer, self.out = self.out, parent.children
-        try:
-            yield parent
-        finally:
-            self.out = outer
-            parent.end = self.offset()
+        self._outer.append(self.out)
+        self.out = parent.children
+        return parent
 
-    @contextmanager
-    def bounded(self, limit: int) -> Iterator[None]:
-        """Restrict reads to `data[pos:limit]` inside the block (a substructure's length)."""
-        outer, self.limit = self.limit, limit
-        try:
-            yield
-        finally:
-            self.limit = outer
-
-    def _record(self, name: str, size: int, value: bytes | int, show: Show, note: str) -> None:
-        if callable(show):
-            display = show(value)
-        elif show is not None:
-            display = show
-        else:
-            display = hex_display(value) if isinstance(value, bytes) else str(value)
-        start = self.offset()
-        self.out.append(Field(name, start, start + size, value, display, note))
-        self.pos += size
+    def close_group(self, group: Field) -> None:
+        """End the innermost open group, which now spans the Fields read inside it."""
+        self.out = self._outer.pop()
+        group.end = self.base + self.pos

@@ -1,0 +1,225 @@
+"""ESP packets (RFC 4303) in tunnel mode: AES-CBC with HMAC (RFC 3602, RFC 4868) or AES-GCM (RFC 4106).
+
+Pure bytes in, bytes out. An `OutboundSa` turns inner IP packets into ESP packets (the payload of IP
+protocol 50, or of UDP port 4500 behind a NAT); an `InboundSa` checks and opens them. Per-SA work
+(key schedules, HMAC keys) is done once at construction, because a datapath calls these per packet.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NoReturn
+
+from ikelab.crypto.cipher import IntegrityError, KeyedCipher
+from ikelab.crypto.integrity import KeyedIntegrity
+from ikelab.esp.replay import ReplayWindow
+from ikelab.esp.sa import EspSa
+
+NEXT_HEADER_IPV4 = 4
+NEXT_HEADER_IPV6 = 41
+NEXT_HEADER_NONE = 59  # a dummy packet for traffic flow confidentiality (RFC 4303 §2.6)
+MAX_SEQUENCE_NUMBER = 2**32 - 1
+HEADER_LENGTH = 8  # SPI | sequence number
+
+_U32 = struct.Struct("!I")
+_COUNTER_IV = struct.Struct("!Q")
+_PADDING = bytes(range(1, 256))  # the default padding contents: 1, 2, 3, ... (RFC 4303 §2.4)
+_NEXT_HEADER_BY_VERSION = {4: NEXT_HEADER_IPV4, 6: NEXT_HEADER_IPV6}
+_VERSION_BY_NEXT_HEADER = {NEXT_HEADER_IPV4: 4, NEXT_HEADER_IPV6: 6}
+
+
+class EspError(ValueError):
+    """An ESP packet could not be built or was refused; the message says why."""
+
+
+class IntegrityFailure(EspError):
+    """The ICV did not verify: the packet was altered, or the keys differ."""
+
+
+class ReplayedPacket(EspError):
+    """The sequence number was already seen, or is too old for the replay window."""
+
+
+class MalformedPacket(EspError):
+    """The bytes do not form a valid packet (length, alignment, padding, next header)."""
+
+
+class WrongSpi(EspError):
+    """The packet belongs to another SA: the datapath dispatched it to the wrong one."""
+
+
+class SequenceNumberExhausted(EspError):
+    """All 2^32-1 sequence numbers are used: the Child SA must be rekeyed (RFC 4303 §3.3.3)."""
+
+
+@dataclass
+class SaCounters:
+    packets: int = 0  # packets sent, or accepted
+    bytes: int = 0  # bytes of inner IP packets (what SA byte lifetimes measure), not of ESP
+    replay_drops: int = 0
+    integrity_failures: int = 0
+    malformed: int = 0
+
+
+def _keyed(sa: EspSa) -> tuple[KeyedCipher, KeyedIntegrity | None]:
+    if sa.esn:
+        raise ValueError(f"ESP SA {sa.spi.hex()}: extended sequence numbers are not supported")
+    if sa.cipher.is_aead and sa.integrity is not None:
+        raise ValueError(
+            f"ESP SA {sa.spi.hex()}: {sa.cipher.description} takes no separate integrity"
+        )
+    if not sa.cipher.is_aead and sa.integrity is None:
+        # Encryption without integrity invites padding-oracle attacks (RFC 8221 §5).
+        raise ValueError(
+            f"ESP SA {sa.spi.hex()}: {sa.cipher.description} needs an integrity algorithm"
+        )
+    if len(sa.spi) != 4 or sa.spi == bytes(4):
+        raise ValueError(
+            f"an ESP SPI is 4 bytes and not zero (RFC 4303 §2.1), got {sa.spi.hex()!r}"
+        )
+    mac = KeyedIntegrity(sa.integrity, sa.integrity_key) if sa.integrity else None
+    return KeyedCipher(sa.cipher, sa.encryption_key), mac
+
+
+class OutboundSa:
+    """Builds the ESP packets of one outbound SA. Keep one for the SA's whole life: a second one
+    would start again at sequence number 1 (and, for GCM, reuse IVs).
+
+    `iv_source(n)` gives n bytes of IV. By default CBC takes random IVs (RFC 3602 §2.1 needs them
+    unpredictable) and GCM uses the sequence number, which never repeats within an SA, as RFC 4106
+    §3.1 suggests: random 8-byte GCM IVs could collide long before 2^32 packets.
+    """
+
+    def __init__(self, sa: EspSa, iv_source: Callable[[int], bytes] | None = None) -> None:
+        self.sa = sa
+        self.counters = SaCounters()
+        self.seq = 0  # the last sequence number sent; the first packet carries 1 (RFC 4303 §3.3.3)
+        self._cipher, self._mac = _keyed(sa)
+        self._spi = sa.spi
+        self._align = sa.cipher.block_size  # 16 for CBC; 4 for GCM, the ESP minimum
+        iv_length = sa.cipher.iv_length
+        if iv_source is not None:
+            self._iv_for: Callable[[int], bytes] = lambda seq: iv_source(iv_length)
+        elif sa.cipher.is_aead:
+            self._iv_for = _COUNTER_IV.pack
+        else:
+            self._iv_for = lambda seq: os.urandom(iv_length)
+
+    def encapsulate(self, inner_ip_packet: bytes, next_header: int | None = None) -> bytes:
+        """The ESP packet SPI | Seq | IV | ciphertext | ICV carrying `inner_ip_packet`.
+
+        The next header is 4 or 41 from the packet's version nibble (tunnel mode); pass it to
+        carry something else, e.g. ICMP in transport mode (RFC 3602 §4 cases 5 and 6).
+        """
+        if next_header is None:
+            next_header = (
+                _NEXT_HEADER_BY_VERSION.get(inner_ip_packet[0] >> 4) if inner_ip_packet else None
+            )
+            if next_header is None:
+                self.counters.malformed += 1
+                start = inner_ip_packet[:1].hex() or "nothing"
+                raise MalformedPacket(f"inner packet is not IPv4 or IPv6: it starts with {start}")
+        seq = self.seq + 1
+        if seq > MAX_SEQUENCE_NUMBER:
+            raise SequenceNumberExhausted(
+                f"ESP SA {self._spi.hex()} has sent {MAX_SEQUENCE_NUMBER} packets: rekey it"
+            )
+        self.seq = seq
+        header = self._spi + _U32.pack(seq)
+        iv = self._iv_for(seq)
+        pad = -(len(inner_ip_packet) + 2) % self._align
+        plaintext = inner_ip_packet + _PADDING[:pad] + bytes((pad, next_header))
+        counters = self.counters
+        counters.packets += 1
+        counters.bytes += len(inner_ip_packet)
+        if self._mac is None:  # AES-GCM: the header is authenticated as AAD (RFC 4106 §5)
+            return header + iv + self._cipher.encrypt(iv, plaintext, header)
+        body = header + iv + self._cipher.encrypt(iv, plaintext)
+        return body + self._mac.compute(body)  # the ICV covers SPI to ciphertext (RFC 4303 §3.3.4)
+
+
+class InboundSa:
+    """Checks and opens the ESP packets of one inbound SA, in the order of RFC 4303 §3.4:
+    SPI, replay window, ICV, then (only for authentic packets) window update, decryption, padding."""
+
+    def __init__(self, sa: EspSa, replay_window: int = 64) -> None:
+        self.sa = sa
+        self.counters = SaCounters()
+        self.replay_window = ReplayWindow(replay_window)
+        self._cipher, self._mac = _keyed(sa)
+        self._spi = sa.spi
+        self._iv_end = HEADER_LENGTH + sa.cipher.iv_length
+        self._icv_length = self._mac.icv_length if self._mac else sa.cipher.icv_length
+        self._align = sa.cipher.block_size
+        # At least one aligned block, to hold pad length and next header.
+        self._min_length = self._iv_end + self._align + self._icv_length
+
+    def decapsulate(self, esp_packet: bytes) -> bytes:
+        """The inner IP packet; empty for a dummy packet (next header 59), which the caller drops.
+
+        Raises WrongSpi, MalformedPacket, ReplayedPacket or IntegrityFailure, and counts the last
+        three in `counters`.
+        """
+        length = len(esp_packet)
+        if length < HEADER_LENGTH:
+            self._malformed(f"{length} bytes cannot hold the ESP header")
+        if esp_packet[:4] != self._spi:
+            raise WrongSpi(f"SPI {bytes(esp_packet[:4]).hex()} is not this SA's {self._spi.hex()}")
+        if length < self._min_length:
+            self._malformed(
+                f"{length} bytes is shorter than the shortest packet ({self._min_length})"
+            )
+        icv_start = length - self._icv_length
+        if (icv_start - self._iv_end) % self._align:
+            self._malformed(
+                f"{icv_start - self._iv_end} bytes of ciphertext are not a multiple of {self._align}"
+            )
+        seq = _U32.unpack_from(esp_packet, 4)[0]
+        if not self.replay_window.check(seq):
+            self.counters.replay_drops += 1
+            raise ReplayedPacket(f"ESP SA {self._spi.hex()}: {self.replay_window.explain(seq)}")
+        view = memoryview(esp_packet)
+        iv = view[HEADER_LENGTH : self._iv_end]
+        if self._mac is None:
+            try:
+                plaintext = self._cipher.decrypt(iv, view[self._iv_end :], view[:HEADER_LENGTH])
+            except IntegrityError:
+                self._integrity_failure(seq)
+        else:
+            if not self._mac.verify(view[:icv_start], bytes(view[icv_start:])):
+                self._integrity_failure(seq)
+            plaintext = self._cipher.decrypt(iv, view[self._iv_end : icv_start])
+        self.replay_window.update(seq)  # only now: a forged packet must not move the window
+        return self._unpad(plaintext)
+
+    def _unpad(self, plaintext: bytes) -> bytes:
+        pad, next_header = plaintext[-2], plaintext[-1]
+        end = len(plaintext) - 2 - pad
+        if end < 0:
+            self._malformed(f"pad length {pad} exceeds the {len(plaintext)}-byte plaintext")
+        if plaintext[end:-2] != _PADDING[:pad]:
+            self._malformed(f"padding {plaintext[end:-2].hex()} is not 1, 2, 3, ... {pad}")
+        if next_header == NEXT_HEADER_NONE:
+            self.counters.packets += 1
+            return b""
+        version = _VERSION_BY_NEXT_HEADER.get(next_header)
+        if version is None:
+            self._malformed(
+                f"next header {next_header} is not IPv4 (4) or IPv6 (41): not tunnel mode"
+            )
+        if end == 0 or plaintext[0] >> 4 != version:
+            self._malformed(f"next header {next_header} but the inner packet is not IPv{version}")
+        self.counters.packets += 1
+        self.counters.bytes += end
+        return plaintext[:end]
+
+    def _malformed(self, why: str) -> NoReturn:
+        self.counters.malformed += 1
+        raise MalformedPacket(f"ESP SA {self._spi.hex()}: {why}")
+
+    def _integrity_failure(self, seq: int) -> NoReturn:
+        self.counters.integrity_failures += 1
+        raise IntegrityFailure(f"ESP SA {self._spi.hex()}: ICV of packet {seq} does not verify")

@@ -1,0 +1,158 @@
+"""The namespace lab of one run: topology, IKE sockets, datapath, capture and ping, torn down on
+every exit path (a `with` block; the CLI turns SIGTERM into an exception so it unwinds too)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from ikelab.esp.sa import ChildSa, EspSa
+from ikelab.lab import datapath as datapaths
+from ikelab.lab.netns import LabError, Topology, in_namespace
+from ikelab.lab.transports import IKE_PORT, UdpTransport, bound_udp_socket
+from ikelab.lessons import Lesson
+
+
+def sample_child(lesson: Lesson) -> ChildSa:
+    """A Child SA with the lesson's first ESP algorithms and zero keys: what the kernel probe tries."""
+    spec = lesson.manual.esp if lesson.manual else lesson.initiator.esp[0]
+    cipher = spec.encryption[0]
+    integ = spec.integrity[0] if spec.integrity else None
+    left, right = lesson.left, lesson.right
+
+    def sa(spi: int, src: str, dst: str) -> EspSa:
+        return EspSa(spi.to_bytes(4, "big"), src, dst, cipher, integ, bytes(cipher.key_length), bytes(integ.key_length if integ else 0))
+
+    return ChildSa("probe", sa(0x1000, right.address, left.address), sa(0x1001, left.address, right.address), left.local_ts, left.remote_ts)
+
+
+def missing_privileges() -> str | None:
+    """Why the namespace lab cannot run here, or None if it can."""
+    if os.geteuid() != 0:
+        return ("the lab needs root: network namespaces, veth and TUN devices are privileged here "
+                "(/dev/net/tun is not usable by ordinary users); run it with sudo")
+    if shutil.which("ip") is None:
+        return "the `ip` command is missing: install iproute2"
+    if not os.path.exists("/dev/net/tun"):
+        return "/dev/net/tun is missing: load the tun module (modprobe tun)"
+    return None
+
+
+class Capture:
+    """tcpdump on one side's veth, started before IKE and stopped after the ping."""
+
+    def __init__(self, namespace: str, interface: str, path: Path) -> None:
+        if shutil.which("tcpdump") is None:
+            raise LabError("--pcap in the lab needs tcpdump: apt-get install tcpdump")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        # -U and --immediate-mode: every packet reaches the file before we stop it (strongSwan notes).
+        self.process = subprocess.Popen(
+            ["ip", "netns", "exec", namespace, "tcpdump", "-i", interface, "-n", "-s", "0", "-U",
+             "--immediate-mode", "-Z", "root", "-w", str(path), "ip"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )
+        line = self.process.stderr.readline()  # "listening on ..." once it captures
+        if "listening" not in line:
+            self.stop()
+            raise LabError(f"tcpdump did not start: {line.strip()}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@dataclass
+class PingResult:
+    transmitted: int
+    received: int
+    lines: list[str]
+
+
+PING_SUMMARY = re.compile(r"(\d+) packets transmitted, (\d+) (?:packets )?received")
+
+
+class Lab:
+    """`with Lab(lesson) as lab:` gives namespaces, a netns transport and a started datapath."""
+
+    def __init__(self, lesson: Lesson, *, capture: Path | None = None, prefer_datapath: str = "auto") -> None:
+        self.lesson = lesson
+        self.topology = Topology([(p.name, p.address, p.protected) for p in lesson.peers])
+        self.capture_path = capture
+        self.prefer_datapath = prefer_datapath
+        self.transport: UdpTransport | None = None
+        self.datapath = None
+        self.capture: Capture | None = None
+
+    @property
+    def namespaces(self) -> dict[str, str]:
+        return {name: side.namespace for name, side in self.topology.sides.items()}
+
+    @property
+    def commands(self) -> list[str]:
+        return self.topology.log.lines
+
+    def __enter__(self) -> "Lab":
+        try:
+            self.topology.up()
+            sockets = {}
+            for name, side in self.topology.sides.items():
+                sockets[name] = in_namespace(side.namespace, lambda a=side.address: bound_udp_socket(a, IKE_PORT))
+            self.transport = UdpTransport(sockets)
+            self.transport.name = "netns"
+            self.datapath = datapaths.choose(self.topology, sample_child(self.lesson), self.prefer_datapath)
+            self.datapath.start()
+            if self.capture_path is not None:
+                left = self.topology.sides[self.lesson.left.name]
+                self.capture = Capture(left.namespace, left.interface, self.capture_path)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Undo everything, in reverse order; safe to call twice and after a partial start."""
+        if self.capture is not None:
+            self.capture.stop()
+        if self.datapath is not None:
+            self.datapath.stop()
+        if self.transport is not None:
+            self.transport.close()
+        self.topology.down()
+
+    def stop_capture(self) -> None:
+        if self.capture is not None:
+            self.capture.stop()
+
+    def ping(self, count: int, on_line: Callable[[str], None] = lambda line: None) -> PingResult:
+        """Real ping from the initiator's protected address to the responder's, line by line."""
+        src, dst = self.lesson.left, self.lesson.right
+        namespace = self.topology.sides[src.name].namespace
+        args = ["ip", "netns", "exec", namespace, "ping", "-n", "-c", str(count), "-i", "0.2", "-W", "2",
+                "-I", src.protected, dst.protected]
+        self.topology.log.lines.append(" ".join(args))
+        process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        lines = []
+        for line in process.stdout:
+            line = line.rstrip()
+            if line:
+                lines.append(line)
+                on_line(line)
+        process.wait()
+        match = next((PING_SUMMARY.search(l) for l in lines if PING_SUMMARY.search(l)), None)
+        transmitted, received = (int(match.group(1)), int(match.group(2))) if match else (0, 0)
+        return PingResult(transmitted, received, lines)

@@ -1,0 +1,200 @@
+"""Network namespaces for a lab run, built with iproute2.
+
+iproute2 rather than pyroute2: `ip` is the tool students will use on real gateways, every command
+the lab runs is recorded in the trace as the exact line they could type, and it needs no extra
+dependency. The veth pair is created with both ends directly inside the run's namespaces, so the
+host namespace's links and routes are never touched.
+
+Python 3.11 has no os.setns. Sockets and TUN devices are opened by a short-lived thread that
+enters the namespace with setns(2) through ctypes: a socket stays in the namespace it was created
+in, so one process can hold both peers' sockets and the stepper drives them directly, without a
+process per namespace and the IPC that would need. Only the thread changes namespace, never the
+main thread.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import itertools
+import os
+import re
+import shutil
+import subprocess
+import threading
+from dataclasses import dataclass, field
+from typing import Callable, TypeVar
+
+PREFIX = "ikelab-"
+NETNS_DIR = "/run/netns"
+CLONE_NEWNET = 0x40000000
+_counter = itertools.count(1)
+T = TypeVar("T")
+
+
+class LabError(RuntimeError):
+    """The lab cannot be built or used; the message says what is missing and what to do."""
+
+
+def run_id() -> str:
+    """Unique per process and lab: the pid lets `ikelab lab cleanup` tell stale runs from live ones."""
+    return f"{os.getpid()}x{next(_counter)}"
+
+
+def namespace_name(rid: str, side: str) -> str:
+    return f"{PREFIX}{rid}-{side}"
+
+
+def _libc():
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def in_namespace(namespace: str, action: Callable[[], T]) -> T:
+    """Run `action` in a thread that has entered `namespace`; return its result or raise its error."""
+    outcome: dict = {}
+
+    def target() -> None:
+        try:
+            with open(os.path.join(NETNS_DIR, namespace), "rb") as handle:
+                if _libc().setns(handle.fileno(), CLONE_NEWNET) != 0:
+                    err = ctypes.get_errno()
+                    raise OSError(err, f"setns into {namespace}: {os.strerror(err)}")
+            outcome["value"] = action()
+        except BaseException as e:  # handed to the caller's thread
+            outcome["error"] = e
+
+    thread = threading.Thread(target=target, name=f"netns-{namespace}")
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+@dataclass
+class CommandLog:
+    """Every command the lab ran, in order, as a student could type it."""
+
+    lines: list[str] = field(default_factory=list)
+
+    def run(self, args: list[str], *, check: bool = True) -> subprocess.CompletedProcess:
+        self.lines.append(" ".join(_quote(a) for a in args))
+        result = subprocess.run(args, capture_output=True, text=True)
+        if check and result.returncode != 0:
+            raise LabError(f"`{self.lines[-1]}` failed: {(result.stderr or result.stdout).strip()}")
+        return result
+
+
+def _quote(arg: str) -> str:
+    return arg if re.fullmatch(r"[\w@%+=:,./-]+", arg) else "'" + arg.replace("'", "'\\''") + "'"
+
+
+@dataclass(frozen=True)
+class Side:
+    """One peer's end of the lab."""
+
+    name: str  # "left" / "right"
+    namespace: str
+    interface: str  # its veth end
+    address: str  # outer address, /24 on the veth
+    protected: str  # protected host address, /32 on lo
+
+
+class Topology:
+    """Two namespaces joined by a veth pair; each has its outer address and a protected address.
+
+    A third namespace in the middle (a router that NATs or drops UDP 500) fits the same shape:
+    two veth pairs instead of one, and the middle namespace forwarding between them.
+    """
+
+    def __init__(self, sides: list[tuple[str, str, str]], log: CommandLog | None = None) -> None:
+        """`sides`: (name, outer address, protected address) for left and right."""
+        self.rid = run_id()
+        self.log = log or CommandLog()
+        self.sides = {
+            name: Side(name, namespace_name(self.rid, name), f"veth-{name}", address, protected)
+            for name, address, protected in sides
+        }
+        self._created: list[str] = []
+
+    def up(self) -> None:
+        """Build the topology; on any failure, remove what was made and raise LabError."""
+        try:
+            self._build()
+        except BaseException:
+            self.down()
+            raise
+
+    def _build(self) -> None:
+        ip = shutil.which("ip")
+        if ip is None:
+            raise LabError("the `ip` command is missing: install iproute2 (apt-get install iproute2)")
+        left, right = self.sides.values()
+        for side in (left, right):
+            self.log.run(["ip", "netns", "add", side.namespace])
+            self._created.append(side.namespace)
+        self.log.run(
+            ["ip", "link", "add", left.interface, "netns", left.namespace, "type", "veth",
+             "peer", "name", right.interface, "netns", right.namespace]
+        )
+        for side in (left, right):
+            n = ["ip", "-n", side.namespace]
+            self.log.run(n + ["link", "set", "lo", "up"])
+            self.log.run(n + ["addr", "add", f"{side.address}/24", "dev", side.interface])
+            self.log.run(n + ["link", "set", side.interface, "up"])
+            self.log.run(n + ["addr", "add", f"{side.protected}/32", "dev", "lo"])
+            # No IPv6 on the link: nothing but the lesson's traffic on the wire.
+            self.log.run(["ip", "netns", "exec", side.namespace, "sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1"])
+
+    def down(self) -> None:
+        """Remove the namespaces (their veth ends and everything inside go with them)."""
+        for namespace in reversed(self._created):
+            kill_processes(namespace)
+            self.log.run(["ip", "netns", "del", namespace], check=False)
+        self._created.clear()
+
+    def __enter__(self) -> "Topology":
+        self.up()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.down()
+
+
+def kill_processes(namespace: str) -> None:
+    """Kill whatever still runs in a namespace (tcpdump, ping, ESP workers of a killed run)."""
+    result = subprocess.run(["ip", "netns", "pids", namespace], capture_output=True, text=True)
+    for pid in result.stdout.split():
+        try:
+            os.kill(int(pid), 9)
+        except (ProcessLookupError, ValueError):
+            pass
+
+
+def ikelab_namespaces() -> list[str]:
+    result = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True)
+    names = [line.split()[0] for line in result.stdout.splitlines() if line.strip()]
+    return [n for n in names if n.startswith(PREFIX)]
+
+
+def owner_alive(namespace: str) -> bool:
+    match = re.match(rf"{re.escape(PREFIX)}(\d+)x", namespace)
+    if not match:
+        return False
+    try:
+        os.kill(int(match.group(1)), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def cleanup(*, include_live: bool = False) -> list[str]:
+    """Remove namespaces of ikelab runs whose process is gone (all of them with include_live)."""
+    removed = []
+    for namespace in ikelab_namespaces():
+        if include_live or not owner_alive(namespace):
+            kill_processes(namespace)
+            subprocess.run(["ip", "netns", "del", namespace], capture_output=True)
+            removed.append(namespace)
+    return removed

@@ -1,0 +1,201 @@
+"""The namespace lab: real veth, real UDP, real ESP, real ping; and nothing left behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from scapy.layers.inet import ICMP, IP
+from scapy.layers.ipsec import ESP, SecurityAssociation
+from scapy.utils import rdpcap
+
+from conftest import lesson_with, needs_lab, needs_tshark
+from ikelab.cli import main
+from ikelab.esp.packet import OutboundSa
+from ikelab.lab.lab import Lab
+from ikelab.lab.netns import ikelab_namespaces, in_namespace
+from ikelab.lab.session import Session
+from ikelab.trace import ChildSaEvent
+
+pytestmark = needs_lab()
+ROOT = Path(__file__).resolve().parent.parent
+SCAPY_CIPHERS = {"aes128": "AES-CBC", "aes192": "AES-CBC", "aes256": "AES-CBC", "aes128gcm16": "AES-GCM", "aes256gcm16": "AES-GCM"}
+SCAPY_AUTH = {"sha1": "HMAC-SHA1-96", "sha256": "SHA2-256-128", "sha384": "SHA2-384-192", "sha512": "SHA2-512-256", None: None}
+
+
+def host_state() -> tuple[str, str]:
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    routes = subprocess.run(["ip", "route"], capture_output=True, text=True).stdout
+    return links, routes
+
+
+@pytest.fixture(scope="module", autouse=True)
+def host_untouched():
+    before = host_state()
+    yield
+    assert host_state() == before, "the host namespace's links or routes changed"
+
+
+def run_lab(lesson, ping: int, capture: Path | None = None):
+    with Lab(lesson, capture=capture) as lab:
+        session = Session(lesson, lab.transport, seed=5, datapath=lab.datapath, namespaces=lab.namespaces)
+        session.run()
+        result = lab.ping(ping) if ping else None
+        counters = {side: lab.datapath.counters(side) for side in lab.namespaces}
+        lab.stop_capture()
+        return session, result, counters, lab
+
+
+@pytest.mark.parametrize("esp", ["aes128-sha256", "aes256gcm16", "aes256-sha512"])
+def test_ping_through_the_tunnel_never_in_clear(tmp_path, esp):
+    lesson = lesson_with(both={"esp": esp})
+    capture = tmp_path / "veth.pcap"
+    session, result, counters, lab = run_lab(lesson, 4, capture)
+    assert session.outcome.success
+    assert (result.transmitted, result.received) == (4, 4), result.lines
+    packets = rdpcap(str(capture))
+    assert not [p for p in packets if p.haslayer(IP) and p[IP].proto == 1], "ICMP crossed the veth in clear"
+    esp_packets = [p for p in packets if p.haslayer(IP) and p[IP].proto == 50]
+    assert len(esp_packets) == 8
+    out = counters["left"]["outbound"]
+    assert list(out.values())[0]["packets"] == 4 and list(counters["right"]["inbound"].values())[0]["packets"] == 4
+    assert not ikelab_namespaces() or all(not n.startswith(lab.topology.rid) for n in ikelab_namespaces())
+
+
+def scapy_sa(direction: dict) -> SecurityAssociation:
+    crypt = SCAPY_CIPHERS[direction["cipher_name"]]
+    return SecurityAssociation(
+        ESP,
+        spi=int(direction["spi"], 16),
+        crypt_algo=crypt,
+        crypt_key=bytes.fromhex(direction["encryption_key"]),
+        auth_algo=SCAPY_AUTH[direction["integrity_name"]],
+        auth_key=bytes.fromhex(direction["integrity_key"]) if direction["integrity_key"] else None,
+        tunnel_header=IP(src=direction["src"], dst=direction["dst"]),
+    )
+
+
+@pytest.mark.parametrize("esp", ["aes128-sha256", "aes128gcm16"])
+def test_scapy_decrypts_every_esp_packet_with_the_negotiated_keys(tmp_path, esp):
+    capture = tmp_path / "veth.pcap"
+    session, result, _, _ = run_lab(lesson_with(both={"esp": esp}), 3, capture)
+    child = session.trace.of(ChildSaEvent, "left")[0]
+    sas = {int(d["spi"], 16): scapy_sa(d) for d in (child.outbound, child.inbound)}
+    decrypted = []
+    for packet in rdpcap(str(capture)):
+        if packet.haslayer(ESP):
+            inner = sas[packet[ESP].spi].decrypt(packet[IP])
+            decrypted.append((inner[IP].src, inner[IP].dst, inner[ICMP].type))
+    assert decrypted == [("198.51.100.1", "203.0.113.1", 8), ("203.0.113.1", "198.51.100.1", 0)] * 3
+
+
+@needs_tshark()
+def test_tshark_decrypts_and_authenticates_the_lab_capture(tmp_path):
+    target = tmp_path / "lab.pcapng"
+    assert main(["run", "ikev2-psk", "--headless", "--seed", "2", "--ping", "2", "--pcap", str(target)]) == 0
+    env = dict(os.environ, WIRESHARK_CONFIG_DIR=str(target.with_suffix(".wireshark")))
+    out = subprocess.run(
+        ["tshark", "-r", str(target), "-T", "fields", "-E", "separator=|", "-e", "ip.proto", "-e", "esp.icv_good",
+         "-e", "icmp.type", "-e", "isakmp.auth.data", "-e", "_ws.malformed", "-e", "frame.comment"],
+        env=env, capture_output=True, text=True, check=True,
+    ).stdout.splitlines()
+    rows = [line.split("|") for line in out]
+    esp_rows = [r for r in rows if r[0].startswith("50")]
+    assert len(esp_rows) == 4 and all(r[1] == "1" for r in esp_rows), esp_rows
+    assert [r[2] for r in esp_rows] == ["8", "0", "8", "0"]
+    assert len([r for r in rows if r[3]]) == 2  # both AUTH payloads decrypted
+    assert all(r[4] == "" for r in rows) and all(r[5] for r in rows)  # well-formed, all annotated
+
+
+def test_tampered_and_replayed_esp_are_dropped_and_counted():
+    lesson = lesson_with()
+    with Lab(lesson) as lab:
+        session = Session(lesson, lab.transport, seed=9, datapath=lab.datapath, namespaces=lab.namespaces)
+        session.run()
+        assert lab.ping(2).received == 2
+        left_out = session.outcome.children["left"][0].outbound
+        raw = in_namespace(lab.namespaces["left"], lambda: socket.socket(socket.AF_INET, socket.SOCK_RAW, 50))
+        forger = OutboundSa(left_out)
+        inner = bytes(IP(src="198.51.100.1", dst="203.0.113.1") / ICMP())
+        replayed = forger.encapsulate(inner)  # sequence number 1, already used by the first ping
+        for _ in range(8):
+            forger.encapsulate(inner)
+        tampered = bytearray(forger.encapsulate(inner))  # sequence number 10: fresh, but altered
+        tampered[-20] ^= 0x01
+        raw.sendto(replayed, (left_out.dst, 0))
+        raw.sendto(bytes(tampered), (left_out.dst, 0))
+        raw.close()
+        time.sleep(0.3)
+        inbound = lab.datapath.counters("right")["inbound"][left_out.spi.hex()]
+        assert inbound["replay_drops"] == 1
+        assert inbound["integrity_failures"] == 1
+        assert inbound["packets"] == 2
+        assert lab.ping(1).received == 1  # the tunnel still works
+
+
+def _wait_for_namespaces(pid: int, timeout: float = 20.0) -> list[str]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ours = [n for n in ikelab_namespaces() if n.startswith(f"ikelab-{pid}x")]
+        if len(ours) == 2:
+            return ours
+        time.sleep(0.05)
+    raise AssertionError("the run never built its namespaces")
+
+
+def _start_run(*extra: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "ikelab.cli", "run", "ikev2-psk", "--headless", "--ping", "50", *extra],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+
+
+def _esp_workers() -> list[str]:
+    out = subprocess.run(["pgrep", "-af", "ikelab.lab.esp_worker"], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if "pgrep" not in line]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_during_a_run_removes_everything(sig):
+    run = _start_run()
+    _wait_for_namespaces(run.pid)
+    time.sleep(0.8)  # inside the ping stage
+    run.send_signal(sig)
+    run.wait(timeout=20)
+    assert not [n for n in ikelab_namespaces() if n.startswith(f"ikelab-{run.pid}x")]
+    assert not _esp_workers()
+
+
+def test_kill_9_then_lab_cleanup_leaves_nothing():
+    run = _start_run()
+    namespaces = _wait_for_namespaces(run.pid)
+    time.sleep(0.8)
+    run.kill()
+    run.wait()
+    assert set(namespaces) <= set(ikelab_namespaces())  # a killed run cannot clean up
+    assert main(["lab", "cleanup"]) == 0
+    assert not set(namespaces) & set(ikelab_namespaces())
+    time.sleep(0.2)
+    assert not _esp_workers()  # they die with their parent (PR_SET_PDEATHSIG) or with cleanup
+    for namespace in namespaces:
+        assert subprocess.run(["ip", "netns", "pids", namespace], capture_output=True).returncode != 0
+
+
+def test_failed_start_leaves_nothing(monkeypatch):
+    from ikelab.lab import datapath
+
+    def refuse(*args, **kwargs):
+        raise datapath.LabError("simulated failure while starting the datapath")
+
+    monkeypatch.setattr(datapath.UserspaceEsp, "start", refuse)
+    before = set(ikelab_namespaces())
+    with pytest.raises(datapath.LabError):
+        with Lab(lesson_with()):
+            pass
+    assert set(ikelab_namespaces()) == before

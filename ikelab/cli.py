@@ -136,18 +136,22 @@ def cmd_lessons(args) -> int:
 
 def cmd_keys_ikev2(args) -> int:
     from ikelab.crypto import ikev2_kdf
-    from ikelab.crypto.names import UnknownAlgorithm, parse_proposal
+    from ikelab.crypto.names import ProposalError, UnknownAlgorithm, parse_proposal
 
-    integ = args.integ
-    text = "-".join(p for p in (args.encr, integ, args.prf, "modp2048") if p)
+    def spec_for(integ: str | None):
+        return parse_proposal("-".join(p for p in (args.encr, integ, args.prf, "modp2048") if p), ike=True)
+
     try:
-        spec = parse_proposal(text, ike=True)
+        try:
+            spec = spec_for(args.integ)
+        except ProposalError:
+            if args.integ is not None:
+                raise
+            spec = spec_for("sha256")  # a non-AEAD cipher needs integrity: the default
     except (UnknownAlgorithm, ValueError) as e:
         raise UsageError(str(e).strip("'\"")) from None
     cipher, prf = spec.encryption[0], spec.prf[0]
     integrity = spec.integrity[0] if spec.integrity else None
-    if integ is None and not cipher.is_aead:
-        integrity = parse_proposal("aes128-sha256", ike=False).integrity[0]
     skeyseed = ikev2_kdf.skeyseed(prf, args.ni, args.nr, args.gir)
     keys, _ = ikev2_kdf.ike_sa_keys(
         prf, skeyseed, args.ni, args.nr, args.spii, args.spir, cipher.key_length, integrity.key_length if integrity else 0

@@ -199,3 +199,14 @@ def test_failed_start_leaves_nothing(monkeypatch):
         with Lab(lesson_with()):
             pass
     assert set(ikelab_namespaces()) == before
+
+
+def test_manual_keying_lesson_pings_through_static_sas(capsys, tmp_path):
+    target = tmp_path / "manual.pcapng"
+    assert main(["run", "manual-keying", "--headless", "--ping", "3", "--pcap", str(target)]) == 0
+    out = capsys.readouterr().out
+    assert "3 packets transmitted, 3 received" in out
+    assert "manually keyed Child SA(s) installed, no IKE" in out
+    spis = {p[ESP].spi for p in rdpcap(str(target)) if p.haslayer(ESP)}
+    assert spis == {0x1001, 0x1002}
+    assert not [p for p in rdpcap(str(target)) if p.haslayer("UDP")]  # no IKE at all

@@ -1,0 +1,112 @@
+"""The command line: the key calculator against strongSwan's keys, lessons, options, fallbacks."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from scapy.layers.inet import UDP
+from scapy.utils import rdpcap
+
+from conftest import messages, run
+from ikelab.cli import main
+from ikelab.trace import DhSharedEvent, IkeKeysEvent
+from ikelab.wire.ikev2 import NoncePayload, decode_message
+
+from pathlib import Path
+
+VECTORS = Path(__file__).parent / "vectors" / "strongswan"
+
+
+def strongswan_inputs(name: str) -> tuple[dict, bytes, bytes]:
+    keys = json.loads((VECTORS / name / "keys.json").read_text())["ike_sas"][0]
+    inits = [bytes(p[UDP].payload) for p in rdpcap(str(VECTORS / name / "capture.pcap")) if p.haslayer(UDP) and p[UDP].dport in (500, 4500)]
+    ni = decode_message(inits[0]).message.find(NoncePayload).data
+    responses = [bytes(p[UDP].payload) for p in rdpcap(str(VECTORS / name / "capture.pcap")) if p.haslayer(UDP) and p[UDP].sport == 500 and p[UDP].dport == 500]
+    nr = next(decode_message(d).message.find(NoncePayload).data for d in responses if decode_message(d).message.header.is_response)
+    return keys, ni, nr
+
+
+@pytest.mark.parametrize("name,prf,encr,integ", [("ikev2-psk", "prfsha256", "aes128", "sha256"), ("ikev2-gcm", "prfsha256", "aes256gcm16", None)])
+def test_keys_calculator_reproduces_strongswan(capsys, name, prf, encr, integ):
+    keys, ni, nr = strongswan_inputs(name)
+    args = ["keys", "ikev2", "--ni", ni.hex(), "--nr", nr.hex(), "--gir", keys["dh_secret"], "--spii", keys["spi_i"],
+            "--spir", keys["spi_r"], "--prf", prf, "--encr", encr, "--json"] + (["--integ", integ] if integ else [])
+    assert main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert list(out) == ["SKEYSEED", "SK_d", "SK_ai", "SK_ar", "SK_ei", "SK_er", "SK_pi", "SK_pr"]
+    assert out["SKEYSEED"] == keys["skeyseed"]
+    for k in ("sk_d", "sk_ai", "sk_ar", "sk_ei", "sk_er", "sk_pi", "sk_pr"):
+        assert out["SK_" + k[3:]] == keys.get(k, ""), k  # AEAD: no SK_a
+
+
+def test_keys_calculator_matches_a_run(capsys):
+    session = run()
+    first, second = messages(session)[:2]
+    ni = decode_message(first.data).message.find(NoncePayload).data
+    nr = decode_message(second.data).message.find(NoncePayload).data
+    shared = session.trace.of(DhSharedEvent, "left")[0].shared
+    keys = session.trace.of(IkeKeysEvent, "left")[0]
+    assert main(["keys", "ikev2", "--ni", ni.hex(), "--nr", nr.hex(), "--gir", shared.hex(), "--spii", keys.spi_i.hex(),
+                 "--spir", keys.spi_r.hex(), "--prf", "prfsha256"]) == 0
+    text = capsys.readouterr().out
+    assert f"SK_ei    = {keys.keys['SK_ei'].hex()}" in text
+
+
+def test_keys_calculator_rejects_bad_input(capsys):
+    assert main(["keys", "ikev2", "--ni", "00", "--nr", "00", "--gir", "00", "--spii", "00", "--spir", "00", "--prf", "prfmd5"]) == 2
+    assert "prfmd5" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["keys", "ikev2", "--ni", "zz", "--nr", "00", "--gir", "00", "--spii", "00", "--spir", "00", "--prf", "prfsha256"])
+
+
+def test_lessons_are_listed(capsys):
+    assert main(["lessons"]) == 0
+    out = capsys.readouterr().out
+    assert "ikev2-psk" in out and "manual-keying" in out
+
+
+def test_json_lines_are_the_trace(capsys):
+    assert main(["run", "ikev2-psk", "--headless", "--json", "--seed", "3", "--transport", "memory"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    kinds = {line["kind"] for line in lines}
+    assert {"message", "dh_shared", "prf_plus", "auth", "child_sa"} <= kinds
+    message = next(line for line in lines if line["kind"] == "message")
+    assert message["tree"]["children"][0]["name"] == "Header"
+
+
+def test_seed_prints_a_warning(capsys):
+    main(["run", "ikev2-psk", "--headless", "--seed", "3", "--transport", "memory"])
+    assert "deterministic" in capsys.readouterr().err
+
+
+def test_failed_handshake_exits_3(tmp_path, capsys):
+    lesson = Path(__file__).parent.parent / "lessons" / "ikev2-psk.toml"
+    text = lesson.read_text().replace('psk = "correct horse battery staple"', 'psk = "wrong"', 1)
+    bad = tmp_path / "wrong-psk.toml"
+    bad.write_text(text)
+    assert main(["run", str(bad), "--headless", "--transport", "memory"]) == 3
+    assert "AUTHENTICATION_FAILED" in capsys.readouterr().out
+
+
+def test_unknown_lesson_is_one_line(capsys):
+    assert main(["run", "no-such-lesson", "--headless"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "no lesson with this slug" in err and "ikev2-psk" in err
+
+
+def test_ping_without_lab_transport_is_refused(capsys):
+    assert main(["run", "ikev2-psk", "--headless", "--transport", "memory", "--ping", "2"]) == 2
+    assert "--ping needs the namespace lab" in capsys.readouterr().err
+
+
+def test_falls_back_to_loopback_when_the_lab_cannot_start(monkeypatch, capsys):
+    import ikelab.lab.lab as lab
+
+    monkeypatch.setattr(lab, "missing_privileges", lambda: "the lab needs root (simulated)")
+    assert main(["run", "ikev2-psk", "--headless", "--seed", "1"]) == 0
+    captured = capsys.readouterr()
+    assert "running over loopback UDP instead" in captured.err and "no ping stage" in captured.err
+    assert "transport loopback" in captured.out
+    assert main(["run", "ikev2-psk", "--headless", "--ping", "1"]) == 2
+    assert "the lab cannot start" in capsys.readouterr().err

@@ -191,9 +191,10 @@ def _pick_transport(args) -> tuple[str, str | None]:
     problem = missing_privileges()
     if problem is None:
         return "netns", None
-    if args.transport == "netns" or args.ping:
+    if args.transport == "netns":
         raise UsageError(f"the lab cannot start: {problem}")
-    return "loopback", f"the lab cannot start ({problem}); running over loopback UDP instead: no namespaces, no datapath, no ping stage"
+    lost = "no namespaces, no datapath" + (", no ping stage" if args.ping else "")
+    return "loopback", f"the lab cannot start ({problem}); running over loopback UDP instead: {lost}"
 
 
 def cmd_run(args) -> int:
@@ -212,6 +213,7 @@ def cmd_run(args) -> int:
     transport, fallback = _pick_transport(args)
     if fallback:
         print(f"ikelab: {fallback}", file=sys.stderr)
+        args.ping = 0
     if transport == "netns":
         return _run_in_lab(args, lesson)
     return _run_plain(args, lesson, transport)

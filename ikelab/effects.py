@@ -54,4 +54,7 @@ class IkeSaFailed:
     notify: str = ""  # the notify that carried or caused the failure, e.g. "AUTHENTICATION_FAILED"
 
 
+# What a lesson, the TUI or a timer may ask a peer to start on its established IKE SA.
+ACTIONS = ("create-child", "rekey-child", "rekey-ike", "delete-child", "delete-ike", "liveness")
+
 Effect = Union[Send, InstallChildSa, DeleteChildSa, IkeSaUp, IkeSaFailed]

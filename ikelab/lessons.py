@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ikelab.crypto.names import ProposalSpec, UnknownAlgorithm, parse_proposal
+from ikelab.effects import ACTIONS
 from ikelab.ikev2.config import Identity
 
 LESSONS_DIR = Path(os.environ.get("IKELAB_LESSONS", Path(__file__).resolve().parent.parent / "lessons"))
@@ -48,6 +49,19 @@ class PeerSpec:
     psk: bytes = b""
     ike: tuple[ProposalSpec, ...] = ()
     esp: tuple[ProposalSpec, ...] = ()
+    # lifetimes on the run's clock (seconds); None: never
+    rekey_child_after: float | None = None
+    rekey_ike_after: float | None = None
+    liveness_every: float | None = None
+
+
+@dataclass(frozen=True)
+class Action:
+    """Something a peer does at a time of the run's clock: "rekey-child", "delete-ike", ..."""
+
+    at: float
+    peer: str
+    do: str
 
 
 @dataclass(frozen=True)
@@ -84,6 +98,8 @@ class Lesson:
     steps: tuple[StepText, ...] = ()
     checkpoints: tuple[str, ...] = ()
     manual: ManualKeys | None = None  # static SAs, no IKE at all
+    duration: float = 0.0  # seconds of the run's clock after the start that timers and actions may use
+    actions: tuple[Action, ...] = ()
 
     @property
     def keying(self) -> str:
@@ -210,7 +226,7 @@ class _Parser:
         w = f"{name}."
         known = {"role", "address", "local_ts", "remote_ts", "protected"}
         if not manual:
-            known |= {"id", "remote_id", "psk", "ike", "esp"}
+            known |= {"id", "remote_id", "psk", "ike", "esp", "rekey_child_after", "rekey_ike_after", "liveness_every"}
         for key in table:
             if key not in known:
                 hint = " (a manually keyed lesson has no IKE settings)" if manual else ""
@@ -236,7 +252,31 @@ class _Parser:
             psk=self._str(table, "psk", w).encode(),
             ike=self._proposals(table, "ike", w, ike=True),
             esp=self._proposals(table, "esp", w, ike=False),
+            rekey_child_after=self._seconds(table, "rekey_child_after", w),
+            rekey_ike_after=self._seconds(table, "rekey_ike_after", w),
+            liveness_every=self._seconds(table, "liveness_every", w),
         )
+
+    def _seconds(self, table: dict, key: str, where: str) -> float | None:
+        value = table.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise self.error(where + key, f"must be a positive number of seconds, not {value!r}")
+        return float(value)
+
+    def actions(self, data: dict) -> tuple[Action, ...]:
+        out = []
+        for i, a in enumerate(data.get("action", [])):
+            if not isinstance(a, dict) or set(a) != {"at", "peer", "do"}:
+                raise self.error("action", f"action {i + 1} needs exactly `at`, `peer` and `do`")
+            at = self._seconds(a, "at", "action.")
+            if a["peer"] not in ("left", "right"):
+                raise self.error("action.peer", f"must be 'left' or 'right', not {a['peer']!r}")
+            if a["do"] not in ACTIONS:
+                raise self.error("action.do", f"unknown action {a['do']!r} (known: {', '.join(ACTIONS)})")
+            out.append(Action(at, a["peer"], a["do"]))
+        return tuple(out)
 
     def _hex(self, table: dict, key: str, where: str, length: int) -> bytes:
         text = self._str(table, key, where)
@@ -275,7 +315,8 @@ class _Parser:
         return ManualKeys(spec, directions["left_to_right"], directions["right_to_left"])
 
     def lesson(self, data: dict) -> Lesson:
-        known = {"title", "slug", "summary", "ike_version", "keying", "left", "right", "manual", "step", "checkpoint"}
+        known = {"title", "slug", "summary", "ike_version", "keying", "left", "right", "manual", "step", "checkpoint",
+                 "duration", "action"}
         for key in data:
             if key not in known:
                 raise self.error(key, f"unknown setting (known: {', '.join(sorted(known))})")
@@ -312,6 +353,8 @@ class _Parser:
             steps=tuple(steps),
             checkpoints=tuple(checkpoints),
             manual=self.manual(data) if manual else None,
+            duration=self._seconds(data, "duration", "") or 0.0,
+            actions=self.actions(data),
         )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import threading
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Iterator, TypeVar
 
@@ -253,10 +254,12 @@ class Trace:
 
     def __init__(self) -> None:
         self.events: list[Event] = []
+        self._lock = threading.Lock()  # the lab's live stage emits from a second thread
 
     def emit(self, event: E) -> E:
-        event.seq = len(self.events)
-        self.events.append(event)
+        with self._lock:
+            event.seq = len(self.events)
+            self.events.append(event)
         return event
 
     def __iter__(self) -> Iterator[Event]:

@@ -70,3 +70,7 @@ class Ikev2Config:
     child_name: str = "net"
     retransmit: RetransmitPolicy = field(default_factory=RetransmitPolicy)
     nat_detection: bool = True
+    # Lifetimes on the run's clock, counted from when the SA was set up; None never rekeys.
+    rekey_child_after: float | None = None
+    rekey_ike_after: float | None = None
+    liveness_every: float | None = None  # an empty INFORMATIONAL when this long has passed

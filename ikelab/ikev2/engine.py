@@ -15,7 +15,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Callable
 
-from ikelab.effects import DeleteChildSa, Effect, Endpoint, IkeSaFailed, Send
+from ikelab.effects import ACTIONS, DeleteChildSa, Effect, Endpoint, IkeSaFailed, Send
 from ikelab.ikev2.config import Ikev2Config
 from ikelab.ikev2.ike_sa import IkeSa, PendingRequest, State
 from ikelab.ikev2.protection import ProtectionError, open_sk, seal
@@ -82,13 +82,54 @@ class Ikev2Peer:
 
     def next_timer(self) -> float | None:
         deadlines = [sa.pending.deadline for sa in self.sas.values() if sa.pending]
+        deadlines += [when for sa in self.sas.values() for when, _ in sa.timers]
         return min(deadlines) if deadlines else None
 
     def on_timer(self, now: float) -> list[Effect]:
-        return self._run(now, self._retransmit_due)
+        return self._run(now, self._timers_due)
+
+    def busy(self) -> bool:
+        """A request of ours waits for its response (so its retransmission timer matters)."""
+        return any(sa.pending for sa in self.sas.values())
 
     def established(self) -> list[IkeSa]:
         return [sa for sa in self.sas.values() if sa.state is State.ESTABLISHED]
+
+    def act(self, action: str, now: float) -> list[Effect]:
+        """Start an exchange on the first established IKE SA: "create-child", "rekey-child",
+        "rekey-ike", "delete-child", "delete-ike" or "liveness" (what a lesson or the TUI asks for)."""
+        return self._run(now, lambda: self._act(action))
+
+    def _act(self, action: str, sa: IkeSa | None = None) -> None:
+        from ikelab.ikev2.exchanges import create_child_sa, informational
+
+        sa = sa or next(iter(self.established()), None)
+        if sa is None:
+            self.note("warning", f"cannot {action}: no established IKE SA")
+            return
+        starters = {
+            "create-child": lambda: create_child_sa.create_child(self, sa),
+            "rekey-child": lambda: create_child_sa.rekey_child(self, sa),
+            "rekey-ike": lambda: create_child_sa.rekey_ike(self, sa),
+            "delete-child": lambda: informational.delete_child(self, sa),
+            "delete-ike": lambda: informational.delete_ike_sa(self, sa),
+            "liveness": lambda: informational.check_liveness(self, sa),
+        }
+        if action not in starters:
+            self.note("error", f"unknown action {action!r} (known: {', '.join(ACTIONS)})")
+            return
+        self.start_request(sa, starters[action])
+
+    def start_request(self, sa: IkeSa, build: Callable[[], None]) -> None:
+        """Run `build` (which sends one request) now, or after the request in flight is answered."""
+        if sa.pending is None:
+            build()
+        else:
+            sa.queued.append(build)
+
+    def schedule(self, sa: IkeSa, after: float | None, action: str) -> None:
+        if after is not None:
+            sa.timers.append((self.now + after, action))
 
     # ----------------------------------------------------------------- helpers for exchanges
 
@@ -328,6 +369,18 @@ class Ikev2Peer:
             message, inner = opened
         sa.pending = None
         pending.on_response(Received(data, message, inner, src, dst))
+        if sa.pending is None and sa.queued and sa.state is State.ESTABLISHED:
+            sa.queued.popleft()()
+
+    def _timers_due(self) -> None:
+        for sa in list(self.sas.values()):
+            due = [action for when, action in sa.timers if when <= self.now]
+            sa.timers = [(when, action) for when, action in sa.timers if when > self.now]
+            for action in due:
+                if sa.state is State.ESTABLISHED:
+                    self.note("info", f"timer: {action} is due")
+                    self._act(action, sa)
+        self._retransmit_due()
 
     def _retransmit_due(self) -> None:
         policy = self.config.retransmit

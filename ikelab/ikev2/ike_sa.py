@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -20,6 +21,7 @@ class State(enum.Enum):
     INIT_DONE = "IKE_SA_INIT done"
     AUTH_SENT = "IKE_AUTH sent"
     ESTABLISHED = "established"
+    REKEYED = "rekeyed (waiting to be deleted)"
     FAILED = "failed"
     DELETED = "deleted"
 
@@ -63,6 +65,9 @@ class IkeSa:
     pending: PendingRequest | None = None
     last_response: tuple[int, bytes, bytes | None] | None = None  # (message ID, data, plaintext), sent again for a repeated request
     children: list[ChildSa] = field(default_factory=list)
+    queued: deque = field(default_factory=deque)  # requests waiting for the pending one (window size 1)
+    timers: list[tuple[float, str]] = field(default_factory=list)  # (when, action): rekeys, liveness
+    rekeying: dict = field(default_factory=dict)  # our inbound SPI of a Child SA -> our rekey request in flight
     nat_local: bool = False  # our side is behind a NAT (from NAT detection)
     nat_remote: bool = False
 
@@ -73,6 +78,10 @@ class IkeSa:
     @property
     def local_spi(self) -> bytes:
         return self.spi_i if self.is_initiator else self.spi_r
+
+    @property
+    def remote_spi(self) -> bytes:
+        return self.spi_r if self.is_initiator else self.spi_i
 
     @property
     def label(self) -> str:

@@ -57,6 +57,45 @@ def derive_ike_keys(peer: "Ikev2Peer", sa: "IkeSa") -> None:
     )
 
 
+def derive_rekeyed_ike_keys(peer: "Ikev2Peer", old: "IkeSa", new: "IkeSa") -> None:
+    """The keys of an IKE SA made by rekeying: SKEYSEED = prf(SK_d (old), g^ir (new) | Ni | Nr)."""
+    prf, cipher, integ = new.ike.prf, new.ike.cipher, new.ike.integrity
+    skeyseed = ikev2_kdf.rekey_skeyseed(old.ike.prf, old.keys.sk_d, new.shared_secret, new.ni, new.nr)
+    peer.emit(
+        PrfEvent,
+        label="SKEYSEED (rekeyed IKE SA)",
+        formula="SKEYSEED = prf(SK_d (old), g^ir (new) | Ni | Nr)",
+        prf=old.ike.prf.description,
+        key=old.keys.sk_d,
+        data=new.shared_secret + new.ni + new.nr,
+        output=skeyseed,
+    )
+    keys, stream = ikev2_kdf.ike_sa_keys(
+        prf, skeyseed, new.ni, new.nr, new.spi_i, new.spi_r, cipher.key_length, integ.key_length if integ else 0
+    )
+    peer.emit(
+        PrfPlusEvent,
+        label="rekeyed IKE SA keys",
+        formula="{SK_d | SK_ai | SK_ar | SK_ei | SK_er | SK_pi | SK_pr} = prf+(SKEYSEED, Ni | Nr | SPIi | SPIr)",
+        prf=prf.description,
+        key=skeyseed,
+        seed=new.ni + new.nr + new.spi_i + new.spi_r,
+        blocks=_blocks(stream),
+        output=stream.output,
+        split=keys.as_dict(),
+    )
+    new.keys = keys
+    peer.emit(
+        IkeKeysEvent,
+        spi_i=new.spi_i,
+        spi_r=new.spi_r,
+        cipher=cipher.name,
+        integrity=integ.name if integ else "",
+        prf=prf.name,
+        keys=keys.as_dict(),
+    )
+
+
 def derive_child_sa(
     peer: "Ikev2Peer",
     sa: "IkeSa",
@@ -68,11 +107,16 @@ def derive_child_sa(
     ni: bytes,
     nr: bytes,
     g_ir: bytes | None = None,
+    we_initiated: bool | None = None,
 ) -> ChildSa:
     """KEYMAT = prf+(SK_d, [g^ir (new) |] Ni | Nr), split i->r first, encryption before integrity.
 
-    Each side puts its own inbound SPI in its SA payload: the initiator sends to the responder's SPI.
+    "Initiator" is the initiator of the exchange that creates the Child SA (IKE_AUTH or
+    CREATE_CHILD_SA), which `we_initiated` says (default: our role in the IKE SA). Each side puts its
+    own inbound SPI in its SA payload: the initiator sends to the responder's SPI.
     """
+    if we_initiated is None:
+        we_initiated = sa.is_initiator
     prf = sa.ike.prf
     encr_len = esp.cipher.key_length
     integ_len = esp.integrity.key_length if esp.integrity else 0
@@ -102,7 +146,7 @@ def derive_child_sa(
     local, remote = sa.local.host, sa.remote.host
     i_to_r = dict(cipher=esp.cipher, integrity=esp.integrity, encryption_key=ei, integrity_key=ai, esn=esp.esn)
     r_to_i = dict(cipher=esp.cipher, integrity=esp.integrity, encryption_key=er, integrity_key=ar, esn=esp.esn)
-    if sa.is_initiator:
+    if we_initiated:
         outbound = EspSa(spi=spi_from_responder, src=local, dst=remote, **i_to_r)
         inbound = EspSa(spi=spi_from_initiator, src=remote, dst=local, **r_to_i)
     else:

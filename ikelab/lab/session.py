@@ -8,6 +8,7 @@ back is replaying to the step before.
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -35,6 +36,9 @@ def peer_config(spec: PeerSpec) -> Ikev2Config:
         esp_proposals=spec.esp,
         local_ts=spec.local_ts,
         remote_ts=spec.remote_ts,
+        rekey_child_after=spec.rekey_child_after,
+        rekey_ike_after=spec.rekey_ike_after,
+        liveness_every=spec.liveness_every,
     )
 
 
@@ -93,12 +97,18 @@ class Session:
             self.peers[spec.name] = Ikev2Peer(peer_config(spec), rng, self.trace, transport.endpoint(spec.name))
             self.outcome.children[spec.name] = []
         self._started = False
+        self.until = lesson.duration  # timers and actions up to this clock are part of the run
+        self._actions = sorted((a.at, a.peer, a.do) for a in lesson.actions)
 
     # -------------------------------------------------------------- stepping
 
     @property
     def finished(self) -> bool:
-        return self._started and not self._queue and self._next_timer() is None
+        return self._started and not self._queue and self._next_due() is None
+
+    def act(self, peer: str, action: str) -> None:
+        """Start an exchange now (rekey, delete, liveness...), as a lesson action or the TUI asks."""
+        self._apply(peer, self.peers[peer].act(action, self.clock))
 
     def step(self) -> Step | None:
         """Advance by one step; None when the run is over."""
@@ -119,29 +129,52 @@ class Session:
             receiver = self._peer_at(delivery.dst)
             self._apply(receiver, self.peers[receiver].receive(delivery.data, delivery.src, delivery.dst, self.clock))
             return self._record("message", f"{receiver} received {send.label}", first)
-        deadline = self._next_timer()
+        deadline = self._next_due()
         if deadline is None:
             return None
         self.clock = max(self.clock, deadline)
+        labels = []
+        while self._actions and self._actions[0][0] <= self.clock:
+            _, name, action = self._actions.pop(0)
+            labels.append(f"{name}: {action}")
+            self.act(name, action)
         for name, peer in self.peers.items():
             if peer.next_timer() is not None and peer.next_timer() <= self.clock:
+                labels.append(f"{name}: timer")
                 self._apply(name, peer.on_timer(self.clock))
-        return self._record("timer", f"timer at {self.clock:.3f} s", first)
+        return self._record("timer", f"at {self.clock:.3f} s: " + ", ".join(labels), first)
 
-    def run(self, max_steps: int = 1000) -> Outcome:
+    def run(self, max_steps: int = 10000) -> Outcome:
         for _ in range(max_steps):
             if self.step() is None:
                 break
         return self.outcome
+
+    def run_live(self, stop, tick: float = 0.02) -> None:
+        """Follow the wall clock until `stop` (a threading.Event) is set: timers and lesson actions fire
+        at their real times while something else (the ping) runs; used by the lab after the handshake."""
+        start_wall, start_clock = time.monotonic(), self.clock
+        while not stop.is_set():
+            self.until = max(self.until, start_clock + time.monotonic() - start_wall)
+            while self.step() is not None:
+                pass
+            stop.wait(tick)
 
     # -------------------------------------------------------------- internals
 
     def _peer_at(self, endpoint) -> str:
         return next(name for name, peer in self.peers.items() if peer.local == endpoint)
 
-    def _next_timer(self) -> float | None:
-        timers = [t for t in (p.next_timer() for p in self.peers.values()) if t is not None]
-        return min(timers) if timers else None
+    def _next_due(self) -> float | None:
+        """The next timer or lesson action that belongs to the run: retransmissions always do (a
+        request is waiting), rekeys, liveness checks and actions only up to `until`."""
+        due = [t for t in (p.next_timer() for p in self.peers.values()) if t is not None]
+        due += [at for at, _, _ in self._actions[:1]]
+        if not due:
+            return None
+        waiting = any(peer.busy() for peer in self.peers.values())
+        nearest = min(due)
+        return nearest if waiting or nearest <= self.until else None
 
     def _record(self, kind: str, label: str, first: int) -> Step:
         step = Step(len(self.steps), kind, label, first, len(self.trace))

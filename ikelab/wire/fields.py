@@ -9,13 +9,16 @@ from enum import Enum
 class Field:
     """One decoded field, or a group of them (a payload, a proposal, a transform).
 
-    Behaves like a dataclass of (name, start, end, value, display, note, children), with one
-    difference made for speed: `show`, if given, computes `display` from `value` when it is first
-    read, so decoding does not format text that only a person looking at the tree needs.
-    Hand-written (with __slots__) because a dataclass cannot hold a lazy attribute cheaply.
+    Behaves like a dataclass of (name, start, end, value, display, note, children), with two
+    differences made for speed, so that decoding does not build what only a person looking at the
+    tree needs (the engine decodes every message it receives and rarely looks at the tree):
+    - `show`, if given, computes `display` from `value` when `display` is first read;
+    - `children` may hold leaves as plain tuples of the constructor's arguments (the Reader records
+      them so: a tuple costs a fraction of a Field), which become Fields when `children` is read.
+    Hand-written (with __slots__) because a dataclass cannot hold lazy attributes cheaply.
     """
 
-    __slots__ = ("name", "start", "end", "value", "_display", "_show", "note", "children")
+    __slots__ = ("name", "start", "end", "value", "_display", "_show", "note", "_children")
     __match_args__ = ("name", "start", "end", "value", "display", "note", "children")
 
     def __init__(
@@ -36,7 +39,7 @@ class Field:
         self._display = display
         self._show = show
         self.note = note
-        self.children = [] if children is None else children
+        self._children = [] if children is None else children
 
     @property
     def display(self) -> str:
@@ -49,6 +52,17 @@ class Field:
     def display(self, text: str) -> None:
         self._display = text
         self._show = None
+
+    @property
+    def children(self) -> list[Field]:
+        children = self._children
+        if tuple in map(type, children):
+            children[:] = [Field(*child) if type(child) is tuple else child for child in children]
+        return children
+
+    @children.setter
+    def children(self, children: list[Field]) -> None:
+        self._children = children
 
     def _astuple(self) -> tuple:
         return (self.name, self.start, self.end, self.value, self.display, self.note, self.children)

@@ -232,15 +232,20 @@ def _decode_cp(r: Reader, ptype: int, next_payload: int) -> ConfigPayload:
     attributes = []
     while r.remaining:
         group = r.open_group("Attribute")
-        header = r.u16("Attribute Type", note="Top bit reserved, then the 15-bit attribute type.")
+        header = r.u16(
+            "Attribute Type", show=_cfg_attribute_display, note="Top bit reserved, then the 15-bit attribute type."
+        )
         attr_type = header & 0x7FFF
-        r.last.display = name_of(ConfigAttribute, attr_type)
         size = r.u16("Length")
         value = r.raw("Value", size, show=ip_display if attr_type in ADDRESS_ATTRIBUTES else None)
         r.close_group(group)
         group.name = f"Attribute {name_of(ConfigAttribute, attr_type)}"
         attributes.append((attr_type, value))
     return ConfigPayload(cfg_type, attributes)
+
+
+def _cfg_attribute_display(header: object) -> str:
+    return name_of(ConfigAttribute, header & 0x7FFF)
 
 
 def _decode_eap(r: Reader, ptype: int, next_payload: int) -> EapPayload:

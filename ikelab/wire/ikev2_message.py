@@ -82,7 +82,7 @@ class Message:
 
         The codec cannot see inside SK; pass the decrypted `inner` payloads to list them.
         """
-        sender = self.header.is_initiator
+        sender = not self.header.is_response  # requests carry Ni, responses Nr (RFC 7296 §1.3)
         parts = ["HDR"]
         for payload in self.payloads:
             name = short_name(payload, sender_is_initiator=sender)

@@ -28,7 +28,7 @@ def decode_sa(r: Reader, ptype: int, next_payload: int) -> SaPayload:
     proposals: list[Proposal] = []
     groups: list[Field] = []
     while True:
-        proposal, group = _decode_proposal(r)
+        proposal, group, last = _decode_proposal(r)
         if proposals and proposal.number != proposals[-1].number + 1:
             raise r.error_at(
                 group.find("Proposal Num"),
@@ -37,7 +37,7 @@ def decode_sa(r: Reader, ptype: int, next_payload: int) -> SaPayload:
             )
         proposals.append(proposal)
         groups.append(group)
-        if group.children[0].value == 0:  # Last Substruc: 0 = last proposal
+        if last == 0:  # Last Substruc: 0 = last proposal
             break
         if r.remaining == 0:
             raise r.error_at(group.children[0], "says more proposals follow (2) but the SA payload ends here")
@@ -51,7 +51,11 @@ def decode_sa(r: Reader, ptype: int, next_payload: int) -> SaPayload:
     return SaPayload(proposals)
 
 
-def _decode_proposal(r: Reader) -> tuple[Proposal, Field]:
+# The substructure decoders also return their Last Substruc value (the first child of the group):
+# reading it from the group would turn all the group's leaves into Fields (see Reader).
+
+
+def _decode_proposal(r: Reader) -> tuple[Proposal, Field, int]:
     start = r.pos
     group = r.open_group("Proposal", note="One set of algorithms; the responder picks exactly one proposal.")
     last = r.u8("Last Substruc", note="0 = last proposal, 2 = another proposal follows.")
@@ -78,7 +82,7 @@ def _decode_proposal(r: Reader) -> tuple[Proposal, Field]:
     r.close_group(group)
     group.name = f"Proposal #{number}"
     group.display = f"{name_of(ProtocolId, protocol)}, {count} transforms"
-    return Proposal(number, protocol, spi, transforms), group
+    return Proposal(number, protocol, spi, transforms), group, last
 
 
 def _decode_transforms(r: Reader, count: int) -> list[Transform]:
@@ -86,19 +90,18 @@ def _decode_transforms(r: Reader, count: int) -> list[Transform]:
     for i in range(count):
         if r.remaining == 0:
             raise r.error("Num Transforms", f"says {count} transforms but the proposal holds only {i}")
-        transform, group = _decode_transform(r)
-        marker = group.children[0]
-        if marker.value == 0 and i < count - 1:
-            raise r.error_at(marker, f"says last transform (0) on transform {i + 1} of {count}")
-        if marker.value == 3 and i == count - 1:
-            raise r.error_at(marker, f"says more transforms follow (3) on the last of {count}")
+        transform, group, last = _decode_transform(r)
+        if last == 0 and i < count - 1:
+            raise r.error_at(group.children[0], f"says last transform (0) on transform {i + 1} of {count}")
+        if last == 3 and i == count - 1:
+            raise r.error_at(group.children[0], f"says more transforms follow (3) on the last of {count}")
         transforms.append(transform)
     if r.remaining:
         raise r.error("Num Transforms", f"says {count} transforms but {r.remaining} more bytes follow them")
     return transforms
 
 
-def _decode_transform(r: Reader) -> tuple[Transform, Field]:
+def _decode_transform(r: Reader) -> tuple[Transform, Field, int]:
     start = r.pos
     group = r.open_group("Transform")
     last = r.u8("Last Substruc", note="0 = last transform, 3 = another transform follows.")
@@ -126,27 +129,38 @@ def _decode_transform(r: Reader) -> tuple[Transform, Field]:
     if transform.key_length is not None:
         group.display += f" {transform.key_length}"
     group.note = TRANSFORM_NOTES.get(ttype, "")
-    return transform, group
+    return transform, group, last
 
 
 def _decode_attribute(r: Reader, transform: Transform) -> None:
     group = r.open_group("Attribute")
-    header = r.u16("Attribute Type", note="Top bit set = TV format (value in the next 2 bytes), clear = TLV.")
+    header = r.u16(
+        "Attribute Type",
+        show=_attribute_type_display,
+        note="Top bit set = TV format (value in the next 2 bytes), clear = TLV.",
+    )
     attr_type, tv = header & 0x7FFF, bool(header & 0x8000)
+    key_length = attr_type == TransformAttribute.KEY_LENGTH and transform.key_length is None
     if tv:
-        value: int | bytes = r.u16("Attribute Value")
+        value: int | bytes = r.u16("Attribute Value", show=_bits_display if key_length else None)
     else:
         size = r.u16("Attribute Length")
         value = r.raw("Attribute Value", size)
     r.close_group(group)
-    if attr_type == TransformAttribute.KEY_LENGTH and transform.key_length is None:
+    if key_length:
         if not tv:
             raise r.error_at(group.children[0], "Key Length must use the TV format (RFC 7296 §3.3.5)")
         transform.key_length = value
         group.name, group.display = "Attribute Key Length", f"{value} bits"
         group.note = "Key size in bits, for ciphers with a variable key size such as AES."
-        group.children[-1].display = f"{value} bits"
     else:
         transform.attributes.append((attr_type, value))
         group.name = f"Attribute {attr_type}"
-    group.children[0].display = f"{name_of(TransformAttribute, attr_type)}, {'TV' if tv else 'TLV'}"
+
+
+def _attribute_type_display(header: object) -> str:
+    return f"{name_of(TransformAttribute, header & 0x7FFF)}, {'TV' if header & 0x8000 else 'TLV'}"
+
+
+def _bits_display(value: object) -> str:
+    return f"{value} bits"

@@ -1,8 +1,9 @@
 """A cursor that reads big-endian values and records a Field for each one it reads.
 
-Every field of every received message goes through here, so it is written for speed: display
-text is left to the Field to compute when first read, values come from direct indexing, and
-groups and bounds are explicit calls rather than context managers.
+Every field of every received message goes through here, so it is written for speed: a leaf is
+recorded as a tuple of Field's arguments (its group's `children` turns it into a Field when read)
+and its display text is computed only when read, values come from direct indexing, and groups and
+bounds are explicit calls rather than context managers.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ class Reader:
     """Reads `data[pos:limit]`; offsets in Fields and errors are `base + position in data`.
 
     Fields are appended to `out`; between `open_group()` and `close_group()` they are nested under
-    a parent Field. A substructure's length narrows the reads by setting `limit` (and restoring it).
+    a parent Field. Leaves are read inside a group, whose `children` makes Fields of their tuples.
+    A substructure's length narrows the reads by setting `limit` (and restoring it).
     `context` names the payload in error messages ("KE payload").
 
     A DecodeError abandons the Reader, so groups and limits need no restoring on the way out.
@@ -44,8 +46,8 @@ class Reader:
         self.base = base
         self.pos = pos
         self.limit = len(data)
-        self.out: list[Field] = []
-        self._outer: list[list[Field]] = []  # the `out` lists of the enclosing groups
+        self.out: list[Field | tuple] = []
+        self._outer: list[list[Field | tuple]] = []  # the `out` lists of the enclosing groups
 
     @property
     def remaining(self) -> int:
@@ -79,7 +81,7 @@ class Reader:
         value = int.from_bytes(self.data[pos : pos + size], "big")
         note = RESERVED_NONZERO_NOTE if value else RESERVED_NOTE
         start = self.base + pos
-        self.out.append(Field("Reserved", start, start + size, value, "", note, None, str))
+        self.out.append(("Reserved", start, start + size, value, "", note, None, str))
 
     def raw(self, name: str, n: int, *, show: Show = None, note: str = "") -> bytes:
         pos = self.pos
@@ -88,7 +90,7 @@ class Reader:
         self.pos = pos + n
         value = self.data[pos : pos + n]
         start = self.base + pos
-        self.out.append(Field(name, start, start + n, value, "", note, None, show or hex_display))
+        self.out.append((name, start, start + n, value, "", note, None, show or hex_display))
         return value
 
     def rest(self, name: str, *, show: Show = None, note: str = "") -> bytes:
@@ -101,7 +103,7 @@ class Reader:
         self.pos = pos + size
         value = int.from_bytes(self.data[pos : pos + size], "big")
         start = self.base + pos
-        self.out.append(Field(name, start, start + size, value, "", note, None, show or str))
+        self.out.append((name, start, start + size, value, "", note, None, show or str))
         return value
 
     def u8(self, name: str, *, show: Show = None, note: str = "") -> int:
@@ -111,7 +113,7 @@ class Reader:
         self.pos = pos + 1
         value = self.data[pos]  # indexing: cheaper than int.from_bytes of a slice
         start = self.base + pos
-        self.out.append(Field(name, start, start + 1, value, "", note, None, show or str))
+        self.out.append((name, start, start + 1, value, "", note, None, show or str))
         return value
 
     def u16(self, name: str, *, show: Show = None, note: str = "") -> int:
@@ -122,7 +124,7 @@ class Reader:
         data = self.data
         value = data[pos] << 8 | data[pos + 1]
         start = self.base + pos
-        self.out.append(Field(name, start, start + 2, value, "", note, None, show or str))
+        self.out.append((name, start, start + 2, value, "", note, None, show or str))
         return value
 
     def u32(self, name: str, *, show: Show = None, note: str = "") -> int:
@@ -131,7 +133,10 @@ class Reader:
     @property
     def last(self) -> Field:
         """The Field recorded most recently (to amend its display or note)."""
-        return self.out[-1]
+        out = self.out
+        if type(out[-1]) is tuple:
+            out[-1] = Field(*out[-1])
+        return out[-1]
 
     def open_group(self, name: str, *, note: str = "") -> Field:
         """Start a Field that holds the Fields read until `close_group()`."""
@@ -139,7 +144,7 @@ class Reader:
         parent = Field(name, start, start, None, "", note)
         self.out.append(parent)
         self._outer.append(self.out)
-        self.out = parent.children
+        self.out = parent._children
         return parent
 
     def close_group(self, group: Field) -> None:

@@ -14,16 +14,19 @@ if TYPE_CHECKING:
 
 def dispatch_request(peer: "Ikev2Peer", sa: "IkeSa", request: "Received") -> None:
     """Hand a decrypted request to the exchange that answers it."""
-    from ikelab.ikev2.exchanges import ike_auth, informational
+    from ikelab.ikev2.exchanges import create_child_sa, ike_auth, informational
 
     exchange = request.header.exchange
     if exchange == ExchangeType.IKE_AUTH:
         ike_auth.receive_request(peer, sa, request)
     elif exchange == ExchangeType.INFORMATIONAL:
         informational.receive_request(peer, sa, request)
+    elif exchange == ExchangeType.CREATE_CHILD_SA:
+        create_child_sa.receive_request(peer, sa, request)
     else:
-        peer.note("warning", f"{name_of(ExchangeType, exchange)} is not supported yet: answering NO_ADDITIONAL_SAS")
-        peer.send_response(sa, request.header, [NotifyPayload(NotifyType.NO_ADDITIONAL_SAS)])
+        # RFC 7296 §1.5: an exchange type we do not know gets an error response, not silence.
+        peer.note("warning", f"{name_of(ExchangeType, exchange)} is not supported: answering INVALID_SYNTAX")
+        peer.send_response(sa, request.header, [NotifyPayload(NotifyType.INVALID_SYNTAX)])
 
 
 def error_notifies(payloads: list) -> list[NotifyPayload]:

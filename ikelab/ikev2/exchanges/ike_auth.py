@@ -70,6 +70,8 @@ def _established(peer: "Ikev2Peer", sa: IkeSa) -> None:
     sa.state = State.ESTABLISHED
     peer.emit(IkeSaEvent, state="established", spi_i=sa.spi_i, spi_r=sa.spi_r, algorithms=sa.ike.keywords())
     peer.effect(IkeSaUp(sa.spi_i, sa.spi_r))
+    peer.schedule(sa, peer.config.rekey_ike_after, "rekey-ike")
+    peer.schedule(sa, peer.config.liveness_every, "liveness")
 
 
 def _check_peer_auth(peer: "Ikev2Peer", sa: IkeSa, payloads: list, *, peer_is_initiator: bool) -> str | None:
@@ -167,6 +169,7 @@ def _receive_response(peer: "Ikev2Peer", sa: IkeSa, response: "Received") -> Non
     )
     sa.children.append(child)
     peer.effect(InstallChildSa(child))
+    peer.schedule(sa, peer.config.rekey_child_after, "rekey-child")
 
 
 def _trace_esp_choice(peer: "Ikev2Peer", offered: list[str], selection: proposals.Selection) -> None:
@@ -247,5 +250,6 @@ def _create_child(peer: "Ikev2Peer", sa: IkeSa, payloads: list) -> list:
     )
     sa.children.append(child)
     peer.effect(InstallChildSa(child))  # installed before the response leaves, so no ESP is lost
+    peer.schedule(sa, peer.config.rekey_child_after, "rekey-child")
     reply = Proposal(selection.proposal.number, ProtocolId.ESP, our_spi, selection.proposal.transforms)
     return [SaPayload([reply]), TsPayload(True, narrowed.tsi), TsPayload(False, narrowed.tsr)]

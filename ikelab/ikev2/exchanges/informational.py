@@ -23,6 +23,33 @@ def delete_ike_sa(peer: "Ikev2Peer", sa: IkeSa) -> None:
     peer.send_request(sa, ExchangeType.INFORMATIONAL, [DeletePayload(ProtocolId.IKE, 0, [])], lambda r: _deleted(peer, sa, "we deleted it"))
 
 
+def delete_child(peer: "Ikev2Peer", sa: IkeSa, child=None) -> None:
+    """Delete a Child SA: we name our inbound SPI; the peer answers with its own (RFC 7296 §1.4.1)."""
+    child = child or (sa.children[0] if sa.children else None)
+    if child is None or child not in sa.children:
+        peer.note("warning", "no such Child SA to delete")
+        return
+    peer.send_request(sa, ExchangeType.INFORMATIONAL, [DeletePayload(ProtocolId.ESP, 4, [child.inbound.spi])],
+                      lambda r: _child_deleted(peer, sa, child))
+
+
+def _child_deleted(peer: "Ikev2Peer", sa: IkeSa, child) -> None:
+    if child in sa.children:
+        sa.children.remove(child)
+        _trace_child_deleted(peer, child)
+        peer.effect(DeleteChildSa(child))
+
+
+def check_liveness(peer: "Ikev2Peer", sa: IkeSa) -> None:
+    """An empty INFORMATIONAL request: the answer proves the peer is alive (RFC 7296 §1.4)."""
+
+    def answered(response) -> None:
+        peer.note("info", "the peer answered the liveness check")
+        peer.schedule(sa, peer.config.liveness_every, "liveness")
+
+    peer.send_request(sa, ExchangeType.INFORMATIONAL, [], answered)
+
+
 def _deleted(peer: "Ikev2Peer", sa: IkeSa, why: str) -> None:
     for child in sa.children:
         _trace_child_deleted(peer, child)

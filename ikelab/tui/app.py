@@ -1,0 +1,58 @@
+"""The Textual application: a lesson picker or one lesson, and the runs it must close."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from textual.app import App, SystemCommand
+from textual.screen import Screen
+
+from ikelab.lessons import Lesson
+from ikelab.tui.lesson_screen import LessonScreen
+from ikelab.tui.picker import LessonPicker
+from ikelab.tui.runner import Runner, TransportChoice
+
+STEP_COMMANDS = [
+    ("Next step", "Carry the next datagram to its peer and let it process it", "next"),
+    ("Back one step", "Replay the run from its seed to the previous step", "back"),
+    ("Restart", "Start the lesson's run again", "restart"),
+    ("Continue to the end", "Take every remaining step", "continue"),
+    ("Ping through the tunnel", "Send pings once the Child SAs are up (namespace lab)", "ping"),
+    ("Export the capture", "Write an annotated pcapng and Wireshark's decryption tables", "export"),
+    ("Help", "Keys and what each tab shows", "help"),
+]
+
+
+class IkelabApp(App):
+    CSS_PATH = "app.tcss"
+    TITLE = "ikelab"
+
+    def __init__(self, lesson: Lesson | None, seed: int | None, transport: TransportChoice, lessons: list[Lesson] | None = None) -> None:
+        super().__init__()
+        self.lesson, self.seed, self.transport = lesson, seed, transport
+        self.lessons = lessons or []
+        self.runners: list[Runner] = []  # every run opened, so all are closed on exit
+
+    def on_mount(self) -> None:
+        if self.lesson is not None:
+            self.push_screen(LessonScreen(self._runner(self.lesson)))
+        else:
+            self.push_screen(LessonPicker(self.lessons))
+
+    def open_lesson(self, lesson: Lesson) -> None:
+        self.push_screen(LessonScreen(self._runner(lesson), from_picker=True))
+
+    def _runner(self, lesson: Lesson) -> Runner:
+        runner = Runner(lesson, self.seed, self.transport)
+        self.runners.append(runner)
+        return runner
+
+    def close_runners(self) -> None:
+        for runner in self.runners:
+            runner.close()
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        if isinstance(screen, LessonScreen):
+            for title, help_text, action in STEP_COMMANDS:
+                yield SystemCommand(title, help_text, getattr(screen, f"action_{action}"))

@@ -1,0 +1,275 @@
+"""The lesson screen: the ladder above tabs of panels, stepping the run on the keys.
+
+Every job on the run (setting up the lab, a step, a replay, the ping, the export) runs in a
+thread worker so the screen never freezes; jobs queue in order, so keys pressed while one is
+running are not lost. After each job every panel redraws from the trace.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from pathlib import Path
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer, Header, OptionList, Static, TabbedContent, TabPane
+from textual.worker import Worker, WorkerState
+
+from ikelab.lab.netns import LabError
+from ikelab.trace import IkeSaEvent
+from ikelab.tui.focus import focus_message, narrative_key
+from ikelab.tui.ladder import Ladder
+from ikelab.tui.message_view import MessageView
+from ikelab.tui.panels.auth import AuthPanel
+from ikelab.tui.panels.datapath import DatapathPanel
+from ikelab.tui.panels.dh import DhPanel
+from ikelab.tui.panels.keys import KeysPanel
+from ikelab.tui.panels.lesson_text import LessonText
+from ikelab.tui.panels.ping import PingPanel
+from ikelab.tui.panels.sas import SaPanel
+from ikelab.tui.runner import PING_COUNT, Runner
+
+BUSY_TEXT = {
+    "open": "setting up…",
+    "next": "stepping…",
+    "back": "replaying from the seed to the previous step…",
+    "restart": "restarting…",
+    "continue": "running to the end…",
+    "ping": "pinging through the tunnel…",
+    "export": "writing the capture…",
+}
+TRANSPORT_TEXT = {
+    "netns": "the namespace lab (two network namespaces joined by veth)",
+    "loopback": "loopback UDP (no namespaces, no datapath)",
+    "memory": "in-process memory transport (no sockets, no datapath)",
+}
+
+
+class LessonScreen(Screen):
+    BINDINGS = [
+        Binding("n,space", "next", "Next", priority=True),
+        Binding("b", "back", "Back"),
+        Binding("r", "restart", "Restart"),
+        Binding("c", "continue", "Continue"),
+        Binding("p", "ping", "Ping"),
+        Binding("e", "export", "Export"),
+        Binding("question_mark", "help", "Help"),
+        Binding("escape", "lessons", "Lessons"),
+        Binding("q", "app.quit", "Quit"),
+    ]
+
+    def __init__(self, runner: Runner, from_picker: bool = False) -> None:
+        super().__init__()
+        self.runner = runner
+        self.from_picker = from_picker
+        self.lesson = runner.lesson
+        self._pending: deque[str] = deque()
+        self._job: str | None = None
+        self._notice: str | None = None  # a job's message for the user, shown when it is done
+
+    # ------------------------------------------------------------------ layout
+
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=False)
+        why = self.runner.transport_choice.lab_unavailable
+        if why:
+            yield Static(f"⚠ The namespace lab is not available here: {why}. Running over loopback UDP instead: "
+                         "no namespaces, no datapath and no ping stage.", id="banner")
+        yield Ladder(self.lesson, id="ladder")
+        with TabbedContent(id="tabs"):
+            with TabPane("Lesson", id="tab-lesson"):
+                yield LessonText(id="lesson-text")
+            with TabPane("Message", id="tab-message"):
+                yield MessageView(id="message")
+            with TabPane("DH", id="tab-dh"):
+                yield DhPanel(id="dh")
+            with TabPane("Keys", id="tab-keys"):
+                yield KeysPanel(id="keys")
+            with TabPane("AUTH", id="tab-auth"):
+                yield AuthPanel(id="auth")
+            with TabPane("SAs", id="tab-sas"):
+                yield SaPanel(id="sas")
+            with TabPane("Ping", id="tab-ping"):
+                yield PingPanel(id="ping")
+            with TabPane("Datapath", id="tab-datapath"):
+                yield DatapathPanel(id="datapath")
+        yield Static(id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = f"ikelab · {self.lesson.title}"
+        self.show_run()
+        self._submit("open")
+
+    # ------------------------------------------------------------------ jobs
+
+    @property
+    def busy(self) -> bool:
+        return self._job is not None or bool(self._pending)
+
+    def _submit(self, job: str) -> None:
+        self._pending.append(job)
+        self._pump()
+
+    def _pump(self) -> None:
+        if self._job is not None or not self._pending:
+            return
+        job = self._job = self._pending.popleft()
+        text = BUSY_TEXT[job]
+        if job == "open" and self.runner.transport_choice.name == "netns":
+            text = "setting up the lab: two namespaces, a veth pair, the ESP datapath…"
+            self.query_one("#tabs").loading = True
+        self.query_one("#status", Static).update(Text(f"⏳ {text}", "bold yellow"))
+        self.run_worker(getattr(self, f"_job_{job}"), name=job, group="run", thread=True, exit_on_error=False)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group != "run" or event.state not in (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED):
+            return
+        self._job = None
+        self.query_one("#tabs").loading = False
+        if event.state == WorkerState.ERROR:
+            error = event.worker.error
+            what = "the lab failed" if isinstance(error, LabError) else f"{event.worker.name} failed"
+            self.notify(f"{what}: {error}", severity="error", timeout=10)
+            self._pending.clear()
+        elif self._notice:
+            self.notify(self._notice)
+        self._notice = None
+        self.show_run()
+        self._pump()
+
+    def _job_open(self) -> None:
+        self.runner.open()
+
+    def _job_next(self) -> None:
+        if self.runner.step() is None and self.runner.finished:
+            self._notice = "The run is over: b steps back, r restarts" + (", p pings through the tunnel." if self.runner.ping_ready else ".")
+
+    def _job_back(self) -> None:
+        if not self.runner.steps:
+            self._notice = "Already at the start."
+        self.runner.back()
+
+    def _job_restart(self) -> None:
+        self.runner.restart()
+
+    def _job_continue(self) -> None:
+        self.runner.run_to_end()
+
+    def _job_ping(self) -> None:
+        self.runner.ping(lambda line: self.app.call_from_thread(self._ping_line))
+
+    def _job_export(self) -> None:
+        path = Path.cwd() / f"ikelab-{self.lesson.slug}.pcapng"
+        self.runner.export(path)
+        self._notice = f"Wrote {path} and Wireshark's decryption tables in {path.with_suffix('.wireshark')}/"
+
+    # ------------------------------------------------------------------ actions
+
+    def action_next(self) -> None:
+        self._submit("next")
+
+    def action_back(self) -> None:
+        self._submit("back")
+
+    def action_restart(self) -> None:
+        self._submit("restart")
+
+    def action_continue(self) -> None:
+        self._submit("continue")
+
+    def action_ping(self) -> None:
+        if not self.runner.ping_ready and not self.busy:
+            self.notify(self._ping_status(), severity="warning")
+            return
+        self.query_one(TabbedContent).active = "tab-ping"
+        self._submit("ping")
+
+    def action_export(self) -> None:
+        if not self.runner.steps and not self.busy:
+            self.notify("Nothing to export yet: take a step first.", severity="warning")
+            return
+        self._submit("export")
+
+    def action_lessons(self) -> None:
+        self.app.pop_screen()
+        # Tearing the lab down takes a moment: not on the UI thread (the app closes it again on exit).
+        self.app.run_worker(self.runner.close, thread=True, group="close")
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        return self.from_picker if action == "lessons" else True
+
+    def action_help(self) -> None:
+        from ikelab.tui.help import HelpScreen
+
+        self.app.push_screen(HelpScreen())
+
+    # ------------------------------------------------------------------ drawing
+
+    def _ping_status(self) -> str:
+        choice = self.runner.transport_choice
+        if choice.name != "netns":
+            why = f"the lab is not available ({choice.lab_unavailable})" if choice.lab_unavailable else f"the {choice.name} transport has no datapath"
+            return f"No ping stage: {why}."
+        if not self.runner.ping_ready:
+            return "The ping stage opens once both peers have their Child SAs: step to the end (c), then press p."
+        left, right = self.lesson.left, self.lesson.right
+        return f"Press p to send {PING_COUNT} pings from {left.protected} to {right.protected} through the tunnel."
+
+    def _ping_line(self) -> None:
+        events = list(self.runner.session.trace.events)
+        self.query_one(PingPanel).show(events, self._ping_status())
+        self.query_one(SaPanel).show(self.lesson, events)
+
+    def show_run(self) -> None:
+        """Redraw every panel from the trace of the run as it stands."""
+        runner = self.runner
+        events = list(runner.session.trace.events) if runner.session else []
+        step = runner.steps[-1] if runner.steps else None
+        focus = focus_message(events, step)
+        finished = runner.finished
+        self.query_one(Ladder).show(events, focus)
+        self.query_one(MessageView).show(focus)
+        self.query_one(LessonText).show(self.lesson, step, narrative_key(focus, step), events, finished)
+        self.query_one(DhPanel).show(self.lesson, events)
+        self.query_one(KeysPanel).show(events)
+        self.query_one(AuthPanel).show(events)
+        self.query_one(SaPanel).show(self.lesson, events)
+        self.query_one(PingPanel).show(events, self._ping_status())
+        self.query_one(DatapathPanel).show(events, f"Transport: {TRANSPORT_TEXT[runner.transport_choice.name]}")
+        self.sub_title = self._sub_title(events, step, finished)
+        if not self.busy:
+            self.query_one("#status", Static).update(self._outcome(events, finished))
+
+    def _sub_title(self, events, step, finished: bool) -> str:
+        runner = self.runner
+        where = f"step {step.index + 1}" if step else "not started"
+        seed = f"seed {runner.seed}" + ("" if runner.seed_given else " (random)")
+        return f"{where}{' (end)' if finished else ''} · {seed} · {runner.transport_choice.name}"
+
+    @staticmethod
+    def _outcome(events, finished: bool) -> Text:
+        states = {e.peer: e for e in events if isinstance(e, IkeSaEvent)}
+        if not states:
+            return Text("")
+        failed = [e for e in states.values() if e.state == "failed"]
+        if failed:
+            return Text("✗ IKE SA failed: " + "; ".join(f"{e.peer}: {e.reason}" for e in failed), "bold red")
+        if finished and all(e.state == "established" for e in states.values()):
+            return Text("✓ IKE SA and Child SA established on both sides", "bold green")
+        return Text(", ".join(f"{peer}: IKE SA {e.state}" for peer, e in states.items()))
+
+    # ------------------------------------------------------------------ ladder and tabs
+
+    @on(OptionList.OptionHighlighted, "#arrows")
+    def _arrow_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        ladder = self.query_one(Ladder)
+        if event.option_index < len(ladder.messages):
+            self.query_one(MessageView).show(ladder.messages[event.option_index])
+
+    @on(OptionList.OptionSelected, "#arrows")
+    def _arrow_selected(self, event: OptionList.OptionSelected) -> None:
+        self.query_one(TabbedContent).active = "tab-message"

@@ -1,0 +1,1 @@
+"""The panels of the lesson screen; each one draws itself from the trace and nothing else."""

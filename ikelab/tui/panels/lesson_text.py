@@ -1,0 +1,32 @@
+"""The lesson's words for this step, and what each peer did in it."""
+
+from __future__ import annotations
+
+from rich.console import Group
+from rich.text import Text
+
+from ikelab.lab.session import Step
+from ikelab.lessons import Lesson
+from ikelab.trace import Event
+from ikelab.tui.panels.base import TextPanel
+from ikelab.tui.text import event_line
+
+
+class LessonText(TextPanel):
+    def show(self, lesson: Lesson, step: Step | None, key: str | None, events: list[Event], finished: bool) -> None:
+        if step is None:
+            parts = [Text(lesson.title, "bold underline"), Text(""), Text(lesson.summary), Text(""),
+                     Text("Press n (or space) to take the first step, ? for help.", "italic")]
+            self.update(Group(*parts))
+            return
+        parts = [Text.assemble((f"Step {step.index + 1}: {step.label}", "bold underline"),
+                               ("   (the end of the run)" if finished else "", "dim"))]
+        narrative = lesson.narrative(key) if key else ""
+        if narrative:
+            parts += [Text(""), Text(narrative)]
+        parts += [Text(""), Text("What happened in this step", "bold")]
+        parts += [event_line(e) for e in events[step.first_event : step.last_event]]
+        if finished and lesson.checkpoints:
+            parts += [Text(""), Text("Checkpoints", "bold")]
+            parts += [Text(f"• {c}") for c in lesson.checkpoints]
+        self.update(Group(*parts))

@@ -1,0 +1,69 @@
+"""The security associations: the IKE SA's state on both sides, each Child SA with its counters."""
+
+from __future__ import annotations
+
+from rich.console import Group
+from rich.text import Text
+
+from ikelab.lessons import Lesson
+from ikelab.trace import ChildSaEvent, Event, IkeKeysEvent, IkeSaEvent, PingEvent
+from ikelab.tui.panels.base import TextPanel
+
+STATE_STYLE = {"established": "bold green", "failed": "bold red"}
+
+
+def live_children(events: list[Event], peer: str) -> list[ChildSaEvent]:
+    children: dict[str, ChildSaEvent] = {}
+    for e in events:
+        if isinstance(e, ChildSaEvent) and e.peer == peer:
+            if e.action == "installed":
+                children[e.outbound["spi"]] = e
+            else:
+                children.pop(e.outbound["spi"], None)
+    return list(children.values())
+
+
+def counter_text(counters: dict, peer: str, direction: str, spi: str) -> str:
+    n = (counters.get(peer, {}).get(direction) or {}).get(spi)
+    if not n:
+        return "no ESP packets yet"
+    text = f"{n['packets']} packets, {n['bytes']} bytes"
+    problems = [f"{n[k]} {k.replace('_', ' ')}" for k in ("replay_drops", "integrity_failures") if n.get(k)]
+    return text + (", " + ", ".join(problems) if problems else "")
+
+
+class SaPanel(TextPanel):
+    def show(self, lesson: Lesson, events: list[Event]) -> None:
+        parts = []
+        keys = next((e for e in events if isinstance(e, IkeKeysEvent)), None)
+        states = {e.peer: e for e in events if isinstance(e, IkeSaEvent)}
+        if keys or states:
+            spi_i, spi_r = (keys.spi_i, keys.spi_r) if keys else (next(iter(states.values())).spi_i, next(iter(states.values())).spi_r)
+            parts.append(Text(f"IKE SA  SPIi {spi_i.hex()}  SPIr {spi_r.hex()}", "bold underline"))
+            for peer in (p.name for p in lesson.peers):
+                state = states.get(peer)
+                line = Text(f"  {peer:>5}  ")
+                if state is None:
+                    line.append("negotiating" if keys else "-", "dim")
+                else:
+                    line.append(state.state.upper(), STATE_STYLE.get(state.state, ""))
+                    line.append(f"  {state.algorithms}" + (f"  {state.reason}" if state.reason else ""))
+                parts.append(line)
+            parts.append(Text(""))
+        pings = [e for e in events if isinstance(e, PingEvent)]
+        counters = pings[-1].counters if pings else {}
+        for peer in (p.name for p in lesson.peers):
+            for child in live_children(events, peer):
+                parts.append(Text.assemble((f"{peer}: Child SA '{child.name}'", "bold underline"),
+                                           f"  {child.protocol} {child.mode} mode, {child.algorithms}"))
+                parts.append(Text(f"  traffic {', '.join(child.local_ts)} ⇄ {', '.join(child.remote_ts)}"))
+                for direction, sa in (("outbound", child.outbound), ("inbound", child.inbound)):
+                    parts.append(Text.assemble(f"  {direction:8} ", (f"SPI 0x{sa['spi']}", "bold"), f"  {sa['src']} → {sa['dst']}  ",
+                                               (counter_text(counters, peer, direction, sa["spi"]), "cyan")))
+                    parts.append(Text(f"           enc {sa['cipher']} {sa['encryption_key']}"))
+                    if sa["integrity_key"]:
+                        parts.append(Text(f"           int {sa['integrity']} {sa['integrity_key']}"))
+                parts.append(Text(""))
+        if not parts:
+            parts = [Text("No SA yet: the IKE SA exists once IKE_SA_INIT has run, the Child SA after IKE_AUTH.", "dim italic")]
+        self.update(Group(*parts))

@@ -1,0 +1,208 @@
+"""The run behind a lesson screen: a lesson's peers on a transport, stepped on demand.
+
+Going back is replaying: with the seed, a fresh Session stepped k-1 times is byte for byte the run
+that was on screen one step earlier. The screen calls these methods from worker threads; a lock
+keeps them one at a time, so `close()` (on every exit path) waits for a step or a ping in flight
+instead of racing it, and nothing is set up after a close.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from ikelab.lab.lab import Lab, missing_privileges
+from ikelab.lab.manual import ManualSession
+from ikelab.lab.session import Session, Step
+from ikelab.lab.transports import LoopbackTransport, MemoryTransport
+from ikelab.lessons import Lesson
+from ikelab.trace import CommandEvent, NoteEvent, PingEvent, Trace
+
+PING_COUNT = 5
+
+
+@dataclass(frozen=True)
+class TransportChoice:
+    name: str  # "netns", "loopback" or "memory"
+    lab_unavailable: str | None = None  # why the lab could not be used, for the banner
+
+
+class TransportUnavailable(Exception):
+    """The transport asked for cannot run here; str() says why."""
+
+
+def choose_transport(requested: str | None) -> TransportChoice:
+    """The lab where it can start, else loopback with the reason; an explicit choice is kept."""
+    if requested in ("memory", "loopback"):
+        return TransportChoice(requested)
+    problem = missing_privileges()
+    if problem is None:
+        return TransportChoice("netns")
+    if requested == "netns":
+        raise TransportUnavailable(f"the lab cannot start: {problem}")
+    return TransportChoice("loopback", problem)
+
+
+class ManualStepper:
+    """A manually keyed lesson as a one-step run, so the screen treats both kinds alike."""
+
+    def __init__(self, session: ManualSession) -> None:
+        self.session = session
+        self.lesson = session.lesson
+        self.trace: Trace = session.trace
+        self.outcome = session.outcome
+        self.peers = session.peers
+        self.steps: list[Step] = []
+
+    @property
+    def finished(self) -> bool:
+        return bool(self.steps)
+
+    @property
+    def clock(self) -> float:
+        return self.session.clock
+
+    def step(self) -> Step | None:
+        if self.steps:
+            return None
+        first = len(self.trace)
+        self.session.run()
+        self.steps.append(Step(0, "install", "both sides install the static SAs", first, len(self.trace)))
+        return self.steps[-1]
+
+
+class Runner:
+    def __init__(self, lesson: Lesson, seed: int | None, transport: TransportChoice) -> None:
+        self.lesson = lesson
+        self.seed_given = seed is not None
+        # Without a seed the run is still seeded (randomly), so going back can replay it.
+        self.seed = seed if seed is not None else secrets.randbelow(1_000_000)
+        self.transport_choice = transport
+        self.lab: Lab | None = None
+        self.session: Session | ManualStepper | None = None
+        self._transport = None
+        self._lock = threading.Lock()
+        self._closed = False
+
+    # ------------------------------------------------------------------ life cycle
+
+    def open(self) -> None:
+        """Make the transport (in the lab: namespaces, veth, datapath) and the first session."""
+        with self._lock:
+            if self._closed:
+                return
+            name = self.transport_choice.name
+            if name == "netns":
+                lab = Lab(self.lesson)
+                lab.__enter__()
+                self.lab, self._transport = lab, lab.transport
+            elif name == "loopback":
+                self._transport = LoopbackTransport([p.name for p in self.lesson.peers])
+            else:
+                self._transport = MemoryTransport({p.name: p.address for p in self.lesson.peers})
+            self._new_session()
+
+    def close(self) -> None:
+        """Tear everything down; safe to call twice, and from any thread."""
+        with self._lock:
+            self._closed = True
+            if self.lab is not None:
+                self.lab.close()
+                self.lab = None
+            elif self._transport is not None:
+                self._transport.close()
+            self._transport = None
+
+    @property
+    def ready(self) -> bool:
+        return self.session is not None and not self._closed
+
+    # ------------------------------------------------------------------ stepping
+
+    @property
+    def steps(self) -> list[Step]:
+        return self.session.steps if self.session else []
+
+    @property
+    def finished(self) -> bool:
+        return self.session is not None and self.session.finished
+
+    def step(self) -> Step | None:
+        with self._lock:
+            return self.session.step() if self.ready else None
+
+    def run_to_end(self, max_steps: int = 1000) -> None:
+        with self._lock:
+            for _ in range(max_steps):
+                if not self.ready or self.session.step() is None:
+                    return
+
+    def back(self) -> None:
+        """Replay from the seed to the step before the current one."""
+        with self._lock:
+            if not self.ready:
+                return
+            target = len(self.session.steps) - 1
+            self._new_session()
+            for _ in range(max(target, 0)):
+                self.session.step()
+
+    def restart(self) -> None:
+        with self._lock:
+            if self.ready:
+                self._new_session()
+
+    def _new_session(self) -> None:
+        if self.session is not None and self.lab is not None:
+            # The replay installs the same Child SAs again: take the previous run's out first.
+            for peer, children in self.session.outcome.children.items():
+                for child in children:
+                    self.lab.datapath.remove(peer, child)
+        lab = self.lab
+        datapath = lab.datapath if lab else None
+        namespaces = lab.namespaces if lab else None
+        if self.lesson.manual:
+            session = ManualStepper(ManualSession(self.lesson, datapath=datapath, namespaces=namespaces))
+        else:
+            session = Session(self.lesson, self._transport, seed=self.seed, datapath=datapath, namespaces=namespaces)
+        if lab is not None:
+            session.trace.emit(CommandEvent("lab", 0.0, "build the lab: two namespaces joined by a veth pair", list(lab.commands), True))
+            session.trace.emit(NoteEvent("lab", 0.0, "info", f"datapath: {lab.datapath.name} ({lab.datapath.reason})"))
+        self.session = session
+
+    # ------------------------------------------------------------------ the ping stage
+
+    @property
+    def ping_ready(self) -> bool:
+        """The lab is up and both sides have their Child SAs."""
+        outcome = self.session.outcome if self.session else None
+        return (self.lab is not None and self.finished and outcome.success
+                and all(outcome.children.values()))
+
+    def ping(self, on_line: Callable[[str], None], count: int = PING_COUNT) -> None:
+        """Real pings through the tunnel; each line becomes a PingEvent with both sides' ESP counters."""
+        with self._lock:
+            if not self.ready or not self.ping_ready:
+                return
+            lab, session = self.lab, self.session
+            trace, clock = session.trace, session.clock
+
+            def line(text: str) -> None:
+                counters = {side: lab.datapath.counters(side) for side in lab.namespaces}
+                trace.emit(PingEvent("lab", clock, text, counters))
+                on_line(text)
+
+            result = lab.ping(count, line)
+            level = "info" if result.received == result.transmitted else "warning"
+            trace.emit(NoteEvent("lab", clock, level, f"ping: {result.received} of {result.transmitted} replies through the tunnel"))
+
+    # ------------------------------------------------------------------ export
+
+    def export(self, path: Path) -> list[Path]:
+        from ikelab.export.capture import export_capture  # scapy: imported only when asked for
+
+        with self._lock:
+            return export_capture(path, self.session.trace, self.lesson)

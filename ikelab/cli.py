@@ -268,7 +268,7 @@ def _run_in_lab(args, lesson) -> int:
                         counters = {side: lab.datapath.counters(side) for side in lab.namespaces}
                         trace.emit(PingEvent("lab", session.clock, line, counters))
 
-                    result = lab.ping(args.ping, on_line)
+                    result = _ping_while_live(session, lab, args.ping, on_line)
                     trace.emit(NoteEvent("lab", session.clock, "info" if result.received == result.transmitted else "warning",
                                          f"ping: {result.received} of {result.transmitted} replies through the tunnel"))
                 elif args.ping:
@@ -280,6 +280,24 @@ def _run_in_lab(args, lesson) -> int:
         except LabError as e:
             raise UsageError(f"the lab failed: {e}") from None
     return 0 if session.outcome.success else 3
+
+
+def _ping_while_live(session, lab, count: int, on_line):
+    """Ping; meanwhile the session follows the wall clock, so the lesson's rekeys and actions happen
+    while the packets flow (an IKE session has no ping of its own to wait for)."""
+    import threading
+
+    if not hasattr(session, "run_live"):
+        return lab.ping(count, on_line)
+    stop = threading.Event()
+    live = threading.Thread(target=session.run_live, args=(stop,), name="ikelab-live")
+    live.start()
+    try:
+        return lab.ping(count, on_line)
+    finally:
+        stop.set()
+        live.join()
+        session.run()  # finish any exchange still in flight
 
 
 def _report(args, session, transport_name: str) -> None:

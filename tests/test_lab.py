@@ -210,3 +210,17 @@ def test_manual_keying_lesson_pings_through_static_sas(capsys, tmp_path):
     spis = {p[ESP].spi for p in rdpcap(str(target)) if p.haslayer(ESP)}
     assert spis == {0x1001, 0x1002}
     assert not [p for p in rdpcap(str(target)) if p.haslayer("UDP")]  # no IKE at all
+
+
+def test_rekeys_while_ping_runs_lose_no_ping(capsys):
+    import json
+
+    assert main(["run", "ikev2-rekey", "--headless", "--ping", "25", "--json", "--seed", "4"]) == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    requests = [e for e in events if e["kind"] == "message" and e["direction"] == "sent" and not e["is_response"]]
+    rekeys = [e for e in requests if e["exchange"] == "CREATE_CHILD_SA"]
+    assert sum("REKEY_SA" in e["summary"] for e in rekeys) >= 2  # Child SA rekeys, with KE: PFS
+    assert all("KE" in e["summary"] for e in rekeys)
+    assert any("REKEY_SA" not in e["summary"] and "TSi" not in e["summary"] for e in rekeys)  # the IKE SA rekey
+    lines = [e["line"] for e in events if e["kind"] == "ping"]
+    assert "25 packets transmitted, 25 received, 0% packet loss" in " ".join(lines)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
@@ -119,11 +120,16 @@ class KeyedCipher:
         if cipher.is_aead:
             self._aead = AESGCM(key[:-_SALT_LENGTH])
             self._salt = key[-_SALT_LENGTH:]
+            self._fresh_encrypt = self._prefixed_decrypt = _cbc_only
             return
         start = bytes(16)
         self._encryptor = _AesCipher(algorithms.AES(key), modes.CBC(start)).encryptor()
         self._decryptor = _AesCipher(algorithms.AES(key), modes.CBC(start)).decryptor()
         self._encrypt_chain = self._decrypt_chain = 0  # last ciphertext block each context saw
+        # The fresh-IV and IV-prefixed methods below keep their own contexts, which need no
+        # bookkeeping at all, so they never disturb the chains of encrypt() and decrypt().
+        self._fresh_encrypt = _AesCipher(algorithms.AES(key), modes.CBC(start)).encryptor().update
+        self._prefixed_decrypt = _AesCipher(algorithms.AES(key), modes.CBC(start)).decryptor().update
 
     def encrypt(self, iv: bytes, plaintext: bytes, aad: bytes = b"") -> bytes:
         """As `Cipher.encrypt`; the caller sizes the IV."""
@@ -151,6 +157,32 @@ class KeyedCipher:
         self._decrypt_chain = int.from_bytes(ciphertext[-16:], "big")
         first = int.from_bytes(plaintext[:16], "big") ^ correction
         return first.to_bytes(16, "big") + plaintext[16:]
+
+
+    def encrypt_with_fresh_iv(self, plaintext: bytes) -> bytes:
+        """AES-CBC: IV | ciphertext, under a fresh IV that nobody can predict (RFC 3602 §2.1).
+
+        The context's last ciphertext block C is known to an observer, so it must not be the IV.
+        Instead a random block R goes first: the context outputs E_K(R xor C), uniformly random
+        because R is, and that block is the IV of the rest, exactly as in CBC (NIST SP 800-38A
+        appendix C derives IVs by encrypting a nonce the same way). One call into OpenSSL and no
+        integer juggling: the fast path for ESP. Any IV-consuming decryption opens the result.
+        """
+        _check_cbc_input(plaintext, "plaintext")
+        return self._fresh_encrypt(os.urandom(16) + plaintext)
+
+    def decrypt_iv_prefixed(self, data: bytes) -> bytes:
+        """AES-CBC: the plaintext of IV | ciphertext (any bytes-like object). Fed through the
+        context as one stream, the IV is the block before the first ciphertext block, so every
+        plaintext block comes out right; only the IV's own output block is meaningless and is
+        dropped. The fast path for ESP: one call into OpenSSL."""
+        if len(data) < 32 or len(data) % 16:
+            raise ValueError(f"AES-CBC IV and ciphertext must be 32 or more bytes in whole blocks, got {len(data)}")
+        return self._prefixed_decrypt(data)[16:]
+
+
+def _cbc_only(data: bytes) -> bytes:
+    raise TypeError("encrypt_with_fresh_iv and decrypt_iv_prefixed are for AES-CBC only")
 
 
 def _check_cbc_input(data: bytes, what: str) -> None:

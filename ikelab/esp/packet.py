@@ -27,8 +27,6 @@ HEADER_LENGTH = 8  # SPI | sequence number
 _U32 = struct.Struct("!I")
 _COUNTER_IV = struct.Struct("!Q")
 _PADDING = bytes(range(1, 256))  # the default padding contents: 1, 2, 3, ... (RFC 4303 §2.4)
-_NEXT_HEADER_BY_VERSION = {4: NEXT_HEADER_IPV4, 6: NEXT_HEADER_IPV6}
-_VERSION_BY_NEXT_HEADER = {NEXT_HEADER_IPV4: 4, NEXT_HEADER_IPV6: 6}
 
 
 class EspError(ValueError):
@@ -101,12 +99,22 @@ class OutboundSa:
         self._spi = sa.spi
         self._align = sa.cipher.block_size  # 16 for CBC; 4 for GCM, the ESP minimum
         iv_length = sa.cipher.iv_length
+        self._iv_source = iv_source
         if iv_source is not None:
             self._iv_for: Callable[[int], bytes] = lambda seq: iv_source(iv_length)
         elif sa.cipher.is_aead:
             self._iv_for = _COUNTER_IV.pack
         else:
             self._iv_for = lambda seq: os.urandom(iv_length)
+        # Per packet only lookups remain: padding and trailer for every pad length, per next header.
+        self._trailers: dict[int, tuple[bytes, ...]] = {}
+
+    def _trailer_table(self, next_header: int) -> tuple[bytes, ...]:
+        table = self._trailers.get(next_header)
+        if table is None:
+            table = tuple(_PADDING[:pad] + bytes((pad, next_header)) for pad in range(self._align))
+            self._trailers[next_header] = table
+        return table
 
     def encapsulate(self, inner_ip_packet: bytes, next_header: int | None = None) -> bytes:
         """The ESP packet SPI | Seq | IV | ciphertext | ICV carrying `inner_ip_packet`.
@@ -115,10 +123,12 @@ class OutboundSa:
         carry something else, e.g. ICMP in transport mode (RFC 3602 §4 cases 5 and 6).
         """
         if next_header is None:
-            next_header = (
-                _NEXT_HEADER_BY_VERSION.get(inner_ip_packet[0] >> 4) if inner_ip_packet else None
-            )
-            if next_header is None:
+            version = inner_ip_packet[0] >> 4 if inner_ip_packet else None
+            if version == 4:
+                next_header = NEXT_HEADER_IPV4
+            elif version == 6:
+                next_header = NEXT_HEADER_IPV6
+            else:
                 self.counters.malformed += 1
                 start = inner_ip_packet[:1].hex() or "nothing"
                 raise MalformedPacket(f"inner packet is not IPv4 or IPv6: it starts with {start}")
@@ -128,16 +138,22 @@ class OutboundSa:
                 f"ESP SA {self._spi.hex()} has sent {MAX_SEQUENCE_NUMBER} packets: rekey it"
             )
         self.seq = seq
-        header = self._spi + _U32.pack(seq)
-        iv = self._iv_for(seq)
-        pad = -(len(inner_ip_packet) + 2) % self._align
-        plaintext = inner_ip_packet + _PADDING[:pad] + bytes((pad, next_header))
+        length = len(inner_ip_packet)
+        trailer = (self._trailers.get(next_header) or self._trailer_table(next_header))[
+            -(length + 2) % self._align
+        ]
         counters = self.counters
         counters.packets += 1
-        counters.bytes += len(inner_ip_packet)
+        counters.bytes += length
+        header = self._spi + _U32.pack(seq)
         if self._mac is None:  # AES-GCM: the header is authenticated as AAD (RFC 4106 §5)
-            return header + iv + self._cipher.encrypt(iv, plaintext, header)
-        body = header + iv + self._cipher.encrypt(iv, plaintext)
+            iv = self._iv_for(seq)
+            return header + iv + self._cipher.encrypt(iv, inner_ip_packet + trailer, header)
+        if self._iv_source is None:  # the fast path: one OpenSSL call makes IV and ciphertext
+            body = header + self._cipher.encrypt_with_fresh_iv(inner_ip_packet + trailer)
+        else:
+            iv = self._iv_for(seq)
+            body = header + iv + self._cipher.encrypt(iv, inner_ip_packet + trailer)
         return body + self._mac.compute(body)  # the ICV covers SPI to ciphertext (RFC 4303 §3.3.4)
 
 
@@ -178,42 +194,47 @@ class InboundSa:
                 f"{icv_start - self._iv_end} bytes of ciphertext are not a multiple of {self._align}"
             )
         seq = _U32.unpack_from(esp_packet, 4)[0]
-        if not self.replay_window.check(seq):
+        window = self.replay_window
+        if seq <= window.top and not window.check(seq):
             self.counters.replay_drops += 1
-            raise ReplayedPacket(f"ESP SA {self._spi.hex()}: {self.replay_window.explain(seq)}")
+            raise ReplayedPacket(f"ESP SA {self._spi.hex()}: {window.explain(seq)}")
         view = memoryview(esp_packet)
-        iv = view[HEADER_LENGTH : self._iv_end]
         if self._mac is None:
             try:
-                plaintext = self._cipher.decrypt(iv, view[self._iv_end :], view[:HEADER_LENGTH])
+                plaintext = self._cipher.decrypt(
+                    view[HEADER_LENGTH : self._iv_end], view[self._iv_end :], view[:HEADER_LENGTH]
+                )
             except IntegrityError:
                 self._integrity_failure(seq)
         else:
-            if not self._mac.verify(view[:icv_start], bytes(view[icv_start:])):
+            if not self._mac.verify(view[:icv_start], esp_packet[icv_start:]):
                 self._integrity_failure(seq)
-            plaintext = self._cipher.decrypt(iv, view[self._iv_end : icv_start])
-        self.replay_window.update(seq)  # only now: a forged packet must not move the window
-        return self._unpad(plaintext)
-
-    def _unpad(self, plaintext: bytes) -> bytes:
-        pad, next_header = plaintext[-2], plaintext[-1]
+            plaintext = self._cipher.decrypt_iv_prefixed(view[HEADER_LENGTH:icv_start])
+        window.update(seq)  # only now: a forged packet must not move the window
+        # Unpadding (RFC 4303 §2.4), inline: this runs for every packet.
+        pad = plaintext[-2]
         end = len(plaintext) - 2 - pad
         if end < 0:
             self._malformed(f"pad length {pad} exceeds the {len(plaintext)}-byte plaintext")
-        if plaintext[end:-2] != _PADDING[:pad]:
+        if pad and plaintext[end:-2] != _PADDING[:pad]:
             self._malformed(f"padding {plaintext[end:-2].hex()} is not 1, 2, 3, ... {pad}")
-        if next_header == NEXT_HEADER_NONE:
+        next_header = plaintext[-1]
+        if next_header == NEXT_HEADER_IPV4:
+            version = 4
+        elif next_header == NEXT_HEADER_IPV6:
+            version = 6
+        elif next_header == NEXT_HEADER_NONE:
             self.counters.packets += 1
             return b""
-        version = _VERSION_BY_NEXT_HEADER.get(next_header)
-        if version is None:
+        else:
             self._malformed(
                 f"next header {next_header} is not IPv4 (4) or IPv6 (41): not tunnel mode"
             )
         if end == 0 or plaintext[0] >> 4 != version:
             self._malformed(f"next header {next_header} but the inner packet is not IPv{version}")
-        self.counters.packets += 1
-        self.counters.bytes += end
+        counters = self.counters
+        counters.packets += 1
+        counters.bytes += end
         return plaintext[:end]
 
     def _malformed(self, why: str) -> NoReturn:

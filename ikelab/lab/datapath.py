@@ -14,6 +14,7 @@ import select
 import socket
 import subprocess
 import sys
+import threading
 from typing import Protocol
 
 from ikelab.esp.sa import ChildSa
@@ -92,6 +93,7 @@ class _WorkerHandle:
         self.process = subprocess.Popen(args, pass_fds=[child.fileno()], stdin=subprocess.DEVNULL)
         child.close()
         self._buffer = b""
+        self._lock = threading.Lock()  # the live stage installs SAs while the ping reads counters
         ready = self.reply()
         if not ready.get("ok"):
             self.close()
@@ -108,11 +110,12 @@ class _WorkerHandle:
         return json.loads(line)
 
     def call(self, **command) -> dict:
-        try:
-            self.control.sendall(json.dumps(command).encode() + b"\n")
-        except OSError:
-            return {"ok": False, "error": "the ESP worker is gone"}
-        return self.reply()
+        with self._lock:
+            try:
+                self.control.sendall(json.dumps(command).encode() + b"\n")
+            except OSError:
+                return {"ok": False, "error": "the ESP worker is gone"}
+            return self.reply()
 
     def close(self) -> None:
         if self.process.poll() is None:

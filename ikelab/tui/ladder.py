@@ -29,10 +29,10 @@ class Arrow:
         line = "╌" if self.state == "in flight" else "─"
         head = {"lost": "✗", "in flight": "▷" if self.to_right else "◁"}.get(self.state, "▶" if self.to_right else "◀")
         suffix = {"lost": "  (lost)", "in flight": "  (in flight)"}.get(self.state, "")
-        room = inner - 5 - len(suffix)
+        room = inner - 7 - len(suffix)  # 6 cells of arrow around the label, and at least one of line
         label = self.label if len(self.label) <= room else self.label[: room - 1] + "…"
         label += suffix
-        fill = line * (inner - len(label) - 5)
+        fill = line * (inner - len(label) - 6)
         style = {"lost": "red", "in flight": "yellow"}.get(self.state, "")
         if self.to_right:
             body = Text.assemble(line * 2 + " ", (label, "bold " + style), " " + fill + line, (head, style))
@@ -47,7 +47,7 @@ class Ladder(Vertical):
     DEFAULT_CSS = """
     Ladder { height: auto; max-height: 40%; }
     Ladder > #peers { height: 1; padding: 0 1; }
-    Ladder > OptionList { height: auto; max-height: 100%; border: none; padding: 0 1; }
+    Ladder > OptionList { height: auto; max-height: 100%; padding: 0 1; }
     """
 
     def __init__(self, lesson: Lesson, **kwargs) -> None:

@@ -48,6 +48,9 @@ TRANSPORT_TEXT = {
 }
 
 
+TABS = ["tab-lesson", "tab-message", "tab-dh", "tab-keys", "tab-auth", "tab-sas", "tab-ping", "tab-datapath"]
+
+
 class LessonScreen(Screen):
     BINDINGS = [
         Binding("n,space", "next", "Next", priority=True),
@@ -59,6 +62,7 @@ class LessonScreen(Screen):
         Binding("question_mark", "help", "Help"),
         Binding("escape", "lessons", "Lessons"),
         Binding("q", "app.quit", "Quit"),
+        *(Binding(str(i), f"tab('{tab}')", f"{tab.removeprefix('tab-')} tab", show=False) for i, tab in enumerate(TABS, start=1)),
     ]
 
     def __init__(self, runner: Runner, from_picker: bool = False) -> None:
@@ -185,7 +189,7 @@ class LessonScreen(Screen):
         if not self.runner.ping_ready and not self.busy:
             self.notify(self._ping_status(), severity="warning")
             return
-        self.query_one(TabbedContent).active = "tab-ping"
+        self.action_tab("tab-ping")
         self._submit("ping")
 
     def action_export(self) -> None:
@@ -193,6 +197,9 @@ class LessonScreen(Screen):
             self.notify("Nothing to export yet: take a step first.", severity="warning")
             return
         self._submit("export")
+
+    def action_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab
 
     def action_lessons(self) -> None:
         self.app.pop_screen()
@@ -272,4 +279,4 @@ class LessonScreen(Screen):
 
     @on(OptionList.OptionSelected, "#arrows")
     def _arrow_selected(self, event: OptionList.OptionSelected) -> None:
-        self.query_one(TabbedContent).active = "tab-message"
+        self.action_tab("tab-message")

@@ -35,11 +35,11 @@ def sized(label: str, data: bytes) -> Text:
     return Text.assemble((label, "bold"), (f"  {len(data)} bytes", "dim"))
 
 
-def values_table(*columns: str) -> Table:
-    """A borderless table whose last columns fold long hex values instead of cutting them."""
-    table = Table(box=None, show_header=bool(columns[1:]), pad_edge=False, expand=True, header_style="bold")
-    table.add_column(columns[0], no_wrap=True, style="bold")
-    for name in columns[1:]:
+def values_table(label: str = "", *values: str) -> Table:
+    """A borderless table: a label column, then value columns that fold long hex instead of cutting it."""
+    table = Table(box=None, show_header=any((label, *values)), pad_edge=False, expand=True, header_style="bold")
+    table.add_column(label, no_wrap=True, style="bold")
+    for name in values or ("",):
         table.add_column(name, overflow="fold", ratio=1)
     return table
 

@@ -67,7 +67,7 @@ class KeysPanel(TextPanel):
     @staticmethod
     def _prf(e: PrfEvent) -> list:
         key_name, data_name = formula_inputs(e.formula, "key", "data")
-        table = values_table("")
+        table = values_table()
         table.add_row(sized(key_name, e.key), hexval(e.key))
         table.add_row(sized(data_name, e.data), hexval(e.data))
         table.add_row(sized(f"= {e.label}", e.output), hexval(e.output))
@@ -76,7 +76,7 @@ class KeysPanel(TextPanel):
     @staticmethod
     def _prf_plus(e: PrfPlusEvent) -> list:
         key_name, seed_name = formula_inputs(e.formula, "K", "S")
-        table = values_table("")
+        table = values_table()
         table.add_row(sized(f"K = {key_name}", e.key), hexval(e.key))
         table.add_row(sized(f"S = {seed_name}", e.seed), hexval(e.seed))
         for block in e.blocks:

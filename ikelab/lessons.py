@@ -53,6 +53,7 @@ class PeerSpec:
     rekey_child_after: float | None = None
     rekey_ike_after: float | None = None
     liveness_every: float | None = None
+    cookie_threshold: int | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,7 @@ class Lesson:
     manual: ManualKeys | None = None  # static SAs, no IKE at all
     duration: float = 0.0  # seconds of the run's clock after the start that timers and actions may use
     actions: tuple[Action, ...] = ()
+    flood: int = 0  # half-open IKE_SA_INIT requests sent before the real initiator starts
 
     @property
     def keying(self) -> str:
@@ -226,7 +228,8 @@ class _Parser:
         w = f"{name}."
         known = {"role", "address", "local_ts", "remote_ts", "protected"}
         if not manual:
-            known |= {"id", "remote_id", "psk", "ike", "esp", "rekey_child_after", "rekey_ike_after", "liveness_every"}
+            known |= {"id", "remote_id", "psk", "ike", "esp", "rekey_child_after", "rekey_ike_after", "liveness_every",
+                      "cookie_threshold"}
         for key in table:
             if key not in known:
                 hint = " (a manually keyed lesson has no IKE settings)" if manual else ""
@@ -255,7 +258,16 @@ class _Parser:
             rekey_child_after=self._seconds(table, "rekey_child_after", w),
             rekey_ike_after=self._seconds(table, "rekey_ike_after", w),
             liveness_every=self._seconds(table, "liveness_every", w),
+            cookie_threshold=self._count(table, "cookie_threshold", w),
         )
+
+    def _count(self, table: dict, key: str, where: str) -> int | None:
+        value = table.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 10000:
+            raise self.error(where + key, f"must be a whole number from 0 to 10000, not {value!r}")
+        return value
 
     def _seconds(self, table: dict, key: str, where: str) -> float | None:
         value = table.get(key)
@@ -316,7 +328,7 @@ class _Parser:
 
     def lesson(self, data: dict) -> Lesson:
         known = {"title", "slug", "summary", "ike_version", "keying", "left", "right", "manual", "step", "checkpoint",
-                 "duration", "action"}
+                 "duration", "action", "flood"}
         for key in data:
             if key not in known:
                 raise self.error(key, f"unknown setting (known: {', '.join(sorted(known))})")
@@ -355,6 +367,7 @@ class _Parser:
             manual=self.manual(data) if manual else None,
             duration=self._seconds(data, "duration", "") or 0.0,
             actions=self.actions(data),
+            flood=self._count(data, "flood", "") or 0,
         )
 
 

@@ -285,3 +285,70 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [to_jsonable(v) for v in value]
     return value
+
+
+# --- IKEv1 (RFC 2409): what IKEv2's events do not cover ---------------------------------------
+
+
+@dataclass
+class Ikev1MessageEvent(MessageEvent):
+    """An ISAKMP message; as MessageEvent, but its trees come from the ISAKMP codec.
+
+    `plaintext` is the decrypted payload chain with its padding, when the message was encrypted.
+    """
+
+    def _decode(self) -> tuple:
+        if self._decoded is None:
+            from ikelab.wire.isakmp import decode_message, decode_payloads
+
+            decoded = decode_message(self.data)
+            inner = None
+            if self.plaintext is not None:
+                inner = decode_payloads(self.plaintext, decoded.message.header.next_payload).fields
+            self._decoded = (decoded.tree, inner)
+        return self._decoded
+
+
+@dataclass
+class Ikev1HashEvent(Event):
+    """An IKEv1 HASH value (HASH_I, HASH_R, HASH(1), HASH(2), HASH(3)) with every input of its prf.
+
+    `action` is "computed" for the hash this peer sends and "verified" for the peer's, which also
+    records what arrived and whether it matched.
+    """
+
+    kind: ClassVar[str] = "ikev1_hash"
+    label: str  # "HASH_I"
+    formula: str  # "HASH_I = prf(SKEYID, g^xi | g^xr | CKY-I | CKY-R | SAi_b | IDii_b)"
+    prf: str
+    key_label: str  # "SKEYID" or "SKEYID_a"
+    key: bytes
+    parts: dict[str, bytes]  # the inputs, in the order they were concatenated
+    output: bytes
+    action: str
+    received: bytes | None = None
+    ok: bool | None = None
+
+
+@dataclass
+class Ikev1IvEvent(Event):
+    """The CBC IV of an encrypted IKEv1 message: hashed at the start of a phase or exchange, else the
+    last ciphertext block of the message before it (RFC 2409 appendix B)."""
+
+    kind: ClassVar[str] = "ikev1_iv"
+    label: str  # "phase 1 IV", "IV of quick mode 0x0a190a17"
+    formula: str
+    inputs: dict[str, bytes]
+    output: bytes
+
+
+@dataclass
+class Ikev1KeysEvent(Event):
+    """The keys of an ISAKMP SA, with what Wireshark's ikev1_decryption_table needs (CKY-I, Ka)."""
+
+    kind: ClassVar[str] = "ikev1_keys"
+    cky_i: bytes
+    cky_r: bytes
+    cipher: str  # strongSwan keyword, e.g. "aes128"
+    hash: str  # "sha256"
+    keys: dict[str, bytes]  # "SKEYID", "SKEYID_d", "SKEYID_a", "SKEYID_e", "Ka", "IV"

@@ -133,3 +133,46 @@ def test_unreachable_peer_backs_off_then_gives_up():
     assert "after 4 retransmissions" in failure(session, "left").reason
     events = session.trace.of(IkeSaEvent, "left")
     assert events[-1].state == "failed"
+
+
+def test_cookie_under_a_flood_of_half_open_requests():
+    from ikelab.lessons import load_lesson
+
+    session = run(load_lesson("ikev2-cookie"))
+    assert session.outcome.success
+    responder_sent = [m for m in messages(session) if m.peer == "right" and m.exchange == "IKE_SA_INIT"]
+    assert sum(m.summary == "HDR, N(COOKIE)" for m in responder_sent) == 12 + 1 - 8
+    retry = [m for m in messages(session) if m.peer == "left" and m.exchange == "IKE_SA_INIT"]
+    assert [m.summary.split(",")[1].strip() for m in retry] == ["SA", "N(COOKIE)"]
+    assert any("returns our cookie: accepted" in e.text for e in session.trace.of(NoteEvent, "right"))
+    assert len(session.trace.of(AuthEvent, "right")) == 2  # the real initiator got through
+
+
+def test_forged_cookie_is_refused():
+    import dataclasses
+
+    from ikelab.effects import Endpoint
+    from ikelab.ikev2.engine import Ikev2Peer
+    from ikelab.lab.session import peer_config
+    from ikelab.lessons import load_lesson
+    from ikelab.rng import SeededRandom
+    from ikelab.trace import Trace
+    from ikelab.wire.ikev2 import Message, NotifyPayload, decode_message, encode_message
+    from ikelab.wire.ikev2_constants import NotifyType
+
+    lesson = load_lesson("ikev2-cookie")
+    responder = Ikev2Peer(dataclasses.replace(peer_config(lesson.right), cookie_threshold=0), SeededRandom(1, "r"), Trace(),
+                          Endpoint("192.0.2.2", 500))
+    request = messages(run(dataclasses.replace(lesson, flood=0)))[0].data
+    init = decode_message(request).message
+    forged = encode_message(Message(init.header, [NotifyPayload(NotifyType.COOKIE, data=b"\x01" + bytes(32))] + init.payloads))
+    effects = responder.receive(forged, Endpoint("192.0.2.1", 500), Endpoint("192.0.2.2", 500), 0.0)
+    answer = decode_message(effects[0].data).message
+    assert answer.summary() == "HDR, N(COOKIE)" and answer.payloads[0].data != b"\x01" + bytes(32)
+    assert not responder.sas
+    assert "not ours" in responder.trace.of(NoteEvent)[-1].text
+    # The genuine cookie, returned, gets a full response.
+    genuine = encode_message(Message(init.header, [answer.payloads[0]] + init.payloads))
+    effects = responder.receive(genuine, Endpoint("192.0.2.1", 500), Endpoint("192.0.2.2", 500), 0.0)
+    assert decode_message(effects[0].data).message.summary().startswith("HDR, SA, KE, Nr")
+    assert len(responder.sas) == 1

@@ -74,3 +74,4 @@ class Ikev2Config:
     rekey_child_after: float | None = None
     rekey_ike_after: float | None = None
     liveness_every: float | None = None  # an empty INFORMATIONAL when this long has passed
+    cookie_threshold: int | None = None  # half-open IKE SAs above which a responder demands a COOKIE

@@ -66,6 +66,7 @@ class Ikev2Peer:
         self.local = local
         self.now = 0.0
         self.sas: dict[bytes, IkeSa] = {}  # by our own SPI
+        self.cookie_secret = b""  # drawn when first needed (RFC 7296 §2.6)
         self._effects: list[Effect] = []
 
     # ----------------------------------------------------------------- entry points
@@ -377,7 +378,11 @@ class Ikev2Peer:
             due = [action for when, action in sa.timers if when <= self.now]
             sa.timers = [(when, action) for when, action in sa.timers if when > self.now]
             for action in due:
-                if sa.state is State.ESTABLISHED:
+                if action == "expire-half-open":
+                    if sa.state is State.INIT_DONE:
+                        self.note("info", f"half-open IKE SA {sa.label} got no IKE_AUTH in time: dropped")
+                        self.sas.pop(sa.local_spi, None)
+                elif sa.state is State.ESTABLISHED:
                     self.note("info", f"timer: {action} is due")
                     self._act(action, sa)
         self._retransmit_due()

@@ -68,6 +68,7 @@ class IkeSa:
     queued: deque = field(default_factory=deque)  # requests waiting for the pending one (window size 1)
     timers: list[tuple[float, str]] = field(default_factory=list)  # (when, action): rekeys, liveness
     rekeying: dict = field(default_factory=dict)  # our inbound SPI of a Child SA -> our rekey request in flight
+    cookie_retries: int = 0
     nat_local: bool = False  # our side is behind a NAT (from NAT detection)
     nat_remote: bool = False
 

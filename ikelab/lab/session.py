@@ -8,13 +8,14 @@ back is replaying to the step before.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import deque
 from dataclasses import dataclass, field
 
 from ikelab.effects import DeleteChildSa, IkeSaFailed, IkeSaUp, InstallChildSa, Send
 from ikelab.esp.sa import ChildSa
-from ikelab.ikev2.config import Ikev2Config
+from ikelab.ikev2.config import Ikev2Config, RetransmitPolicy
 from ikelab.ikev2.engine import Ikev2Peer
 from ikelab.lab.transports import Transport
 from ikelab.lessons import Lesson, PeerSpec
@@ -39,6 +40,7 @@ def peer_config(spec: PeerSpec) -> Ikev2Config:
         rekey_child_after=spec.rekey_child_after,
         rekey_ike_after=spec.rekey_ike_after,
         liveness_every=spec.liveness_every,
+        cookie_threshold=spec.cookie_threshold,
     )
 
 
@@ -117,6 +119,8 @@ class Session:
             self._started = True
             initiator = self.lesson.initiator.name
             responder = self.transport.endpoint(self.lesson.responder.name)
+            if self.lesson.flood:
+                self._flood(initiator, responder)
             self._apply(initiator, self.peers[initiator].initiate(responder, self.clock))
             return self._record("start", f"{initiator} starts IKE_SA_INIT", first)
         if self._queue:
@@ -161,6 +165,19 @@ class Session:
             stop.wait(tick)
 
     # -------------------------------------------------------------- internals
+
+    def _flood(self, initiator: str, responder) -> None:
+        """Half-open IKE_SA_INIT requests from the initiator's address that never continue, the
+        way a flood looks to a responder: each one costs it a DH computation and state."""
+        spec = next(p for p in self.lesson.peers if p.name == initiator)
+        config = dataclasses.replace(peer_config(spec), name="flood", retransmit=RetransmitPolicy(tries=0))
+        rng: RandomSource = SeededRandom(self.seed, "flood") if self.seed is not None else SystemRandom()
+        flooder = Ikev2Peer(config, rng, self.trace, self.transport.endpoint(initiator))
+        self.trace.emit(NoteEvent("lab", self.clock, "warning", f"flood: {self.lesson.flood} IKE_SA_INIT requests that will never continue"))
+        for _ in range(self.lesson.flood):
+            for effect in flooder.initiate(responder, self.clock):
+                if isinstance(effect, Send):
+                    self._queue.append(effect)
 
     def _peer_at(self, endpoint) -> str:
         return next(name for name, peer in self.peers.items() if peer.local == endpoint)

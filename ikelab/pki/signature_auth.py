@@ -38,7 +38,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
-from ikelab.pki import der
+from ikelab.pki import asn1
 from ikelab.pki.keys import PrivateKey, PublicKey, describe_key
 from ikelab.wire.ikev2_constants import AuthMethod, name_of
 
@@ -113,10 +113,10 @@ class Scheme:
 
 
 def _algid(oid: str, params: bytes | None) -> bytes:
-    return der.encode(der.SEQUENCE, der.encode_oid(oid) + (params if params is not None else b""))
+    return asn1.encode(asn1.SEQUENCE, asn1.encode_oid(oid) + (params if params is not None else b""))
 
 
-_NULL = der.encode(der.NULL, b"")
+_NULL = asn1.encode(asn1.NULL, b"")
 
 
 def pss_algorithm_identifier(hash_alg: HashAlgorithm, salt_length: int | None = None) -> bytes:
@@ -124,11 +124,11 @@ def pss_algorithm_identifier(hash_alg: HashAlgorithm, salt_length: int | None = 
     hash_id = _algid(_HASH_OIDS[hash_alg], _NULL)
     salt = _HASHES[hash_alg].digest_size if salt_length is None else salt_length
     params = (
-        der.encode(0xA0, hash_id)
-        + der.encode(0xA1, _algid(OID_MGF1, hash_id))
-        + der.encode(0xA2, der.encode_integer(salt))
+        asn1.encode(0xA0, hash_id)
+        + asn1.encode(0xA1, _algid(OID_MGF1, hash_id))
+        + asn1.encode(0xA2, asn1.encode_integer(salt))
     )
-    return _algid(OID_RSASSA_PSS, der.encode(der.SEQUENCE, params))
+    return _algid(OID_RSASSA_PSS, asn1.encode(asn1.SEQUENCE, params))
 
 
 # RFC 7427 Appendix A and RFC 8420 §2: the exact bytes strongSwan and others send.
@@ -151,7 +151,7 @@ SCHEMES: tuple[Scheme, ...] = (
 
 
 def _oid_of(algid: bytes) -> str:
-    return der.decode_oid(der.read(der.read_one(algid, der.SEQUENCE, "AlgorithmIdentifier").value)[0].value)
+    return asn1.decode_oid(asn1.read(asn1.read_one(algid, asn1.SEQUENCE, "AlgorithmIdentifier").value)[0].value)
 
 
 _SCHEME_BY_OID = {_oid_of(s.algorithm_identifier): s for s in SCHEMES if s.pss_salt is None}
@@ -351,7 +351,7 @@ def verify(method: int, public_key: PublicKey, octets: bytes, auth_data: bytes) 
     """Check a peer's AUTH signature; never raises, the result says what was wrong."""
     try:
         return _verify(method, public_key, octets, auth_data)
-    except der.DerError as e:
+    except asn1.DerError as e:
         return VerifyResult(False, f"the RFC 7427 AlgorithmIdentifier is malformed: {e}")
     except Exception as e:  # a key/parameter combination OpenSSL refuses: still an answer, not a crash
         return VerifyResult(False, f"the signature cannot be checked: {type(e).__name__}: {e}")
@@ -400,67 +400,67 @@ def _check(call, algorithm: str, h: HashAlgorithm, signature: bytes, key_words: 
 
 def parse_algorithm_identifier(algid: bytes) -> Scheme:
     """The Scheme an RFC 7427 AlgorithmIdentifier names; raises DerError for unknown or malformed ones."""
-    seq = der.read_one(algid, der.SEQUENCE, "AlgorithmIdentifier")
-    parts = der.read_all(seq.value, "AlgorithmIdentifier")
-    if not parts or parts[0].tag != der.OID:
-        raise der.DerError("AlgorithmIdentifier does not start with an OBJECT IDENTIFIER")
-    oid = der.decode_oid(parts[0].value)
+    seq = asn1.read_one(algid, asn1.SEQUENCE, "AlgorithmIdentifier")
+    parts = asn1.read_all(seq.value, "AlgorithmIdentifier")
+    if not parts or parts[0].tag != asn1.OID:
+        raise asn1.DerError("AlgorithmIdentifier does not start with an OBJECT IDENTIFIER")
+    oid = asn1.decode_oid(parts[0].value)
     params = parts[1:]
     if oid == OID_RSASSA_PSS:
         return _parse_pss(params[0] if params else None, algid)
     scheme = _SCHEME_BY_OID.get(oid)
     if scheme is None:
-        raise der.DerError(f"unknown signature algorithm {oid}")
+        raise asn1.DerError(f"unknown signature algorithm {oid}")
     if len(params) > 1 or (params and not (scheme.key == "rsa" and params[0].encoded == _NULL)):
-        raise der.DerError(f"unexpected parameters for {scheme.name}")
+        raise asn1.DerError(f"unexpected parameters for {scheme.name}")
     return scheme
 
 
-def _parse_pss(params: der.Tlv | None, algid: bytes) -> Scheme:
+def _parse_pss(params: asn1.Tlv | None, algid: bytes) -> Scheme:
     """RSASSA-PSS-params; absent fields take RFC 4055 defaults (SHA-1, MGF1-SHA-1, salt 20)."""
     hash_alg, mgf_hash, salt = HashAlgorithm.SHA1, HashAlgorithm.SHA1, 20
     if params is not None:
-        if params.tag != der.SEQUENCE:
-            raise der.DerError("RSASSA-PSS parameters are not a SEQUENCE")
-        for field in der.read_all(params.value, "RSASSA-PSS-params"):
+        if params.tag != asn1.SEQUENCE:
+            raise asn1.DerError("RSASSA-PSS parameters are not a SEQUENCE")
+        for field in asn1.read_all(params.value, "RSASSA-PSS-params"):
             if field.tag == 0xA0:
                 hash_alg = _hash_of_algid(field.value)
             elif field.tag == 0xA1:
-                mgf = der.read_all(der.read_one(field.value, der.SEQUENCE, "maskGenAlgorithm").value, "maskGenAlgorithm")
-                if len(mgf) != 2 or der.decode_oid(mgf[0].value) != OID_MGF1:
-                    raise der.DerError("RSASSA-PSS mask generation is not MGF1")
+                mgf = asn1.read_all(asn1.read_one(field.value, asn1.SEQUENCE, "maskGenAlgorithm").value, "maskGenAlgorithm")
+                if len(mgf) != 2 or asn1.decode_oid(mgf[0].value) != OID_MGF1:
+                    raise asn1.DerError("RSASSA-PSS mask generation is not MGF1")
                 mgf_hash = _hash_of_algid(mgf[1].encoded)
             elif field.tag == 0xA2:
-                salt = der.decode_integer(der.read_one(field.value, der.INTEGER, "saltLength").value)
+                salt = asn1.decode_integer(asn1.read_one(field.value, asn1.INTEGER, "saltLength").value)
             elif field.tag == 0xA3:
-                if der.decode_integer(der.read_one(field.value, der.INTEGER, "trailerField").value) != 1:
-                    raise der.DerError("RSASSA-PSS trailerField other than 1")
+                if asn1.decode_integer(asn1.read_one(field.value, asn1.INTEGER, "trailerField").value) != 1:
+                    raise asn1.DerError("RSASSA-PSS trailerField other than 1")
             else:
-                raise der.DerError(f"unexpected RSASSA-PSS field with tag 0x{field.tag:02x}")
+                raise asn1.DerError(f"unexpected RSASSA-PSS field with tag 0x{field.tag:02x}")
     if mgf_hash != hash_alg:
-        raise der.DerError(f"RSASSA-PSS with MGF1-{mgf_hash.name} and hash {hash_alg.name} is not supported")
+        raise asn1.DerError(f"RSASSA-PSS with MGF1-{mgf_hash.name} and hash {hash_alg.name} is not supported")
     if salt < 0:
-        raise der.DerError(f"RSASSA-PSS salt length {salt}")
+        raise asn1.DerError(f"RSASSA-PSS salt length {salt}")
     return Scheme(f"RSASSA-PSS(SHA-{hash_alg.name[5:] if hash_alg != HashAlgorithm.SHA1 else '1'}, salt {salt})", "rsa", hash_alg, algid, salt)
 
 
 def _hash_of_algid(data: bytes) -> HashAlgorithm:
-    parts = der.read_all(der.read_one(data, der.SEQUENCE, "hash AlgorithmIdentifier").value, "hash AlgorithmIdentifier")
-    if not parts or parts[0].tag != der.OID:
-        raise der.DerError("hash AlgorithmIdentifier without an OID")
-    oid = der.decode_oid(parts[0].value)
+    parts = asn1.read_all(asn1.read_one(data, asn1.SEQUENCE, "hash AlgorithmIdentifier").value, "hash AlgorithmIdentifier")
+    if not parts or parts[0].tag != asn1.OID:
+        raise asn1.DerError("hash AlgorithmIdentifier without an OID")
+    oid = asn1.decode_oid(parts[0].value)
     if oid not in _OID_HASHES:
-        raise der.DerError(f"unknown hash algorithm {oid}")
+        raise asn1.DerError(f"unknown hash algorithm {oid}")
     return _OID_HASHES[oid]
 
 
 def split_rfc7427(auth_data: bytes) -> tuple[bytes, bytes]:
     """(AlgorithmIdentifier, signature) of method-14 Authentication Data; raises DerError."""
     if not auth_data:
-        raise der.DerError("empty Authentication Data")
+        raise asn1.DerError("empty Authentication Data")
     n = auth_data[0]
     if len(auth_data) < 1 + n:
-        raise der.DerError(f"ASN.1 length octet says {n} bytes, only {len(auth_data) - 1} follow")
+        raise asn1.DerError(f"ASN.1 length octet says {n} bytes, only {len(auth_data) - 1} follow")
     return auth_data[1 : 1 + n], auth_data[1 + n :]
 
 
@@ -496,7 +496,7 @@ def describe_auth(method: int, auth_data: bytes = b"") -> str:
     if method == AuthMethod.DIGITAL_SIGNATURE and auth_data:
         try:
             return f"{base}, RFC 7427: {parse_algorithm_identifier(split_rfc7427(auth_data)[0]).name})"
-        except der.DerError:
+        except asn1.DerError:
             return f"{base}, RFC 7427: unreadable AlgorithmIdentifier)"
     return base + ")"
 

@@ -1,18 +1,23 @@
 """The run behind a lesson screen: a lesson's peers on a transport, stepped on demand.
 
 Going back is replaying: with the seed, a fresh Session stepped k-1 times is byte for byte the run
-that was on screen one step earlier. The screen calls these methods from worker threads; a lock
-keeps them one at a time, so `close()` (on every exit path) waits for a step or a ping in flight
-instead of racing it, and nothing is set up after a close.
+that was on screen one step earlier.
+
+Every job runs on one thread the Runner owns, alive until `close()`: the lab's ESP workers die
+with the thread that started them (PR_SET_PDEATHSIG), so they must not be started from a pooled
+worker thread that may end first. One thread also keeps the jobs in order, so `close()` (on every
+exit path, from any thread) waits for a step or a ping in flight instead of racing it, and
+nothing is set up after a close.
 """
 
 from __future__ import annotations
 
 import secrets
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TypeVar
 
 from ikelab.lab.lab import Lab, missing_privileges
 from ikelab.lab.manual import ManualSession
@@ -22,6 +27,7 @@ from ikelab.lessons import Lesson
 from ikelab.trace import CommandEvent, NoteEvent, PingEvent, Trace
 
 PING_COUNT = 5
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -84,41 +90,58 @@ class Runner:
         self.lab: Lab | None = None
         self.session: Session | ManualStepper | None = None
         self._transport = None
-        self._lock = threading.Lock()
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ikelab-run")
+        self._closing = threading.Lock()
         self._closed = False
+
+    def _on_thread(self, job: Callable[[], T]) -> T | None:
+        """Run `job` on the run's own thread and wait for it; nothing runs once closed."""
+        with self._closing:
+            if self._closed:
+                return None
+            future = self._thread.submit(job)
+        return future.result()
 
     # ------------------------------------------------------------------ life cycle
 
     def open(self) -> None:
         """Make the transport (in the lab: namespaces, veth, datapath) and the first session."""
-        with self._lock:
-            if self._closed:
-                return
-            name = self.transport_choice.name
-            if name == "netns":
-                lab = Lab(self.lesson)
-                lab.__enter__()
-                self.lab, self._transport = lab, lab.transport
-            elif name == "loopback":
-                self._transport = LoopbackTransport([p.name for p in self.lesson.peers])
-            else:
-                self._transport = MemoryTransport({p.name: p.address for p in self.lesson.peers})
-            self._new_session()
+        self._on_thread(self._open)
+
+    def _open(self) -> None:
+        name = self.transport_choice.name
+        if name == "netns":
+            lab = Lab(self.lesson)
+            lab.__enter__()
+            self.lab, self._transport = lab, lab.transport
+        elif name == "loopback":
+            self._transport = LoopbackTransport([p.name for p in self.lesson.peers])
+        else:
+            self._transport = MemoryTransport({p.name: p.address for p in self.lesson.peers})
+        self._new_session()
 
     def close(self) -> None:
         """Tear everything down; safe to call twice, and from any thread."""
-        with self._lock:
+        with self._closing:
+            if self._closed:
+                return
             self._closed = True
-            if self.lab is not None:
-                self.lab.close()
-                self.lab = None
-            elif self._transport is not None:
-                self._transport.close()
-            self._transport = None
+            future = self._thread.submit(self._teardown)
+        try:
+            future.result()
+        finally:
+            self._thread.shutdown()
 
-    @property
-    def ready(self) -> bool:
-        return self.session is not None and not self._closed
+    def _teardown(self) -> None:
+        lab, self.lab = self.lab, None
+        if lab is not None:
+            try:
+                lab.close()
+            finally:
+                lab.topology.down()  # should the datapath fail to stop, the namespaces must still go
+        elif self._transport is not None:
+            self._transport.close()
+        self._transport = None
 
     # ------------------------------------------------------------------ stepping
 
@@ -131,29 +154,30 @@ class Runner:
         return self.session is not None and self.session.finished
 
     def step(self) -> Step | None:
-        with self._lock:
-            return self.session.step() if self.ready else None
+        return self._on_thread(lambda: self.session.step() if self.session else None)
 
     def run_to_end(self, max_steps: int = 1000) -> None:
-        with self._lock:
+        def run() -> None:
             for _ in range(max_steps):
-                if not self.ready or self.session.step() is None:
+                if self.session is None or self.session.step() is None:
                     return
+
+        self._on_thread(run)
 
     def back(self) -> None:
         """Replay from the seed to the step before the current one."""
-        with self._lock:
-            if not self.ready:
+        def replay() -> None:
+            if self.session is None:
                 return
             target = len(self.session.steps) - 1
             self._new_session()
             for _ in range(max(target, 0)):
                 self.session.step()
 
+        self._on_thread(replay)
+
     def restart(self) -> None:
-        with self._lock:
-            if self.ready:
-                self._new_session()
+        self._on_thread(lambda: self._new_session() if self.session else None)
 
     def _new_session(self) -> None:
         if self.session is not None and self.lab is not None:
@@ -179,13 +203,12 @@ class Runner:
     def ping_ready(self) -> bool:
         """The lab is up and both sides have their Child SAs."""
         outcome = self.session.outcome if self.session else None
-        return (self.lab is not None and self.finished and outcome.success
-                and all(outcome.children.values()))
+        return self.lab is not None and self.finished and outcome.success and all(outcome.children.values())
 
     def ping(self, on_line: Callable[[str], None], count: int = PING_COUNT) -> None:
         """Real pings through the tunnel; each line becomes a PingEvent with both sides' ESP counters."""
-        with self._lock:
-            if not self.ready or not self.ping_ready:
+        def ping() -> None:
+            if not self.ping_ready:
                 return
             lab, session = self.lab, self.session
             trace, clock = session.trace, session.clock
@@ -199,10 +222,11 @@ class Runner:
             level = "info" if result.received == result.transmitted else "warning"
             trace.emit(NoteEvent("lab", clock, level, f"ping: {result.received} of {result.transmitted} replies through the tunnel"))
 
+        self._on_thread(ping)
+
     # ------------------------------------------------------------------ export
 
-    def export(self, path: Path) -> list[Path]:
+    def export(self, path: Path) -> None:
         from ikelab.export.capture import export_capture  # scapy: imported only when asked for
 
-        with self._lock:
-            return export_capture(path, self.session.trace, self.lesson)
+        self._on_thread(lambda: export_capture(path, self.session.trace, self.lesson))

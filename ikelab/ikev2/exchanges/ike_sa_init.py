@@ -10,7 +10,10 @@ KE payload is for another group than the one chosen; the initiator then retries 
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 from typing import TYPE_CHECKING
+
+from cryptography.hazmat.primitives import hashes
 
 from ikelab.crypto.dh import DhError, DhGroup, dh_group
 from ikelab.effects import Endpoint, Send
@@ -51,10 +54,12 @@ def _nat_notifies(sa: IkeSa, spi_r: bytes, local: Endpoint, remote: Endpoint) ->
     ]
 
 
-def _send_request(peer: "Ikev2Peer", sa: IkeSa, group: DhGroup) -> None:
-    _generate_dh(peer, sa, group)
+def _send_request(peer: "Ikev2Peer", sa: IkeSa, group: DhGroup, cookie: bytes = b"") -> None:
+    if sa.dh is None or sa.dh.group != group:
+        _generate_dh(peer, sa, group)
     sa.offered_ike = proposals.offer(peer.config.ike_proposals, ProtocolId.IKE, dh_first=group.number)
-    payloads = [SaPayload(sa.offered_ike), KePayload(group.number, sa.dh.public), NoncePayload(sa.ni)]
+    payloads = [NotifyPayload(NotifyType.COOKIE, data=cookie)] if cookie else []
+    payloads += [SaPayload(sa.offered_ike), KePayload(group.number, sa.dh.public), NoncePayload(sa.ni)]
     if peer.config.nat_detection:
         payloads += _nat_notifies(sa, bytes(8), sa.local, sa.remote)
     sa.next_request_id = 0  # a retried IKE_SA_INIT keeps message ID 0
@@ -87,6 +92,39 @@ def _compute_shared(peer: "Ikev2Peer", sa: IkeSa, peer_public: bytes) -> None:
 
 # ------------------------------------------------------------------------- responder
 
+HALF_OPEN_LIFETIME = 30.0  # seconds a half-open IKE SA waits for IKE_AUTH before it is dropped
+
+
+def _cookie(peer: "Ikev2Peer", ni: bytes, src: Endpoint, spi_i: bytes) -> bytes:
+    """RFC 7296 §2.6: <VersionIDofSecret> | Hash(Ni | IPi | SPIi | <secret>); stateless to check."""
+    if not peer.cookie_secret:
+        peer.cookie_secret = peer.random(32, "cookie secret")
+    digest = hashes.Hash(hashes.SHA256())
+    digest.update(ni + ipaddress.ip_address(src.host).packed + spi_i + peer.cookie_secret)
+    return b"\x01" + digest.finalize()
+
+
+def _cookie_ok(peer: "Ikev2Peer", message, src: Endpoint, dst: Endpoint, header: Header) -> bool:
+    """Above the half-open threshold, only requests that return our cookie create state."""
+    threshold = peer.config.cookie_threshold
+    if threshold is None:
+        return True
+    half_open = sum(1 for sa in peer.sas.values() if sa.role == "responder" and sa.state is State.INIT_DONE)
+    if half_open < threshold:
+        return True
+    nonce = message.find(NoncePayload)
+    expected = _cookie(peer, nonce.data if nonce else b"", src, header.spi_i)
+    first = message.payloads[0] if message.payloads else None
+    if isinstance(first, NotifyPayload) and first.notify_type == NotifyType.COOKIE:
+        if first.data == expected:
+            peer.note("info", f"{half_open} half-open IKE SAs, but this request returns our cookie: accepted")
+            return True
+        peer.note("warning", "the request carries a cookie that is not ours (or is stale): asking again")
+    else:
+        peer.note("warning", f"{half_open} half-open IKE SAs (threshold {threshold}): answering with a COOKIE and keeping no state")
+    peer.send_bare_response(header, [NotifyPayload(NotifyType.COOKIE, data=expected)], src, dst)
+    return False
+
 
 def receive_request(peer: "Ikev2Peer", data: bytes, header: Header, src: Endpoint, dst: Endpoint) -> None:
     from ikelab.ikev2.engine import Received
@@ -110,6 +148,8 @@ def receive_request(peer: "Ikev2Peer", data: bytes, header: Header, src: Endpoin
     peer.emit_message("received", data, src, dst, header=header, summary=message.summary())
     request = Received(data, message, [], src, dst)
     cfg = peer.config
+    if not _cookie_ok(peer, message, src, dst, header):
+        return
     sa_payload, ke, nonce = message.find(SaPayload), message.find(KePayload), message.find(NoncePayload)
     if sa_payload is None or ke is None or nonce is None:
         missing = ", ".join(n for n, p in (("SA", sa_payload), ("KE", ke), ("Nonce", nonce)) if p is None)
@@ -160,6 +200,7 @@ def receive_request(peer: "Ikev2Peer", data: bytes, header: Header, src: Endpoin
     sa.init_request = data
     sa.expected_request_id = 1
     peer.sas[sa.spi_r] = sa
+    sa.timers.append((peer.now + HALF_OPEN_LIFETIME, "expire-half-open"))
     reply = dataclasses.replace(selection.proposal, spi=b"")
     payloads = [SaPayload([reply]), KePayload(chosen.dh.number, sa.dh.public), NoncePayload(sa.nr)]
     if cfg.nat_detection:
@@ -179,6 +220,10 @@ def _receive_response(peer: "Ikev2Peer", sa: IkeSa, response: "Received") -> Non
         if n.notify_type == NotifyType.INVALID_KE_PAYLOAD:
             _retry_with_group(peer, sa, n)
             return
+    cookie = next((n for n in message.notifies() if n.notify_type == NotifyType.COOKIE), None)
+    if cookie is not None:
+        _retry_with_cookie(peer, sa, cookie.data)
+        return
     if errors:
         name = notify_name(errors[0])
         peer.fail(sa, f"the responder refused IKE_SA_INIT with {name}", name)
@@ -217,6 +262,19 @@ def _receive_response(peer: "Ikev2Peer", sa: IkeSa, response: "Received") -> Non
     from ikelab.ikev2.exchanges import ike_auth
 
     ike_auth.start(peer, sa)
+
+
+MAX_COOKIE_RETRIES = 3
+
+
+def _retry_with_cookie(peer: "Ikev2Peer", sa: IkeSa, cookie: bytes) -> None:
+    """RFC 7296 §2.6: send the same IKE_SA_INIT again, with the cookie as its first payload."""
+    sa.cookie_retries += 1
+    if sa.cookie_retries > MAX_COOKIE_RETRIES or not 1 <= len(cookie) <= 64:
+        peer.fail(sa, "the responder keeps demanding a cookie", "COOKIE")
+        return
+    peer.note("info", f"the responder is under load and demands a cookie ({len(cookie)} bytes): sending IKE_SA_INIT again with N(COOKIE) first")
+    _send_request(peer, sa, sa.dh.group, cookie)
 
 
 def _retry_with_group(peer: "Ikev2Peer", sa: IkeSa, notify: NotifyPayload) -> None:

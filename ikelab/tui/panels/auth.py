@@ -51,7 +51,8 @@ class AuthPanel(TextPanel):
             title += Text("  verified: OK", "bold green") if verified.ok else Text("  verified: MISMATCH", "bold red")
         sent_by = f"computed by {computed.peer}" if computed else "computed by the peer"
         checked_by = f"expected by {verified.peer}" if verified else "not verified yet"
-        table = values_table("", sent_by, checked_by, "")
+        table = values_table("", sent_by, checked_by)
+        table.add_column("", no_wrap=True)  # the verdict: same value on both sides or not
         mine = rows(computed) if computed else None
         theirs = rows(verified) if verified else None
         for i, (name, _) in enumerate(mine or theirs):

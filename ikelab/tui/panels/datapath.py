@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Group
+from rich.padding import Padding
 from rich.text import Text
 
 from ikelab.trace import CommandEvent, Event, NoteEvent
@@ -17,5 +18,6 @@ class DatapathPanel(TextPanel):
             if isinstance(e, CommandEvent):
                 how = Text("  (ran)", "green") if e.executed else Text("  (equivalent, not run)", "dim")
                 parts += [Text(""), Text.assemble((f"{e.peer}: {e.purpose}", "bold underline"), how)]
-                parts += [Text(f"  {c}", "cyan" if e.executed else "") for c in e.commands]
+                # Padding indents the wrapped lines of a long command too.
+                parts += [Padding(Text(c, "cyan" if e.executed else ""), (0, 0, 0, 2)) for c in e.commands]
         self.update(Group(*parts))

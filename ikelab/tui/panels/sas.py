@@ -8,6 +8,7 @@ from rich.text import Text
 from ikelab.lessons import Lesson
 from ikelab.trace import ChildSaEvent, Event, IkeKeysEvent, IkeSaEvent, PingEvent
 from ikelab.tui.panels.base import TextPanel
+from ikelab.tui.text import values_table
 
 STATE_STYLE = {"established": "bold green", "failed": "bold red"}
 
@@ -57,12 +58,14 @@ class SaPanel(TextPanel):
                 parts.append(Text.assemble((f"{peer}: Child SA '{child.name}'", "bold underline"),
                                            f"  {child.protocol} {child.mode} mode, {child.algorithms}"))
                 parts.append(Text(f"  traffic {', '.join(child.local_ts)} ⇄ {', '.join(child.remote_ts)}"))
+                table = values_table()
                 for direction, sa in (("outbound", child.outbound), ("inbound", child.inbound)):
-                    parts.append(Text.assemble(f"  {direction:8} ", (f"SPI 0x{sa['spi']}", "bold"), f"  {sa['src']} → {sa['dst']}  ",
-                                               (counter_text(counters, peer, direction, sa["spi"]), "cyan")))
-                    parts.append(Text(f"           enc {sa['cipher']} {sa['encryption_key']}"))
+                    table.add_row(f"{direction} SPI 0x{sa['spi']}",
+                                  Text.assemble(f"{sa['src']} → {sa['dst']}  ", (counter_text(counters, peer, direction, sa["spi"]), "cyan")))
+                    table.add_row(Text(f"  enc {sa['cipher']}", "not bold"), sa["encryption_key"])
                     if sa["integrity_key"]:
-                        parts.append(Text(f"           int {sa['integrity']} {sa['integrity_key']}"))
+                        table.add_row(Text(f"  int {sa['integrity']}", "not bold"), sa["integrity_key"])
+                parts.append(table)
                 parts.append(Text(""))
         if not parts:
             parts = [Text("No SA yet: the IKE SA exists once IKE_SA_INIT has run, the Child SA after IKE_AUTH.", "dim italic")]

@@ -7,6 +7,7 @@ problem as one line naming the file, the key and, where it can be found, the lin
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 import os
 import re
@@ -54,6 +55,25 @@ class PeerSpec:
     rekey_ike_after: float | None = None
     liveness_every: float | None = None
     cookie_threshold: int | None = None
+    auth: str = "psk"  # "psk" or "pubkey" (a certificate from the lesson's lab CA)
+    certificate: "CertSpec | None" = None
+
+
+@dataclass(frozen=True)
+class CertSpec:
+    """The certificate a peer gets from the lab CA (or, to break things, from another CA)."""
+
+    key: str = "ecdsa256"
+    san: tuple[str, ...] = ()  # DNS names, IP addresses and e-mail addresses
+    not_before: dt.datetime | None = None
+    not_after: dt.datetime | None = None
+    issuer: str | None = None  # None: the lab CA; another name makes an untrusted CA
+
+
+@dataclass(frozen=True)
+class PkiSpec:
+    ca: str = "ikelab Lab CA"
+    key: str = "ecdsa256"
 
 
 @dataclass(frozen=True)
@@ -102,6 +122,7 @@ class Lesson:
     duration: float = 0.0  # seconds of the run's clock after the start that timers and actions may use
     actions: tuple[Action, ...] = ()
     flood: int = 0  # half-open IKE_SA_INIT requests sent before the real initiator starts
+    pki: PkiSpec = PkiSpec()
 
     @property
     def keying(self) -> str:
@@ -229,7 +250,7 @@ class _Parser:
         known = {"role", "address", "local_ts", "remote_ts", "protected"}
         if not manual:
             known |= {"id", "remote_id", "psk", "ike", "esp", "rekey_child_after", "rekey_ike_after", "liveness_every",
-                      "cookie_threshold"}
+                      "cookie_threshold", "auth", "certificate"}
         for key in table:
             if key not in known:
                 hint = " (a manually keyed lesson has no IKE settings)" if manual else ""
@@ -248,11 +269,16 @@ class _Parser:
         if manual:
             return PeerSpec(**common)
         remote_id = table.get("remote_id")
+        auth = self._str(table, "auth", w, default="psk")
+        if auth not in ("psk", "pubkey"):
+            raise self.error(w + "auth", f"must be 'psk' or 'pubkey', not {auth!r}")
         return PeerSpec(
             **common,
             identity=self._identity(w + "id", self._str(table, "id", w)),
             remote_identity=self._identity(w + "remote_id", self._str(table, "remote_id", w)) if remote_id is not None else None,
-            psk=self._str(table, "psk", w).encode(),
+            psk=self._str(table, "psk", w).encode() if auth == "psk" else b"",
+            auth=auth,
+            certificate=self._certificate(table, w) if auth == "pubkey" else None,
             ike=self._proposals(table, "ike", w, ike=True),
             esp=self._proposals(table, "esp", w, ike=False),
             rekey_child_after=self._seconds(table, "rekey_child_after", w),
@@ -260,6 +286,46 @@ class _Parser:
             liveness_every=self._seconds(table, "liveness_every", w),
             cookie_threshold=self._count(table, "cookie_threshold", w),
         )
+
+    def _certificate(self, table: dict, where: str) -> CertSpec:
+        from ikelab.pki.keys import KEY_TYPES
+
+        spec = table.get("certificate", {})
+        w = where + "certificate."
+        if not isinstance(spec, dict):
+            raise self.error(where + "certificate", "must be a table such as { key = \"ecdsa256\", san = [\"a.example\"] }")
+        unknown = set(spec) - {"key", "san", "not_before", "not_after", "issuer"}
+        if unknown:
+            raise self.error(w + sorted(unknown)[0], "unknown setting (known: key, san, not_before, not_after, issuer)")
+        key = self._str(spec, "key", w, default="ecdsa256")
+        if key not in KEY_TYPES:
+            raise self.error(w + "key", f"unknown key type {key!r} (known: {', '.join(KEY_TYPES)})")
+        san = spec.get("san", [])
+        if isinstance(san, str):
+            san = [san]
+        if not isinstance(san, list) or not all(isinstance(v, str) for v in san):
+            raise self.error(w + "san", "must be a list of DNS names, IP addresses or e-mail addresses")
+        times = {}
+        for name in ("not_before", "not_after"):
+            value = spec.get(name)
+            if value is not None and not isinstance(value, dt.datetime):
+                raise self.error(w + name, "must be a TOML date-time such as 2026-01-01T00:00:00Z")
+            times[name] = value.replace(tzinfo=value.tzinfo or dt.timezone.utc) if value else None
+        issuer = spec.get("issuer")
+        if issuer is not None and not isinstance(issuer, str):
+            raise self.error(w + "issuer", "must be the name of a CA")
+        return CertSpec(key, tuple(san), times["not_before"], times["not_after"], issuer)
+
+    def pki(self, data: dict) -> PkiSpec:
+        from ikelab.pki.keys import KEY_TYPES
+
+        table = data.get("pki", {})
+        if not isinstance(table, dict) or set(table) - {"ca", "key"}:
+            raise self.error("pki", "a [pki] table takes `ca` (the lab CA's name) and `key` (its key type)")
+        key = self._str(table, "key", "pki.", default="ecdsa256")
+        if key not in KEY_TYPES:
+            raise self.error("pki.key", f"unknown key type {key!r} (known: {', '.join(KEY_TYPES)})")
+        return PkiSpec(self._str(table, "ca", "pki.", default="ikelab Lab CA"), key)
 
     def _count(self, table: dict, key: str, where: str) -> int | None:
         value = table.get(key)
@@ -328,7 +394,7 @@ class _Parser:
 
     def lesson(self, data: dict) -> Lesson:
         known = {"title", "slug", "summary", "ike_version", "keying", "left", "right", "manual", "step", "checkpoint",
-                 "duration", "action", "flood"}
+                 "duration", "action", "flood", "pki"}
         for key in data:
             if key not in known:
                 raise self.error(key, f"unknown setting (known: {', '.join(sorted(known))})")
@@ -368,6 +434,7 @@ class _Parser:
             duration=self._seconds(data, "duration", "") or 0.0,
             actions=self.actions(data),
             flood=self._count(data, "flood", "") or 0,
+            pki=self.pki(data),
         )
 
 

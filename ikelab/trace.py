@@ -166,6 +166,20 @@ class AuthEvent(Event):
 
 
 @dataclass
+class CertificateEvent(Event):
+    """A peer's certificate as received and checked: subject, chain, every check and its result."""
+
+    kind: ClassVar[str] = "certificate"
+    of_role: str  # whose certificate: "initiator" or "responder"
+    subject: str
+    ok: bool
+    reason: str
+    checks: list[dict[str, Any]]
+    chain: list[str]
+    der: bytes
+
+
+@dataclass
 class ProposalEvent(Event):
     """How a proposal was chosen or refused: offered vs configured and the reason per proposal."""
 
@@ -295,7 +309,15 @@ class Ikev1MessageEvent(MessageEvent):
     """An ISAKMP message; as MessageEvent, but its trees come from the ISAKMP codec.
 
     `plaintext` is the decrypted payload chain with its padding, when the message was encrypted.
+    IKEv1 has no request/response pairs, so `number` counts the messages of the exchange from 1
+    ("Main Mode message 5"); `is_response` is true for the even ones.
     """
+
+    number: int = 0
+
+    @property
+    def label(self) -> str:
+        return f"{self.exchange} message {self.number}"
 
     def _decode(self) -> tuple:
         if self._decoded is None:

@@ -8,6 +8,7 @@ from typing import Iterable
 
 from ikelab.trace import (
     AuthEvent,
+    CertificateEvent,
     ChildSaEvent,
     CommandEvent,
     DhKeyPairEvent,
@@ -74,22 +75,34 @@ def render_event(e: Event) -> str:
     if isinstance(e, IkeKeysEvent):
         return f"{who} IKE SA {e.spi_i.hex()}_i {e.spi_r.hex()}_r keyed: {e.cipher}" + (f"-{e.integrity}" if e.integrity else "") + f"-{e.prf}"
     if isinstance(e, AuthEvent):
+        signature = not e.auth_key
         if e.action == "computed":
             head = f"{who} computes its AUTH ({e.of_role}, {e.method})"
         else:
             head = f"{who} verifies the {e.of_role}'s AUTH ({e.method}): " + ("OK" if e.ok else "MISMATCH")
+        formula = (
+            f"AUTH = signature over (message | nonce | prf({e.sk_p_label}, ID'))"
+            if signature
+            else f"AUTH = prf(prf(PSK, \"Key Pad for IKEv2\"), message | nonce | prf({e.sk_p_label}, ID'))"
+        )
         lines = [
             head,
-            f"{INDENT}AUTH = prf(prf(PSK, \"Key Pad for IKEv2\"), message | nonce | prf({e.sk_p_label}, ID'))",
+            f"{INDENT}{formula}",
             _value("message", e.message),
             _value("nonce", e.nonce),
             _value("ID'", e.id_body),
             _value(f"prf({e.sk_p_label}, ID')", e.maced_id),
-            _value("prf(PSK, \"Key Pad for IKEv2\")", e.auth_key),
-            _value("AUTH expected" if e.action == "verified" else "AUTH", e.expected),
         ]
+        if not signature:
+            lines.append(_value("prf(PSK, \"Key Pad for IKEv2\")", e.auth_key))
+        if e.expected:
+            lines.append(_value("AUTH expected" if e.action == "verified" else "AUTH", e.expected))
         if e.received is not None:
             lines.append(_value("AUTH received", e.received))
+        return "\n".join(lines)
+    if isinstance(e, CertificateEvent):
+        lines = [f"{who} checks the {e.of_role}'s certificate {e.subject}: " + ("valid" if e.ok else f"REFUSED: {e.reason}")]
+        lines += [f"{INDENT}{'ok ' if c['ok'] else 'NO '} {c['name']}: {c['detail']}" for c in e.checks]
         return "\n".join(lines)
     if isinstance(e, ProposalEvent):
         lines = [f"{who} {e.protocol} proposal: " + (f"chose {e.chosen}" if e.chosen else "NO PROPOSAL CHOSEN")]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 from dataclasses import dataclass, field
+from typing import Any
 
 from ikelab.crypto.names import ProposalSpec
 from ikelab.wire.ikev2_constants import IdType
@@ -26,6 +28,10 @@ class Identity:
         if addr is not None:
             kind = IdType.ID_IPV4_ADDR if addr.version == 4 else IdType.ID_IPV6_ADDR
             return cls(kind, addr.packed, text)
+        if "=" in text:
+            from ikelab.pki.validation import dn_der
+
+            return cls(IdType.ID_DER_ASN1_DN, dn_der(text), text)
         if "@" in text and not text.startswith("@"):
             return cls(IdType.ID_RFC822_ADDR, text.encode(), text)
         name = text[1:] if text.startswith("@") else text
@@ -39,6 +45,13 @@ class Identity:
             return cls(id_type, data, str(ipaddress.ip_address(data)))
         if id_type in (IdType.ID_FQDN, IdType.ID_RFC822_ADDR):
             return cls(id_type, data, data.decode("utf-8", "replace"))
+        if id_type == IdType.ID_DER_ASN1_DN:
+            from ikelab.pki.validation import format_dn
+
+            try:
+                return cls(id_type, data, format_dn(data))
+            except ValueError:
+                pass
         return cls(id_type, data, data.hex())
 
     def __str__(self) -> str:
@@ -75,3 +88,12 @@ class Ikev2Config:
     rekey_ike_after: float | None = None
     liveness_every: float | None = None  # an empty INFORMATIONAL when this long has passed
     cookie_threshold: int | None = None  # half-open IKE SAs above which a responder demands a COOKIE
+    # Certificates (auth = "pubkey"): our certificate and key, and the CAs we trust for the peer's.
+    auth: str = "psk"
+    certificate: Any = None  # cryptography x509.Certificate
+    private_key: Any = None
+    intermediates: tuple = ()
+    trusted_cas: tuple = ()
+    signature: str = "auto"  # "auto", "classic" (methods 1/9/10/11) or "rfc7427" (method 14)
+    # When "now" is for certificate validity: the run's clock counts from here (None: the wall clock).
+    clock_origin: dt.datetime | None = None

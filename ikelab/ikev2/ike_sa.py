@@ -69,6 +69,7 @@ class IkeSa:
     timers: list[tuple[float, str]] = field(default_factory=list)  # (when, action): rekeys, liveness
     rekeying: dict = field(default_factory=dict)  # our inbound SPI of a Child SA -> our rekey request in flight
     cookie_retries: int = 0
+    peer_hashes: tuple[int, ...] | None = None  # SIGNATURE_HASH_ALGORITHMS the peer announced (RFC 7427)
     nat_local: bool = False  # our side is behind a NAT (from NAT detection)
     nat_remote: bool = False
 

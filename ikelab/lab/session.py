@@ -21,13 +21,18 @@ from ikelab.lab.transports import Transport
 from ikelab.lessons import Lesson, PeerSpec
 from ikelab.rng import RandomSource, SeededRandom, SystemRandom
 from ikelab.lab import xfrm
+from ikelab.lab.credentials import Credentials, issue_credentials
 from ikelab.lab.datapath import KernelXfrm, command_text
 from ikelab.trace import CommandEvent, NoteEvent, Trace
 
 HOP_TIME = 0.001  # virtual seconds a datagram spends between the peers
 
 
-def peer_config(spec: PeerSpec) -> Ikev2Config:
+def peer_config(spec: PeerSpec, credentials: Credentials | None = None) -> Ikev2Config:
+    pki = {}
+    if credentials is not None:
+        pki = dict(auth="pubkey", certificate=credentials.certificate, private_key=credentials.private_key,
+                   trusted_cas=credentials.trusted_cas, clock_origin=credentials.clock_origin)
     return Ikev2Config(
         name=spec.name,
         local_id=spec.identity,
@@ -41,6 +46,7 @@ def peer_config(spec: PeerSpec) -> Ikev2Config:
         rekey_ike_after=spec.rekey_ike_after,
         liveness_every=spec.liveness_every,
         cookie_threshold=spec.cookie_threshold,
+        **pki,
     )
 
 
@@ -94,9 +100,11 @@ class Session:
         self.outcome = Outcome()
         self._queue: deque[Send] = deque()
         self.peers: dict[str, Ikev2Peer] = {}
+        credentials = issue_credentials(lesson, seed)
         for spec in lesson.peers:
             rng: RandomSource = SeededRandom(seed, spec.name) if seed is not None else SystemRandom()
-            self.peers[spec.name] = Ikev2Peer(peer_config(spec), rng, self.trace, transport.endpoint(spec.name))
+            config = peer_config(spec, credentials.get(spec.name))
+            self.peers[spec.name] = Ikev2Peer(config, rng, self.trace, transport.endpoint(spec.name))
             self.outcome.children[spec.name] = []
         self._started = False
         self.until = lesson.duration  # timers and actions up to this clock are part of the run

@@ -11,14 +11,26 @@ This package sits beside `ikelab.crypto`: it imports only `cryptography`, `ikela
 constants, and the IKE engines call it.
 """
 
-from ikelab.pki.ca import LabCa, SEEDED_EPOCH, der, pem, write_swanctl
-from ikelab.pki.signature_auth import HashAlgorithm, VerifyResult, sign, signed_octets, verify
-from ikelab.pki.validation import ValidationResult, certreq_data, certreq_hash, check_identity, validate
+from ikelab.pki.ca import SEEDED_EPOCH, LabCa, der, pem, write_swanctl
+from ikelab.pki.signature_auth import (
+    HashAlgorithm,
+    VerifyResult,
+    sign,
+    signed_octets,
+    verify,
+)
+from ikelab.pki.validation import (
+    ValidationResult,
+    certreq_data,
+    certreq_hash,
+    check_identity,
+    validate,
+)
 
 __all__ = [
+    "SEEDED_EPOCH",
     "HashAlgorithm",
     "LabCa",
-    "SEEDED_EPOCH",
     "ValidationResult",
     "VerifyResult",
     "certreq_data",

@@ -21,19 +21,26 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519
 from cryptography.x509.oid import NameOID
 
-from ikelab.pki.keys import PrivateKey, check_key_type, generate_key, load_private_key, private_key_pem
+from ikelab.pki.keys import (
+    PrivateKey,
+    check_key_type,
+    generate_key,
+    load_private_key,
+    private_key_pem,
+)
 from ikelab.rng import RandomSource, SystemRandom
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 SEEDED_EPOCH = dt.datetime(2025, 1, 1, tzinfo=UTC)  # a fixed "now" for reproducible certificates
 CA_LIFETIME = dt.timedelta(days=3650)
 CERT_LIFETIME = dt.timedelta(days=1825)
@@ -122,7 +129,7 @@ class LabCa:
         lifetime: dt.timedelta = CA_LIFETIME,
         organization: str | None = ORGANIZATION,
         path_length: int | None = None,
-    ) -> "LabCa":
+    ) -> LabCa:
         """A self-signed root. With a seeded `rng` and a fixed `now` it is the same every time."""
         now = _utc(now)
         private_key = generate_key(check_key_type(key), rng, f"lab CA {name!r} key")
@@ -144,7 +151,7 @@ class LabCa:
         return cls(_sign(builder, private_key, seeded), private_key, rng, now)
 
     @classmethod
-    def load(cls, cert_pem: bytes, key_pem: bytes, *, now: dt.datetime | None = None, rng: RandomSource | None = None) -> "LabCa":
+    def load(cls, cert_pem: bytes, key_pem: bytes, *, now: dt.datetime | None = None, rng: RandomSource | None = None) -> LabCa:
         """A CA from files written by `save` (or by `pki --self`)."""
         certificate = x509.load_pem_x509_certificate(cert_pem)
         private_key = load_private_key(key_pem)
@@ -215,7 +222,7 @@ class LabCa:
             builder = builder.add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
         return Issued(_sign(builder, self.private_key, self._seeded), private_key)
 
-    def issue_ca(self, name: str, key: str = "rsa2048", *, path_length: int | None = 0) -> "LabCa":
+    def issue_ca(self, name: str, key: str = "rsa2048", *, path_length: int | None = 0) -> LabCa:
         """An intermediate CA signed by this one (its `chain` lists the issuers above it)."""
         private_key = generate_key(check_key_type(key), self.rng, f"intermediate CA {name!r} key")
         builder = (
@@ -311,7 +318,7 @@ class SwanctlFiles:
     ca_cert: Path  # x509ca/<ca>.pem: trusted, loaded by `swanctl --load-creds`
     cert: Path | None  # x509/<name>.pem: `local { certs = <name>.pem }`
     key: Path | None  # private/<name>.pem (PKCS#8, any key type)
-    intermediates: tuple[Path, ...] = ()  # x509ca/<name>-int<N>.pem
+    intermediates: tuple[Path, ...] = ()  # x509/<name>-int<N>.pem: chain material, not trusted
 
     @property
     def cert_name(self) -> str | None:
@@ -331,8 +338,9 @@ def write_swanctl(
 ) -> SwanctlFiles:
     """Write the CA, an end-entity certificate and its key into strongSwan's swanctl directories.
 
-    x509ca/ holds trust anchors (and intermediates), x509/ end-entity certificates, private/ keys in
-    PKCS#8 PEM of any type (mode 0600). A responder that only verifies peers needs just the CA.
+    x509ca/ holds trust anchors; x509/ end-entity certificates and intermediates (charon can build a
+    chain through them, but they are not trust anchors as everything in x509ca/ is); private/ keys
+    in PKCS#8 PEM of any type (mode 0600). A responder that only verifies peers needs just the CA.
     In swanctl.conf: `local { auth = pubkey  certs = <name>.pem  id = ... }` (one setting per line) and
     `remote { auth = pubkey  id = ... }`; certificates in x509ca/ are trusted without `cacerts`.
     """
@@ -344,7 +352,7 @@ def write_swanctl(
     ca_path.write_bytes(pem(ca_cert))
     int_paths = []
     for i, inter in enumerate(intermediates, 1):
-        p = root / "x509ca" / f"{name}-int{i}.pem"
+        p = root / "x509" / f"{name}-int{i}.pem"  # not x509ca/: everything there is a trust anchor
         p.write_bytes(pem(inter))
         int_paths.append(p)
     cert_path = key_path = None
@@ -359,13 +367,13 @@ def write_swanctl(
 __all__ = [
     "CA_LIFETIME",
     "CERT_LIFETIME",
+    "SEEDED_EPOCH",
     "Issued",
     "LabCa",
-    "SEEDED_EPOCH",
     "SwanctlFiles",
     "der",
-    "load_certificate",
     "dn",
+    "load_certificate",
     "pem",
     "write_swanctl",
 ]

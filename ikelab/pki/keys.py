@@ -25,15 +25,14 @@ reason never to use one elsewhere (the same caveat as `ikelab.rng.SeededRandom`)
 from __future__ import annotations
 
 import math
-from typing import Union
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
 from ikelab.rng import RandomSource, SystemRandom
 
-PrivateKey = Union[rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey, ed448.Ed448PrivateKey]
-PublicKey = Union[rsa.RSAPublicKey, ec.EllipticCurvePublicKey, ed25519.Ed25519PublicKey, ed448.Ed448PublicKey]
+PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey
+PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | ed448.Ed448PublicKey
 
 KEY_TYPES = ("rsa2048", "rsa3072", "rsa4096", "ecdsa256", "ecdsa384", "ecdsa521", "ed25519")
 

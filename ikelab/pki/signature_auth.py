@@ -29,14 +29,17 @@ inside OpenSSL: a seeded run that uses PSS is not byte-for-byte repeatable.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Sequence
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    decode_dss_signature,
+    encode_dss_signature,
+)
 
 from ikelab.pki import asn1
 from ikelab.pki.keys import PrivateKey, PublicKey, describe_key
@@ -353,7 +356,7 @@ def verify(method: int, public_key: PublicKey, octets: bytes, auth_data: bytes) 
         return _verify(method, public_key, octets, auth_data)
     except asn1.DerError as e:
         return VerifyResult(False, f"the RFC 7427 AlgorithmIdentifier is malformed: {e}")
-    except Exception as e:  # a key/parameter combination OpenSSL refuses: still an answer, not a crash
+    except Exception as e:  # noqa: BLE001 - a key/parameter combination OpenSSL refuses: still an answer, not a crash
         return VerifyResult(False, f"the signature cannot be checked: {type(e).__name__}: {e}")
 
 

@@ -24,19 +24,19 @@ import datetime as dt
 import hashlib
 import ipaddress
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.x509.oid import ExtensionOID, NameOID, ObjectIdentifier
+from cryptography.x509.oid import NameOID, ObjectIdentifier
 
 from ikelab.pki import asn1
 from ikelab.pki.ca import LabCa
 from ikelab.pki.keys import PublicKey, public_key_der
 from ikelab.wire.ikev2_constants import CertEncoding, IdType, name_of
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 MAX_CHAIN = 8
 
 TrustAnchors = LabCa | x509.Certificate | Sequence[LabCa | x509.Certificate]
@@ -269,7 +269,7 @@ def check_identity(cert: x509.Certificate, id_type: int, data: bytes) -> Check:
 # --------------------------------------------------------------------------- time
 
 
-def _now(now: dt.datetime | float | int) -> dt.datetime:
+def _now(now: dt.datetime | float) -> dt.datetime:
     if isinstance(now, (int, float)):
         return dt.datetime.fromtimestamp(now, UTC)
     return now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
@@ -381,7 +381,7 @@ def validate(
     """
     try:
         return _validate(certificate, trusted, _now(now), identity, list(intermediates))
-    except Exception as e:  # a certificate crafted to break a parser still gets an answer
+    except Exception as e:  # noqa: BLE001 - a certificate crafted to break a parser still gets an answer
         check = Check("certificate", False, f"the certificate cannot be checked: {type(e).__name__}: {e}")
         return ValidationResult(False, check.detail, check.name, (check,))
 

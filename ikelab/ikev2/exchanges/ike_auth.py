@@ -10,6 +10,7 @@ A wrong AUTH ends the IKE SA (AUTHENTICATION_FAILED). A Child SA that cannot be 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import hmac
 from typing import TYPE_CHECKING
 
@@ -20,9 +21,13 @@ from ikelab.ikev2.config import Identity
 from ikelab.ikev2.exchanges import error_notifies, notify_name
 from ikelab.ikev2.ike_sa import IkeSa, State
 from ikelab.ikev2.keys import derive_child_sa
-from ikelab.trace import AuthEvent, IkeSaEvent, ProposalEvent, TrafficSelectorEvent
-from ikelab.wire.ikev2 import AuthPayload, IdPayload, NotifyPayload, Proposal, SaPayload, TsPayload
-from ikelab.wire.ikev2_constants import AuthMethod, ExchangeType, NotifyType, ProtocolId, name_of
+from ikelab.pki.ca import der
+from ikelab.pki.keys import describe_key
+from ikelab.pki.signature_auth import SIGNATURE_METHODS, choose, describe_auth, sign, signed_octets, verify
+from ikelab.pki.validation import cert_payloads, certreq_data, validate
+from ikelab.trace import AuthEvent, CertificateEvent, IkeSaEvent, ProposalEvent, TrafficSelectorEvent
+from ikelab.wire.ikev2 import AuthPayload, CertPayload, CertReqPayload, IdPayload, NotifyPayload, Proposal, SaPayload, TsPayload
+from ikelab.wire.ikev2_constants import AuthMethod, CertEncoding, ExchangeType, NotifyType, ProtocolId, name_of
 
 if TYPE_CHECKING:
     from ikelab.crypto.names import ProposalSpec
@@ -39,12 +44,17 @@ def _own_id(peer: "Ikev2Peer", initiator: bool) -> IdPayload:
     return IdPayload(initiator, ident.id_type, ident.data)
 
 
-def _auth(peer: "Ikev2Peer", sa: IkeSa, *, of_initiator: bool, id_payload: IdPayload, action: str, received: bytes | None = None):
-    """Compute an AUTH value (ours, or the one we expect from the peer) and trace every input."""
+def _auth_inputs(sa: IkeSa, of_initiator: bool) -> tuple[bytes, bytes, bytes, str]:
+    """RealMessage, the other side's nonce, and SK_p of the side whose AUTH this is (RFC 7296 §2.15)."""
     keys = sa.keys
-    message, nonce, sk_p, label = (
-        (sa.init_request, sa.nr, keys.sk_pi, "SK_pi") if of_initiator else (sa.init_response, sa.ni, keys.sk_pr, "SK_pr")
-    )
+    if of_initiator:
+        return sa.init_request, sa.nr, keys.sk_pi, "SK_pi"
+    return sa.init_response, sa.ni, keys.sk_pr, "SK_pr"
+
+
+def _auth(peer: "Ikev2Peer", sa: IkeSa, *, of_initiator: bool, id_payload: IdPayload, action: str, received: bytes | None = None):
+    """A PSK AUTH value (ours, or the one we expect from the peer), every input traced."""
+    message, nonce, sk_p, label = _auth_inputs(sa, of_initiator)
     result = psk_auth(sa.ike.prf, peer.config.psk, message, nonce, sk_p, id_payload.id_body())
     ok = None if received is None else hmac.compare_digest(result.auth, received)
     peer.emit(
@@ -66,6 +76,75 @@ def _auth(peer: "Ikev2Peer", sa: IkeSa, *, of_initiator: bool, id_payload: IdPay
     return result.auth, ok
 
 
+def _own_auth(peer: "Ikev2Peer", sa: IkeSa, *, of_initiator: bool, id_payload: IdPayload) -> AuthPayload:
+    """Our AUTH payload: a PSK MAC, or a signature with our certificate's key."""
+    cfg = peer.config
+    if cfg.auth != "pubkey":
+        data, _ = _auth(peer, sa, of_initiator=of_initiator, id_payload=id_payload, action="computed")
+        return AuthPayload(AuthMethod.SHARED_KEY_MIC, data)
+    message, nonce, sk_p, label = _auth_inputs(sa, of_initiator)
+    octets = signed_octets(sa.ike.prf, message, nonce, sk_p, id_payload.id_body())
+    method, hash_choice = choose(cfg.private_key, sa.peer_hashes, prefer=cfg.signature)
+    data = sign(method, cfg.private_key, octets.octets, hash_choice)
+    peer.emit(
+        AuthEvent, action="computed", of_role="initiator" if of_initiator else "responder",
+        method=describe_auth(method, data) + f" with {describe_key(cfg.private_key)}",
+        message=message, nonce=nonce, id_body=octets.id_body, sk_p_label=label, maced_id=octets.maced_id,
+        signed_octets=octets.octets, auth_key=b"", expected=data,
+    )
+    return AuthPayload(method, data)
+
+
+def _own_certificates(peer: "Ikev2Peer") -> list:
+    cfg = peer.config
+    if cfg.auth != "pubkey":
+        return []
+    return [CertPayload(CertEncoding.X509_CERT_SIGNATURE, der(c)) for c in (cfg.certificate, *cfg.intermediates)]
+
+
+def certificate_request(peer: "Ikev2Peer") -> list:
+    """CERTREQ naming the CAs we trust (SHA-1 of their public keys, RFC 7296 §3.7)."""
+    cfg = peer.config
+    if cfg.auth != "pubkey" or not cfg.trusted_cas:
+        return []
+    return [CertReqPayload(CertEncoding.X509_CERT_SIGNATURE, certreq_data(cfg.trusted_cas))]
+
+
+def _validity_now(peer: "Ikev2Peer") -> dt.datetime:
+    origin = peer.config.clock_origin
+    return origin + dt.timedelta(seconds=peer.now) if origin else dt.datetime.now(dt.timezone.utc)
+
+
+def _check_signature(peer: "Ikev2Peer", sa: IkeSa, payloads: list, id_payload: IdPayload, auth: AuthPayload, peer_is_initiator: bool) -> str | None:
+    """Validate the peer's certificate (chain, validity, identity), then its AUTH signature."""
+    if auth.method not in SIGNATURE_METHODS:
+        return f"the peer authenticates with {name_of(AuthMethod, auth.method)}, but we expect a certificate signature"
+    bundle = cert_payloads(p for p in payloads if isinstance(p, CertPayload))
+    for text in bundle.notes:
+        peer.note("warning", text)
+    if bundle.end_entity is None:
+        return "the peer sent no certificate (CERT payload) to check its signature with"
+    checked = validate(bundle.end_entity, peer.config.trusted_cas, now=_validity_now(peer), identity=id_payload,
+                       intermediates=bundle.intermediates)
+    role = "initiator" if peer_is_initiator else "responder"
+    peer.emit(CertificateEvent, of_role=role, subject=checked.subject, ok=checked.ok, reason=checked.reason,
+              checks=checked.as_dict()["checks"], chain=list(checked.chain), der=bundle.end_entity)
+    if not checked.ok:
+        return checked.reason
+    message, nonce, sk_p, label = _auth_inputs(sa, peer_is_initiator)
+    octets = signed_octets(sa.ike.prf, message, nonce, sk_p, id_payload.id_body())
+    result = verify(auth.method, checked.public_key, octets.octets, auth.data)
+    peer.emit(
+        AuthEvent, action="verified", of_role=role,
+        method=describe_auth(auth.method, auth.data) + f" with {describe_key(checked.public_key)}",
+        message=message, nonce=nonce, id_body=octets.id_body, sk_p_label=label, maced_id=octets.maced_id,
+        signed_octets=octets.octets, auth_key=b"", expected=b"", received=auth.data, ok=result.ok,
+    )
+    if not result.ok:
+        return f"the AUTH signature of {sa.peer_id} is wrong: {result.reason}"
+    return None
+
+
 def _established(peer: "Ikev2Peer", sa: IkeSa) -> None:
     sa.state = State.ESTABLISHED
     peer.emit(IkeSaEvent, state="established", spi_i=sa.spi_i, spi_r=sa.spi_r, algorithms=sa.ike.keywords())
@@ -84,6 +163,8 @@ def _check_peer_auth(peer: "Ikev2Peer", sa: IkeSa, payloads: list, *, peer_is_in
     expected_id = peer.config.remote_id
     if expected_id is not None and (expected_id.id_type, expected_id.data) != (id_payload.id_type, id_payload.data):
         return f"the peer says it is {sa.peer_id} but we expect {expected_id}"
+    if peer.config.auth == "pubkey":
+        return _check_signature(peer, sa, payloads, id_payload, auth, peer_is_initiator)
     if auth.method != AuthMethod.SHARED_KEY_MIC:
         return f"the peer authenticates with {name_of(AuthMethod, auth.method)}, but we are configured for a pre-shared key"
     _, ok = _auth(peer, sa, of_initiator=peer_is_initiator, id_payload=id_payload, action="verified", received=auth.data)
@@ -98,14 +179,14 @@ def _check_peer_auth(peer: "Ikev2Peer", sa: IkeSa, payloads: list, *, peer_is_in
 def start(peer: "Ikev2Peer", sa: IkeSa) -> None:
     cfg = peer.config
     id_i = _own_id(peer, True)
-    auth, _ = _auth(peer, sa, of_initiator=True, id_payload=id_i, action="computed")
+    auth = _own_auth(peer, sa, of_initiator=True, id_payload=id_i)
     sa.child_spi = peer.new_child_spi()
     sa.offered_esp = proposals.offer(_child_specs(peer), ProtocolId.ESP, spi=sa.child_spi)
-    payloads = [id_i]
+    payloads = [id_i] + _own_certificates(peer) + certificate_request(peer)
     if cfg.remote_id is not None:
         payloads.append(IdPayload(False, cfg.remote_id.id_type, cfg.remote_id.data))
     payloads += [
-        AuthPayload(AuthMethod.SHARED_KEY_MIC, auth),
+        auth,
         SaPayload(sa.offered_esp),
         TsPayload(True, [selectors.from_network(n) for n in cfg.local_ts]),
         TsPayload(False, [selectors.from_network(n) for n in cfg.remote_ts]),
@@ -200,8 +281,8 @@ def receive_request(peer: "Ikev2Peer", sa: IkeSa, request: "Received") -> None:
         return
     _established(peer, sa)
     id_r = _own_id(peer, False)
-    auth, _ = _auth(peer, sa, of_initiator=False, id_payload=id_r, action="computed")
-    reply = [id_r, AuthPayload(AuthMethod.SHARED_KEY_MIC, auth)] + _create_child(peer, sa, payloads)
+    auth = _own_auth(peer, sa, of_initiator=False, id_payload=id_r)
+    reply = [id_r] + _own_certificates(peer) + [auth] + _create_child(peer, sa, payloads)
     peer.send_response(sa, request.header, reply)
 
 

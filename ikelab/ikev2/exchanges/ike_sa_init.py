@@ -22,6 +22,7 @@ from ikelab.ikev2.exchanges import error_notifies, notify_name
 from ikelab.ikev2.ike_sa import IkeSa, State
 from ikelab.ikev2.keys import derive_ike_keys
 from ikelab.ikev2.nat import nat_hash
+from ikelab.pki.signature_auth import decode_signature_hash_algorithms, encode_signature_hash_algorithms, hash_names
 from ikelab.trace import DhKeyPairEvent, DhSharedEvent, ProposalEvent
 from ikelab.wire.ikev2 import Header, KePayload, NoncePayload, NotifyPayload, SaPayload
 from ikelab.wire.ikev2_constants import ExchangeType, NotifyType, ProtocolId
@@ -62,9 +63,28 @@ def _send_request(peer: "Ikev2Peer", sa: IkeSa, group: DhGroup, cookie: bytes = 
     payloads += [SaPayload(sa.offered_ike), KePayload(group.number, sa.dh.public), NoncePayload(sa.ni)]
     if peer.config.nat_detection:
         payloads += _nat_notifies(sa, bytes(8), sa.local, sa.remote)
+    payloads += _signature_hashes(peer)
     sa.next_request_id = 0  # a retried IKE_SA_INIT keeps message ID 0
     peer.send_request(sa, ExchangeType.IKE_SA_INIT, payloads, lambda r: _receive_response(peer, sa, r))
     sa.init_request = sa.pending.data
+
+
+def _signature_hashes(peer: "Ikev2Peer") -> list[NotifyPayload]:
+    """RFC 7427 §4: the hashes we accept in signatures; sent when we authenticate with certificates."""
+    if peer.config.auth != "pubkey":
+        return []
+    return [NotifyPayload(NotifyType.SIGNATURE_HASH_ALGORITHMS, data=encode_signature_hash_algorithms())]
+
+
+def _peer_hashes(peer: "Ikev2Peer", sa: IkeSa, message) -> None:
+    notify = next((n for n in message.notifies() if n.notify_type == NotifyType.SIGNATURE_HASH_ALGORITHMS), None)
+    if notify is None:
+        return
+    try:
+        sa.peer_hashes = decode_signature_hash_algorithms(notify.data)
+        peer.note("info", f"the peer accepts signatures with {', '.join(hash_names(sa.peer_hashes))} (RFC 7427)")
+    except ValueError as e:
+        peer.note("warning", f"ignored a malformed SIGNATURE_HASH_ALGORITHMS notify: {e}")
 
 
 def _check_nat(peer: "Ikev2Peer", sa: IkeSa, received: "Received") -> None:
@@ -196,6 +216,7 @@ def receive_request(peer: "Ikev2Peer", data: bytes, header: Header, src: Endpoin
         return
     if cfg.nat_detection:
         _check_nat(peer, sa, request)
+    _peer_hashes(peer, sa, message)
     derive_ike_keys(peer, sa)
     sa.init_request = data
     sa.expected_request_id = 1
@@ -205,6 +226,9 @@ def receive_request(peer: "Ikev2Peer", data: bytes, header: Header, src: Endpoin
     payloads = [SaPayload([reply]), KePayload(chosen.dh.number, sa.dh.public), NoncePayload(sa.nr)]
     if cfg.nat_detection:
         payloads += _nat_notifies(sa, sa.spi_r, sa.local, sa.remote)
+    from ikelab.ikev2.exchanges.ike_auth import certificate_request
+
+    payloads += certificate_request(peer) + _signature_hashes(peer)
     peer.send_response(sa, header, payloads)
     sa.init_response = sa.last_response[1]
 
@@ -256,6 +280,7 @@ def _receive_response(peer: "Ikev2Peer", sa: IkeSa, response: "Received") -> Non
         return
     if cfg.nat_detection:
         _check_nat(peer, sa, response)
+    _peer_hashes(peer, sa, message)
     derive_ike_keys(peer, sa)
     sa.init_response = response.data
     sa.state = State.INIT_DONE

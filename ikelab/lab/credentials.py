@@ -1,0 +1,57 @@
+"""Certificates for a run: the lesson's lab CA issues each peer's certificate (seeded runs give
+the same CA, keys and certificates every time, at a fixed date)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+from dataclasses import dataclass
+
+from ikelab.lessons import Lesson, PeerSpec
+from ikelab.pki.ca import SEEDED_EPOCH, LabCa
+from ikelab.rng import SeededRandom
+
+
+@dataclass(frozen=True)
+class Credentials:
+    certificate: object
+    private_key: object
+    trusted_cas: tuple
+    clock_origin: dt.datetime | None
+
+
+def _split_san(values: tuple[str, ...]) -> tuple[list[str], list[str], list[str]]:
+    dns, ips, emails = [], [], []
+    for value in values:
+        try:
+            ipaddress.ip_address(value)
+            ips.append(value)
+        except ValueError:
+            (emails if "@" in value else dns).append(value)
+    return dns, ips, emails
+
+
+def issue_credentials(lesson: Lesson, seed: int | None) -> dict[str, Credentials]:
+    """Credentials per peer that authenticates with a certificate (none for PSK peers)."""
+    peers = [p for p in lesson.peers if p.auth == "pubkey"]
+    if not peers:
+        return {}
+    now = SEEDED_EPOCH if seed is not None else dt.datetime.now(dt.timezone.utc)
+    rng = SeededRandom(seed, "pki") if seed is not None else None
+    cas = {lesson.pki.ca: LabCa.create(lesson.pki.ca, lesson.pki.key, now, rng)}
+    out = {}
+    for peer in peers:
+        out[peer.name] = _issue(peer, cas, lesson, now, rng, seeded=seed is not None)
+    return out
+
+
+def _issue(peer: PeerSpec, cas: dict[str, LabCa], lesson: Lesson, now, rng, *, seeded: bool) -> Credentials:
+    spec = peer.certificate
+    issuer = spec.issuer or lesson.pki.ca
+    if issuer not in cas:  # a CA the peers do not trust, for lessons about wrong issuers
+        cas[issuer] = LabCa.create(issuer, lesson.pki.key, now, rng)
+    dns, ips, emails = _split_san(spec.san or (peer.identity.text.lstrip("@"),))
+    issued = cas[issuer].issue(peer.identity.text.lstrip("@"), dns, ips, spec.key, spec.not_before, spec.not_after,
+                               san_email=emails)
+    trusted = (cas[lesson.pki.ca].certificate,)
+    return Credentials(issued.certificate, issued.private_key, trusted, now if seeded else None)

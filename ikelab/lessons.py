@@ -56,6 +56,7 @@ class PeerSpec:
     liveness_every: float | None = None
     cookie_threshold: int | None = None
     auth: str = "psk"  # "psk" or "pubkey" (a certificate from the lesson's lab CA)
+    encap: bool = False  # pretend to be behind a NAT: IKE on 4500 and ESP in UDP
     certificate: "CertSpec | None" = None
 
 
@@ -250,7 +251,7 @@ class _Parser:
         known = {"role", "address", "local_ts", "remote_ts", "protected"}
         if not manual:
             known |= {"id", "remote_id", "psk", "ike", "esp", "rekey_child_after", "rekey_ike_after", "liveness_every",
-                      "cookie_threshold", "auth", "certificate"}
+                      "cookie_threshold", "auth", "certificate", "encap"}
         for key in table:
             if key not in known:
                 hint = " (a manually keyed lesson has no IKE settings)" if manual else ""
@@ -285,6 +286,7 @@ class _Parser:
             rekey_ike_after=self._seconds(table, "rekey_ike_after", w),
             liveness_every=self._seconds(table, "liveness_every", w),
             cookie_threshold=self._count(table, "cookie_threshold", w),
+            encap=self._bool(table, "encap", w),
         )
 
     def _certificate(self, table: dict, where: str) -> CertSpec:
@@ -326,6 +328,12 @@ class _Parser:
         if key not in KEY_TYPES:
             raise self.error("pki.key", f"unknown key type {key!r} (known: {', '.join(KEY_TYPES)})")
         return PkiSpec(self._str(table, "ca", "pki.", default="ikelab Lab CA"), key)
+
+    def _bool(self, table: dict, key: str, where: str) -> bool:
+        value = table.get(key, False)
+        if not isinstance(value, bool):
+            raise self.error(where + key, f"must be true or false, not {value!r}")
+        return value
 
     def _count(self, table: dict, key: str, where: str) -> int | None:
         value = table.get(key)

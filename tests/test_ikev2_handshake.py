@@ -103,3 +103,14 @@ def test_trace_records_every_value_a_student_needs():
     # Spans of decrypted fields index into the plaintext.
     for f in received_auth.inner_tree:
         assert 0 <= f.start < f.end <= len(received_auth.plaintext)
+
+
+def test_forced_encapsulation_floats_to_4500_and_encapsulates_esp():
+    session = run(lesson_with(left={"encap": True}))
+    check_established(session)
+    sent = messages(session)
+    assert [m.src.rsplit(":")[1] for m in sent] == ["500", "500", "4500", "4500"]
+    child = session.outcome.children["left"][0]
+    assert child.outbound.encap == (4500, 4500) and child.inbound.encap == (4500, 4500)
+    notes = " ".join(e.text for e in session.trace if e.kind == "note")
+    assert "NAT detected in front of the peer" in notes and "floats to UDP 4500" in notes

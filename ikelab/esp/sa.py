@@ -20,6 +20,7 @@ class EspSa:
     encryption_key: bytes  # for GCM this is key | 4-byte salt
     integrity_key: bytes = b""
     esn: bool = False
+    encap: tuple[int, int] | None = None  # (source port, destination port) for ESP-in-UDP (RFC 3948)
 
     @property
     def algorithms(self) -> str:
@@ -37,6 +38,7 @@ class EspSa:
             "integrity_name": self.integrity.name if self.integrity else None,
             "encryption_key": self.encryption_key.hex(),
             "integrity_key": self.integrity_key.hex(),
+            "encap": list(self.encap) if self.encap else None,
         }
 
 

@@ -6,6 +6,7 @@ from typing import Literal
 
 from ikelab.esp.packet import HEADER_LENGTH, MalformedPacket
 
+NAT_T_PORT = 4500  # IKE after NAT detection, and ESP-in-UDP (RFC 3948)
 NON_ESP_MARKER = b"\0\0\0\0"  # where ESP has its SPI, which is never zero
 KEEPALIVE = b"\xff"  # NAT-keepalive: one byte, keeps the NAT mapping alive (RFC 3948 §2.3)
 

@@ -16,6 +16,7 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 from scapy.utils import wrpcapng
 
+from ikelab.esp.udp_encap import NAT_T_PORT, NON_ESP_MARKER
 from ikelab.trace import ChildSaEvent, MessageEvent, Trace
 
 EPOCH = 1767225600.0  # 2026-01-01T00:00:00Z: the virtual clock's zero in captures
@@ -39,7 +40,9 @@ def wire_messages(trace: Trace) -> list[MessageEvent]:
 def frame(event: MessageEvent, receiver: str):
     (src, sport), (dst, dport) = _split(event.src), _split(event.dst)
     ip = IP(src=src, dst=dst, id=0, flags="DF") if ipaddress.ip_address(src).version == 4 else IPv6(src=src, dst=dst)
-    return Ether(src=_mac(event.peer), dst=_mac(receiver)) / ip / UDP(sport=sport, dport=dport) / Raw(event.data)
+    # On port 4500 IKE travels behind the four-byte non-ESP marker (RFC 3948).
+    payload = NON_ESP_MARKER + event.data if NAT_T_PORT in (sport, dport) else event.data
+    return Ether(src=_mac(event.peer), dst=_mac(receiver)) / ip / UDP(sport=sport, dport=dport) / Raw(payload)
 
 
 def comments(event: MessageEvent, narrative: str = "") -> list[str]:
@@ -68,12 +71,13 @@ def _narrative(event: MessageEvent, narratives: dict[str, str]) -> str:
     return narratives.get(key, "") if event.direction == "sent" else ""
 
 
-def esp_comments(spi: bytes, seq: int, trace: Trace) -> list[str]:
+def esp_comments(spi: bytes, seq: int, trace: Trace, encapsulated: bool = False) -> list[str]:
     for e in trace.of(ChildSaEvent):
         for direction in (e.outbound, e.inbound):
             if direction["spi"] == spi.hex():
                 return [
-                    f"ESP, SPI 0x{spi.hex()}, sequence number {seq}: Child SA '{e.name}' {direction['src']} -> {direction['dst']}",
+                    f"ESP{' in UDP (RFC 3948)' if encapsulated else ''}, SPI 0x{spi.hex()}, sequence number {seq}: "
+                    f"Child SA '{e.name}' {direction['src']} -> {direction['dst']}",
                     f"Encrypted with {direction['cipher']}" + (f", integrity by {direction['integrity']}" if direction["integrity"] else "")
                     + "; keys in esp_sa beside this capture (KEYMAT = prf+(SK_d, Ni | Nr)).",
                     f"Inside: a packet between {', '.join(e.local_ts)} and {', '.join(e.remote_ts)} (tunnel mode).",
@@ -92,9 +96,14 @@ def annotate_captured(source: Path, path: Path, trace: Trace, narratives: dict[s
     packets = list(rdpcap(str(source)))
     for packet in packets:
         lines: list[str] = []
-        if packet.haslayer(UDP) and bytes(packet[UDP].payload) in by_data:
-            event = by_data.pop(bytes(packet[UDP].payload))
+        udp = bytes(packet[UDP].payload) if packet.haslayer(UDP) else b""
+        if NAT_T_PORT in ((packet[UDP].sport, packet[UDP].dport) if udp else ()) and udp.startswith(NON_ESP_MARKER):
+            udp = udp[len(NON_ESP_MARKER):]
+        if udp in by_data:
+            event = by_data.pop(udp)
             lines = comments(event, _narrative(event, narratives))
+        elif udp and len(udp) >= 8 and NAT_T_PORT in (packet[UDP].sport, packet[UDP].dport):
+            lines = esp_comments(udp[:4], int.from_bytes(udp[4:8], "big"), trace, encapsulated=True)
         elif packet.haslayer(IP) and packet[IP].proto == 50:
             esp = bytes(packet[IP].payload)
             if len(esp) >= 8:

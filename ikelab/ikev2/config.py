@@ -83,6 +83,7 @@ class Ikev2Config:
     child_name: str = "net"
     retransmit: RetransmitPolicy = field(default_factory=RetransmitPolicy)
     nat_detection: bool = True
+    force_encap: bool = False  # pretend to be behind a NAT so ESP is UDP-encapsulated (strongSwan's encap)
     # Lifetimes on the run's clock, counted from when the SA was set up; None never rekeys.
     rekey_child_after: float | None = None
     rekey_ike_after: float | None = None

@@ -328,6 +328,10 @@ class Ikev2Peer:
             return None
         summary = message.summary(opened.payloads)
         self.emit_message("received", data, src, dst, header=header, summary=summary, plaintext=opened.plaintext)
+        if (sa.nat_local or sa.nat_remote) and (sa.remote, sa.local) != (src, dst):
+            # RFC 7296 §2.23: behind a NAT, answer where authenticated messages come from.
+            self.note("info", f"the peer now talks from {src} to {dst}: following it")
+            sa.remote, sa.local = src, dst
         return message, opened.payloads
 
     def _receive_request(self, sa: IkeSa, data: bytes, header: Header, src: Endpoint, dst: Endpoint) -> None:

@@ -146,12 +146,16 @@ def derive_child_sa(
     local, remote = sa.local.host, sa.remote.host
     i_to_r = dict(cipher=esp.cipher, integrity=esp.integrity, encryption_key=ei, integrity_key=ai, esn=esp.esn)
     r_to_i = dict(cipher=esp.cipher, integrity=esp.integrity, encryption_key=er, integrity_key=ar, esn=esp.esn)
+    # Behind a NAT, ESP travels inside UDP between the ports IKE uses now (RFC 3948).
+    nat = sa.nat_local or sa.nat_remote
+    out_ports = (sa.local.port, sa.remote.port) if nat else None
+    in_ports = (sa.remote.port, sa.local.port) if nat else None
     if we_initiated:
-        outbound = EspSa(spi=spi_from_responder, src=local, dst=remote, **i_to_r)
-        inbound = EspSa(spi=spi_from_initiator, src=remote, dst=local, **r_to_i)
+        outbound = EspSa(spi=spi_from_responder, src=local, dst=remote, encap=out_ports, **i_to_r)
+        inbound = EspSa(spi=spi_from_initiator, src=remote, dst=local, encap=in_ports, **r_to_i)
     else:
-        outbound = EspSa(spi=spi_from_initiator, src=local, dst=remote, **r_to_i)
-        inbound = EspSa(spi=spi_from_responder, src=remote, dst=local, **i_to_r)
+        outbound = EspSa(spi=spi_from_initiator, src=local, dst=remote, encap=out_ports, **r_to_i)
+        inbound = EspSa(spi=spi_from_responder, src=remote, dst=local, encap=in_ports, **i_to_r)
     child = ChildSa(peer.config.child_name, inbound, outbound, tuple(local_ts), tuple(remote_ts))
     peer.emit(
         ChildSaEvent,

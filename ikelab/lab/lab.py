@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Callable
 
 from ikelab.esp.sa import ChildSa, EspSa
+from ikelab.lab.reuseport import steer_esp_in_udp
 from ikelab.lab import datapath as datapaths
 from ikelab.lab.netns import LabError, Topology, in_namespace
-from ikelab.lab.transports import IKE_PORT, UdpTransport, bound_udp_socket
+from ikelab.lab.transports import IKE_PORT, NAT_T_PORT, UdpTransport, bound_udp_socket
 from ikelab.lessons import Lesson
 
 
@@ -30,6 +31,13 @@ def sample_child(lesson: Lesson) -> ChildSa:
         return EspSa(spi.to_bytes(4, "big"), src, dst, cipher, integ, bytes(cipher.key_length), bytes(integ.key_length if integ else 0))
 
     return ChildSa("probe", sa(0x1000, right.address, left.address), sa(0x1001, left.address, right.address), left.local_ts, left.remote_ts)
+
+
+def ike_sockets(address: str) -> list:
+    """UDP 500 and 4500; the 4500 socket lets the ESP worker join it (see steer_esp_in_udp)."""
+    nat_t = bound_udp_socket(address, NAT_T_PORT, reuse_port=True)
+    steer_esp_in_udp(nat_t)
+    return [bound_udp_socket(address, IKE_PORT), nat_t]
 
 
 def missing_privileges() -> str | None:
@@ -108,7 +116,7 @@ class Lab:
             self.topology.up()
             sockets = {}
             for name, side in self.topology.sides.items():
-                sockets[name] = in_namespace(side.namespace, lambda a=side.address: bound_udp_socket(a, IKE_PORT))
+                sockets[name] = in_namespace(side.namespace, lambda a=side.address: ike_sockets(a))
             self.transport = UdpTransport(sockets)
             self.transport.name = "netns"
             self.datapath = datapaths.choose(self.topology, sample_child(self.lesson), self.prefer_datapath)

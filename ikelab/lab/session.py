@@ -46,6 +46,7 @@ def peer_config(spec: PeerSpec, credentials: Credentials | None = None) -> Ikev2
         rekey_ike_after=spec.rekey_ike_after,
         liveness_every=spec.liveness_every,
         cookie_threshold=spec.cookie_threshold,
+        force_encap=spec.encap,
         **pki,
     )
 
@@ -138,7 +139,7 @@ class Session:
             if delivery is None:
                 self.trace.emit(NoteEvent("lab", self.clock, "warning", f"{send.label} from {send.src} to {send.dst} was lost"))
                 return self._record("lost", f"{send.label} lost", first)
-            receiver = self._peer_at(delivery.dst)
+            receiver = delivery.receiver
             self._apply(receiver, self.peers[receiver].receive(delivery.data, delivery.src, delivery.dst, self.clock))
             return self._record("message", f"{receiver} received {send.label}", first)
         deadline = self._next_due()
@@ -186,9 +187,6 @@ class Session:
             for effect in flooder.initiate(responder, self.clock):
                 if isinstance(effect, Send):
                     self._queue.append(effect)
-
-    def _peer_at(self, endpoint) -> str:
-        return next(name for name, peer in self.peers.items() if peer.local == endpoint)
 
     def _next_due(self) -> float | None:
         """The next timer or lesson action that belongs to the run: retransmissions always do (a

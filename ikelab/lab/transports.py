@@ -13,17 +13,19 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ikelab.effects import Endpoint, Send
+from ikelab.esp.udp_encap import NAT_T_PORT, NON_ESP_MARKER
 
 IKE_PORT = 500
 
 
 @dataclass(frozen=True)
 class Delivery:
-    """A datagram as it arrived: what the receiving socket saw."""
+    """A datagram as it arrived: what the receiving socket saw, and whose socket it was."""
 
     data: bytes
     src: Endpoint
     dst: Endpoint
+    receiver: str
 
 
 class Transport(Protocol):
@@ -37,6 +39,8 @@ class Transport(Protocol):
 
 
 class MemoryTransport:
+    """Hands datagrams over in-process; a peer is found by its address, on any port (500 or 4500)."""
+
     name = "memory"
 
     def __init__(self, addresses: dict[str, str]) -> None:
@@ -46,9 +50,10 @@ class MemoryTransport:
         return self._endpoints[peer]
 
     def carry(self, send: Send) -> Delivery | None:
-        if send.dst not in self._endpoints.values():
+        receiver = next((p for p, e in self._endpoints.items() if e.host == send.dst.host), None)
+        if receiver is None:
             return None
-        return Delivery(send.data, send.src, send.dst)
+        return Delivery(send.data, send.src, send.dst, receiver)
 
     def close(self) -> None:
         pass
@@ -59,46 +64,64 @@ class TransportError(RuntimeError):
 
 
 class UdpTransport:
-    """One bound UDP socket per peer; the stepper sends from one and reads on the other."""
+    """Bound UDP sockets per peer (port 500, and 4500 for NAT traversal); the stepper sends from
+    one and reads whichever socket the datagram reaches (with a NAT in the path, that is not
+    necessarily the address it was sent to)."""
 
     name = "udp"
     RECEIVE_TIMEOUT = 2.0
 
-    def __init__(self, sockets: dict[str, socket.socket]) -> None:
-        self._sockets = sockets
-        self._endpoints = {peer: Endpoint(*s.getsockname()[:2]) for peer, s in sockets.items()}
+    def __init__(self, sockets: dict[str, list[socket.socket]]) -> None:
+        self._owner: dict[Endpoint, tuple[str, socket.socket]] = {}
+        for peer, socks in sockets.items():
+            for sock in socks:
+                self._owner[Endpoint(*sock.getsockname()[:2])] = (peer, sock)
+        self._first = {peer: Endpoint(*socks[0].getsockname()[:2]) for peer, socks in sockets.items()}
 
     def endpoint(self, peer: str) -> Endpoint:
-        return self._endpoints[peer]
-
-    def _peer_at(self, endpoint: Endpoint) -> str | None:
-        return next((p for p, e in self._endpoints.items() if e == endpoint), None)
+        return self._first[peer]
 
     def carry(self, send: Send) -> Delivery | None:
-        sender, receiver = self._peer_at(send.src), self._peer_at(send.dst)
-        if sender is None or receiver is None:
+        owner = self._owner.get(send.src)
+        if owner is None:
             return None
+        sock = owner[1]
+        data = NON_ESP_MARKER + send.data if send.src.port == NAT_T_PORT else send.data
         try:
-            self._sockets[sender].sendto(send.data, tuple(send.dst))
+            sock.sendto(data, tuple(send.dst))
         except OSError:
             return None  # e.g. unreachable: to the peers it is a lost datagram
-        sock = self._sockets[receiver]
-        ready, _, _ = select.select([sock], [], [], self.RECEIVE_TIMEOUT)
-        if not ready:
-            return None
-        data, addr = sock.recvfrom(65535)
-        return Delivery(data, Endpoint(*addr[:2]), self._endpoints[receiver])
+        return self.receive(exclude=sock)
+
+    def receive(self, exclude: socket.socket | None = None, timeout: float | None = None) -> Delivery | None:
+        """The next IKE datagram on any socket; keepalives and stray ESP are skipped."""
+        socks = [s for _, s in self._owner.values() if s is not exclude]
+        timeout = self.RECEIVE_TIMEOUT if timeout is None else timeout
+        while True:
+            ready, _, _ = select.select(socks, [], [], timeout)
+            if not ready:
+                return None
+            sock = ready[0]
+            data, addr = sock.recvfrom(65535)
+            local = Endpoint(*sock.getsockname()[:2])
+            if local.port == NAT_T_PORT:
+                if not data.startswith(NON_ESP_MARKER):
+                    continue  # a NAT keepalive, or ESP that is the datapath's business
+                data = data[len(NON_ESP_MARKER):]
+            return Delivery(data, Endpoint(*addr[:2]), local, self._owner[local][0])
 
     def close(self) -> None:
-        for sock in self._sockets.values():
+        for _, sock in self._owner.values():
             sock.close()
-        self._sockets.clear()
+        self._owner.clear()
 
 
-def bound_udp_socket(host: str, port: int) -> socket.socket:
+def bound_udp_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_DGRAM)
     try:
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
     except OSError:
         sock.close()
@@ -107,17 +130,19 @@ def bound_udp_socket(host: str, port: int) -> socket.socket:
 
 
 class LoopbackTransport(UdpTransport):
-    """UDP on 127.0.0.1 with ports the kernel picks (port 500 needs root): no privileges needed."""
+    """UDP on 127.0.0.1 with ports the kernel picks (port 500 needs root): no privileges needed.
+    There is no port 4500 here, so NAT traversal cannot be shown over loopback."""
 
     name = "loopback"
 
     def __init__(self, peers: list[str]) -> None:
-        sockets: dict[str, socket.socket] = {}
+        sockets: dict[str, list[socket.socket]] = {}
         try:
             for peer in peers:
-                sockets[peer] = bound_udp_socket("127.0.0.1", 0)
+                sockets[peer] = [bound_udp_socket("127.0.0.1", 0)]
         except OSError as e:
-            for sock in sockets.values():
-                sock.close()
+            for socks in sockets.values():
+                for sock in socks:
+                    sock.close()
             raise TransportError(f"cannot open a UDP socket on 127.0.0.1: {e}") from None
         super().__init__(sockets)

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import hashes
 
 from ikelab.crypto.dh import DhError, DhGroup, dh_group
 from ikelab.effects import Endpoint, Send
+from ikelab.esp.udp_encap import NAT_T_PORT
 from ikelab.ikev2 import proposals
 from ikelab.ikev2.exchanges import error_notifies, notify_name
 from ikelab.ikev2.ike_sa import IkeSa, State
@@ -48,9 +49,14 @@ def _generate_dh(peer: "Ikev2Peer", sa: IkeSa, group: DhGroup) -> None:
     peer.emit(DhKeyPairEvent, group=group.number, group_name=group.name, private=sa.dh.private, public=sa.dh.public)
 
 
-def _nat_notifies(sa: IkeSa, spi_r: bytes, local: Endpoint, remote: Endpoint) -> list[NotifyPayload]:
+def _nat_notifies(peer: "Ikev2Peer", sa: IkeSa, spi_r: bytes, local: Endpoint, remote: Endpoint) -> list[NotifyPayload]:
+    source = nat_hash(sa.spi_i, spi_r, local)
+    if peer.config.force_encap:
+        # strongSwan's `encap = yes`: a source hash that cannot match makes both sides believe in a
+        # NAT, so IKE floats to port 4500 and ESP is UDP-encapsulated.
+        source = peer.random(len(source), "fake NAT detection hash")
     return [
-        NotifyPayload(NotifyType.NAT_DETECTION_SOURCE_IP, data=nat_hash(sa.spi_i, spi_r, local)),
+        NotifyPayload(NotifyType.NAT_DETECTION_SOURCE_IP, data=source),
         NotifyPayload(NotifyType.NAT_DETECTION_DESTINATION_IP, data=nat_hash(sa.spi_i, spi_r, remote)),
     ]
 
@@ -62,7 +68,7 @@ def _send_request(peer: "Ikev2Peer", sa: IkeSa, group: DhGroup, cookie: bytes = 
     payloads = [NotifyPayload(NotifyType.COOKIE, data=cookie)] if cookie else []
     payloads += [SaPayload(sa.offered_ike), KePayload(group.number, sa.dh.public), NoncePayload(sa.ni)]
     if peer.config.nat_detection:
-        payloads += _nat_notifies(sa, bytes(8), sa.local, sa.remote)
+        payloads += _nat_notifies(peer, sa, bytes(8), sa.local, sa.remote)
     payloads += _signature_hashes(peer)
     sa.next_request_id = 0  # a retried IKE_SA_INIT keeps message ID 0
     peer.send_request(sa, ExchangeType.IKE_SA_INIT, payloads, lambda r: _receive_response(peer, sa, r))
@@ -96,7 +102,8 @@ def _check_nat(peer: "Ikev2Peer", sa: IkeSa, received: "Received") -> None:
         peer.note("info", "the peer sent no NAT detection notifies: NAT traversal is off")
         return
     sa.nat_remote = nat_hash(h.spi_i, h.spi_r, received.src) not in sources
-    sa.nat_local = nat_hash(h.spi_i, h.spi_r, received.dst) not in dests
+    # With force_encap we faked our own hash: we act as if a NAT were in front of us.
+    sa.nat_local = peer.config.force_encap or nat_hash(h.spi_i, h.spi_r, received.dst) not in dests
     if sa.nat_local or sa.nat_remote:
         where = " and ".join(w for w, on in (("in front of us", sa.nat_local), ("in front of the peer", sa.nat_remote)) if on)
         peer.note("info", f"NAT detected {where}: the hashes of the addresses differ from what arrived")
@@ -225,7 +232,7 @@ def receive_request(peer: "Ikev2Peer", data: bytes, header: Header, src: Endpoin
     reply = dataclasses.replace(selection.proposal, spi=b"")
     payloads = [SaPayload([reply]), KePayload(chosen.dh.number, sa.dh.public), NoncePayload(sa.nr)]
     if cfg.nat_detection:
-        payloads += _nat_notifies(sa, sa.spi_r, sa.local, sa.remote)
+        payloads += _nat_notifies(peer, sa, sa.spi_r, sa.local, sa.remote)
     from ikelab.ikev2.exchanges.ike_auth import certificate_request
 
     payloads += certificate_request(peer) + _signature_hashes(peer)
@@ -284,6 +291,10 @@ def _receive_response(peer: "Ikev2Peer", sa: IkeSa, response: "Received") -> Non
     derive_ike_keys(peer, sa)
     sa.init_response = response.data
     sa.state = State.INIT_DONE
+    if (sa.nat_local or sa.nat_remote) and sa.local.port != NAT_T_PORT:
+        # RFC 7296 §2.23: behind a NAT, continue on port 4500 (where ESP-in-UDP will go too).
+        sa.local, sa.remote = Endpoint(sa.local.host, NAT_T_PORT), Endpoint(sa.remote.host, NAT_T_PORT)
+        peer.note("info", f"NAT in the path: IKE floats to UDP {NAT_T_PORT} ({sa.local} -> {sa.remote}) with the non-ESP marker, and ESP will be UDP-encapsulated (RFC 3948)")
     from ikelab.ikev2.exchanges import ike_auth
 
     ike_auth.start(peer, sa)

@@ -257,6 +257,8 @@ def _run_in_lab(args, lesson) -> int:
             with Lab(lesson, capture=raw_capture, prefer_datapath=args.datapath) as lab:
                 if lesson.manual:
                     session = ManualSession(lesson, datapath=lab.datapath, namespaces=lab.namespaces)
+                elif lesson.external:
+                    session = _peer_session(lesson, lab, args.seed)
                 else:
                     session = Session(lesson, lab.transport, seed=args.seed, datapath=lab.datapath, namespaces=lab.namespaces)
                 trace = session.trace
@@ -280,6 +282,32 @@ def _run_in_lab(args, lesson) -> int:
         except LabError as e:
             raise UsageError(f"the lab failed: {e}") from None
     return 0 if session.outcome.success else 3
+
+
+def _peer_session(lesson, lab, seed):
+    """Our side against strongSwan's: the lab runs charon; we answer or start the exchange."""
+    import threading
+
+    from ikelab.lab.netns import LabError
+    from ikelab.lab.peer_session import PeerSession
+    from ikelab.trace import NoteEvent
+
+    ours = next(p.name for p in lesson.peers if p.implementation == "ikelab")
+    theirs = lesson.external[0]
+    session = None
+
+    def start_remote() -> None:
+        def initiate() -> None:
+            try:
+                lab.charons[theirs.name].initiate()
+            except LabError as e:
+                session.trace.emit(NoteEvent(theirs.name, session.clock, "error", f"strongSwan: {e}"))
+
+        threading.Thread(target=initiate, name="swanctl-initiate", daemon=True).start()
+
+    session = PeerSession(lesson, lab.transport, ours=ours, start_remote=start_remote, seed=seed,
+                          datapath=lab.datapath, namespaces=lab.namespaces)
+    return session
 
 
 def _ping_while_live(session, lab, count: int, on_line):

@@ -57,6 +57,7 @@ class PeerSpec:
     cookie_threshold: int | None = None
     auth: str = "psk"  # "psk" or "pubkey" (a certificate from the lesson's lab CA)
     encap: bool = False  # pretend to be behind a NAT: IKE on 4500 and ESP in UDP
+    implementation: str = "ikelab"  # or "strongswan": charon runs this side in the lab
     certificate: "CertSpec | None" = None
 
 
@@ -124,6 +125,11 @@ class Lesson:
     actions: tuple[Action, ...] = ()
     flood: int = 0  # half-open IKE_SA_INIT requests sent before the real initiator starts
     pki: PkiSpec = PkiSpec()
+
+    @property
+    def external(self) -> list[PeerSpec]:
+        """Sides run by another implementation (strongSwan), not by ikelab."""
+        return [p for p in self.peers if p.implementation != "ikelab"]
 
     @property
     def keying(self) -> str:
@@ -251,7 +257,7 @@ class _Parser:
         known = {"role", "address", "local_ts", "remote_ts", "protected"}
         if not manual:
             known |= {"id", "remote_id", "psk", "ike", "esp", "rekey_child_after", "rekey_ike_after", "liveness_every",
-                      "cookie_threshold", "auth", "certificate", "encap"}
+                      "cookie_threshold", "auth", "certificate", "encap", "implementation"}
         for key in table:
             if key not in known:
                 hint = " (a manually keyed lesson has no IKE settings)" if manual else ""
@@ -287,6 +293,7 @@ class _Parser:
             liveness_every=self._seconds(table, "liveness_every", w),
             cookie_threshold=self._count(table, "cookie_threshold", w),
             encap=self._bool(table, "encap", w),
+            implementation=self._implementation(table, w, auth),
         )
 
     def _certificate(self, table: dict, where: str) -> CertSpec:
@@ -328,6 +335,14 @@ class _Parser:
         if key not in KEY_TYPES:
             raise self.error("pki.key", f"unknown key type {key!r} (known: {', '.join(KEY_TYPES)})")
         return PkiSpec(self._str(table, "ca", "pki.", default="ikelab Lab CA"), key)
+
+    def _implementation(self, table: dict, where: str, auth: str) -> str:
+        value = self._str(table, "implementation", where, default="ikelab")
+        if value not in ("ikelab", "strongswan"):
+            raise self.error(where + "implementation", f"must be 'ikelab' or 'strongswan', not {value!r}")
+        if value == "strongswan" and auth != "psk":
+            raise self.error(where + "auth", "a strongSwan peer authenticates with a PSK in this version")
+        return value
 
     def _bool(self, table: dict, key: str, where: str) -> bool:
         value = table.get(key, False)
@@ -418,6 +433,8 @@ class _Parser:
             raise self.error("right.role", "one peer must be the initiator and the other the responder")
         if left.address == right.address:
             raise self.error("right.address", "the two peers need different addresses")
+        if left.implementation == right.implementation == "strongswan":
+            raise self.error("right.implementation", "at least one side must be ikelab")
         steps = []
         for i, step in enumerate(data.get("step", [])):
             if not isinstance(step, dict) or not isinstance(step.get("match"), str) or not isinstance(step.get("text"), str):

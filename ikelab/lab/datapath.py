@@ -131,14 +131,16 @@ class _WorkerHandle:
 class UserspaceEsp:
     name = "userspace ESP (TUN)"
 
-    def __init__(self, topology: Topology, reason: str) -> None:
+    def __init__(self, topology: Topology, reason: str, sides: list[str] | None = None) -> None:
         self.topology, self.reason = topology, reason
+        self.sides = sides if sides is not None else list(topology.sides)  # the ikelab sides
         self.log = topology.log
         self.workers: dict[str, _WorkerHandle] = {}
 
     def start(self) -> None:
         try:
-            for name, side in self.topology.sides.items():
+            for name in self.sides:
+                side = self.topology.sides[name]
                 self.workers[name] = _WorkerHandle(side, self.log)
                 self.log.lines.append(f"# {side.namespace}: ikelab's ESP worker opened TUN device {TUN_NAME} and a raw socket for protocol 50")
                 self.log.run(["ip", "-n", side.namespace, "link", "set", TUN_NAME, "mtu", str(TUN_MTU), "up"])
@@ -177,14 +179,14 @@ class UserspaceEsp:
         self.workers.clear()
 
 
-def choose(topology: Topology, sample: ChildSa | None, prefer: str = "auto") -> Datapath:
+def choose(topology: Topology, sample: ChildSa | None, prefer: str = "auto", sides: list[str] | None = None) -> Datapath:
     """Kernel XFRM when a probe in the run's own namespace shows ESP works, else userspace."""
     if prefer == "userspace":
-        return UserspaceEsp(topology, "chosen with --datapath userspace")
+        return UserspaceEsp(topology, "chosen with --datapath userspace", sides)
     namespace = next(iter(topology.sides.values())).namespace
     ok, why = (False, "no Child SA to probe with") if sample is None else xfrm.kernel_supports(namespace, sample)
     if ok:
         return KernelXfrm(topology, why)
     if prefer == "kernel":
         raise LabError(f"--datapath kernel was asked for, but {why}")
-    return UserspaceEsp(topology, f"{why}: using the userspace datapath instead")
+    return UserspaceEsp(topology, f"{why}: using the userspace datapath instead", sides)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 import shutil
 import signal
 import subprocess
@@ -102,6 +103,8 @@ class Lab:
         self.transport: UdpTransport | None = None
         self.datapath = None
         self.capture: Capture | None = None
+        self.charons: dict = {}  # strongSwan sides
+        self._workdir: tempfile.TemporaryDirectory | None = None
 
     @property
     def namespaces(self) -> dict[str, str]:
@@ -114,16 +117,20 @@ class Lab:
     def __enter__(self) -> "Lab":
         try:
             self.topology.up()
+            ours = [p.name for p in self.lesson.peers if p.implementation == "ikelab"]
+            if self.capture_path is not None:
+                watched = self.topology.sides[ours[0]]
+                self.capture = Capture(watched.namespace, watched.interface, self.capture_path)
+            for peer in self.lesson.external:
+                self._start_strongswan(peer)
             sockets = {}
-            for name, side in self.topology.sides.items():
+            for name in ours:
+                side = self.topology.sides[name]
                 sockets[name] = in_namespace(side.namespace, lambda a=side.address: ike_sockets(a))
             self.transport = UdpTransport(sockets)
             self.transport.name = "netns"
-            self.datapath = datapaths.choose(self.topology, sample_child(self.lesson), self.prefer_datapath)
+            self.datapath = datapaths.choose(self.topology, sample_child(self.lesson), self.prefer_datapath, ours)
             self.datapath.start()
-            if self.capture_path is not None:
-                left = self.topology.sides[self.lesson.left.name]
-                self.capture = Capture(left.namespace, left.interface, self.capture_path)
         except BaseException:
             self.close()
             raise
@@ -131,6 +138,28 @@ class Lab:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    def _start_strongswan(self, peer) -> None:
+        from ikelab.lab.strongswan import Charon, StrongswanPeer, available
+
+        problem = available()
+        if problem:
+            raise LabError(f"the lesson puts strongSwan on the {peer.name} side, but {problem}")
+        if self._workdir is None:
+            self._workdir = tempfile.TemporaryDirectory(prefix="ikelab-strongswan-")
+        other = next(p for p in self.lesson.peers if p is not peer)
+        workdir = Path(self._workdir.name) / peer.name
+        workdir.mkdir()
+        config = StrongswanPeer(
+            name=peer.name, namespace=self.topology.sides[peer.name].namespace, local_addr=peer.address,
+            remote_addr=other.address, local_id=peer.identity.text, remote_id=other.identity.text
+            if peer.remote_identity is None else peer.remote_identity.text, psk=peer.psk,
+            ike_proposal=",".join(s.keywords() for s in peer.ike), esp_proposal=",".join(s.keywords() for s in peer.esp),
+            local_ts=list(peer.local_ts), remote_ts=list(peer.remote_ts), role=peer.role, workdir=workdir,
+        )
+        charon = Charon(config, self.topology.log)
+        self.charons[peer.name] = charon
+        charon.start()
 
     def close(self) -> None:
         """Undo everything, in reverse order; safe to call twice and after a partial start."""
@@ -140,7 +169,12 @@ class Lab:
             self.datapath.stop()
         if self.transport is not None:
             self.transport.close()
+        for charon in self.charons.values():
+            charon.stop()
         self.topology.down()
+        if self._workdir is not None:
+            self._workdir.cleanup()
+            self._workdir = None
 
     def stop_capture(self) -> None:
         if self.capture is not None:

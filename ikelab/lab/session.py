@@ -103,6 +103,8 @@ class Session:
         self.peers: dict[str, Ikev2Peer] = {}
         credentials = issue_credentials(lesson, seed)
         for spec in lesson.peers:
+            if spec.implementation != "ikelab":
+                continue
             rng: RandomSource = SeededRandom(seed, spec.name) if seed is not None else SystemRandom()
             config = peer_config(spec, credentials.get(spec.name))
             self.peers[spec.name] = Ikev2Peer(config, rng, self.trace, transport.endpoint(spec.name))

@@ -82,6 +82,11 @@ class UdpTransport:
         return self._first[peer]
 
     def carry(self, send: Send) -> Delivery | None:
+        sock = self.send(send)
+        return None if sock is None else self.receive(exclude=sock)
+
+    def send(self, send: Send) -> socket.socket | None:
+        """Send from the socket bound to send.src; None when that is impossible (a lost datagram)."""
         owner = self._owner.get(send.src)
         if owner is None:
             return None
@@ -91,7 +96,7 @@ class UdpTransport:
             sock.sendto(data, tuple(send.dst))
         except OSError:
             return None  # e.g. unreachable: to the peers it is a lost datagram
-        return self.receive(exclude=sock)
+        return sock
 
     def receive(self, exclude: socket.socket | None = None, timeout: float | None = None) -> Delivery | None:
         """The next IKE datagram on any socket; keepalives and stray ESP are skipped."""

@@ -1,0 +1,81 @@
+"""One ikelab peer against an implementation ikelab does not drive (strongSwan in the lab, or any
+IKE peer at an address): real UDP both ways, on the wall clock, because the other side keeps its
+own time and retransmits on it.
+
+The other side's messages still appear in the trace, decoded and decrypted with the keys our
+side holds, as the messages our peer received.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from ikelab.effects import Endpoint
+from ikelab.lab.session import Session, Step
+from ikelab.lab.transports import IKE_PORT
+from ikelab.trace import NoteEvent
+
+IDLE_END = 1.5  # seconds without traffic or due timers after which a settled run is over
+WAIT = 0.2
+
+
+class PeerSession(Session):
+    def __init__(self, lesson, transport, *, ours: str, remote: Endpoint | None = None,
+                 start_remote: Callable[[], None] | None = None, **kwargs) -> None:
+        super().__init__(lesson, transport, **kwargs)
+        self.ours = ours
+        other = next(p for p in lesson.peers if p.name != ours)
+        self.remote = remote or Endpoint(other.address, IKE_PORT)
+        self.start_remote = start_remote  # makes the other side initiate (swanctl --initiate)
+        self._t0 = time.monotonic()
+        self._last_activity = self._t0
+
+    def _now(self) -> float:
+        return time.monotonic() - self._t0
+
+    def step(self) -> Step | None:
+        first = len(self.trace)
+        peer = self.peers[self.ours]
+        self.clock = max(self.clock, self._now())
+        if not self._started:
+            self._started = True
+            if next(p for p in self.lesson.peers if p.name == self.ours).role == "initiator":
+                self._apply(self.ours, peer.initiate(self.remote, self.clock))
+                return self._record("start", f"{self.ours} starts IKE_SA_INIT", first)
+            self.trace.emit(NoteEvent("lab", self.clock, "info", f"{self.remote.host} initiates; {self.ours} responds"))
+            if self.start_remote is not None:
+                self.start_remote()
+            return self._record("start", "the other peer starts", first)
+        while True:
+            self.clock = max(self.clock, self._now())
+            if self._queue:
+                send = self._queue.popleft()
+                self.transport.send(send)
+                self._last_activity = time.monotonic()
+                return self._record("sent", f"{self.ours} sent {send.label}", first)
+            due = self._next_due()
+            if due is not None and due <= self.clock:
+                self._apply(self.ours, peer.on_timer(self.clock))
+                return self._record("timer", f"timer at {self.clock:.3f} s", first)
+            wait = WAIT if due is None else max(0.0, min(WAIT, due - self.clock))
+            delivery = self.transport.receive(timeout=wait)
+            if delivery is not None:
+                self.clock = max(self.clock, self._now())
+                self._last_activity = time.monotonic()
+                self._apply(self.ours, peer.receive(delivery.data, delivery.src, delivery.dst, self.clock))
+                return self._record("message", f"{self.ours} received a datagram from {delivery.src}", first)
+            idle = time.monotonic() - self._last_activity
+            settled = not peer.busy() and (self.outcome.ike_up or self.outcome.failures)
+            if settled and idle >= IDLE_END:
+                return None
+            if idle >= 15.0:
+                self.trace.emit(NoteEvent("lab", self.clock, "warning", "nothing happened for 15 s: giving up"))
+                return None
+
+    def run_live(self, stop, tick: float = 0.02) -> None:
+        """Keep answering the other side (its rekeys, liveness checks) until `stop` is set."""
+        while not stop.is_set():
+            self.until = max(self.until, self._now())
+            self._last_activity = time.monotonic()
+            self.step()

@@ -1,0 +1,70 @@
+"""ikelab against strongSwan (an implementation we did not write), ikelab in both roles: the
+handshake completes, and the keys strongSwan logged are the keys ikelab derived."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from conftest import messages, needs_lab
+from ikelab.cli import _peer_session
+from ikelab.crypto.names import parse_proposal
+from ikelab.lab.lab import Lab
+from ikelab.lab.strongswan import available
+from ikelab.lessons import load_lesson
+from ikelab.trace import ChildSaEvent, IkeKeysEvent
+
+pytestmark = [needs_lab(), pytest.mark.skipif(available() is not None, reason=f"strongSwan cannot run here: {available()}")]
+
+LESSON = load_lesson("ikev2-strongswan")
+
+
+def swapped(lesson):
+    """strongSwan initiates, ikelab responds."""
+    left = dataclasses.replace(lesson.left, role="responder")
+    right = dataclasses.replace(lesson.right, role="initiator")
+    return dataclasses.replace(lesson, left=left, right=right)
+
+
+def proposals(lesson, ike: str, esp: str):
+    def change(peer):
+        return dataclasses.replace(peer, ike=(parse_proposal(ike, ike=True),), esp=(parse_proposal(esp, ike=False),))
+
+    return dataclasses.replace(lesson, left=change(lesson.left), right=change(lesson.right))
+
+
+def handshake(lesson):
+    with Lab(lesson) as lab:
+        session = _peer_session(lesson, lab, seed=None)
+        session.run()
+        logged = lab.charons["right"].keys()
+        return session, logged
+
+
+@pytest.mark.parametrize("roles", ["ikelab initiates", "strongSwan initiates"])
+@pytest.mark.parametrize("ike,esp", [
+    ("aes128-sha256-modp2048", "aes128-sha256"),
+    ("aes256gcm16-prfsha256-ecp256", "aes256gcm16"),
+    ("aes128-sha256-x25519", "aes128-sha256"),
+])
+def test_keys_agree_with_strongswan(roles, ike, esp):
+    lesson = proposals(LESSON, ike, esp)
+    if roles == "strongSwan initiates":
+        lesson = swapped(lesson)
+    session, logged = handshake(lesson)
+    assert session.outcome.ike_up.get("left"), session.outcome.failures
+    ours = session.trace.of(IkeKeysEvent, "left")[-1]
+    theirs = next(sa for sa in logged["ike_sas"] if sa["spi_i"] == ours.spi_i.hex())
+    assert theirs["spi_r"] == ours.spi_r.hex()
+    for name, value in ours.keys.items():
+        assert theirs.get(name.lower(), "") == value.hex(), name
+    child = session.trace.of(ChildSaEvent, "left")[-1]
+    their_child = next(c for c in logged["child_sas"] if {s["spi"] for s in c["sas"]} == {child.inbound["spi"], child.outbound["spi"]})
+    keys = their_child["keys"]
+    we_initiated = roles == "ikelab initiates"
+    out_key = keys["encr_i" if we_initiated else "encr_r"]
+    assert child.outbound["encryption_key"] == out_key
+    # libipsec forces UDP encapsulation: IKE moved to 4500 and the Child SA is ESP-in-UDP.
+    assert messages(session)[-1].src.endswith(":4500")
+    assert child.outbound["encap"] == [4500, 4500]

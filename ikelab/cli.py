@@ -60,6 +60,15 @@ def build_parser() -> argparse.ArgumentParser:
     v2.add_argument("--integ", metavar="NAME", help="integrity keyword, sets SK_a's length (default sha256; none for AEAD)")
     v2.add_argument("--json", action="store_true", help="print a JSON object keyed SKEYSEED, SK_d, ...")
 
+    peer = sub.add_parser("peer", help="run one ikelab peer of a lesson against another IKE implementation")
+    peer.add_argument("lesson", help="a lesson slug or file: our side's settings are taken from it")
+    peer.add_argument("--role", choices=["initiator", "responder"], required=True, help="which side of the lesson ikelab plays")
+    peer.add_argument("--remote", required=True, metavar="ADDRESS", help="the other peer's address (a documentation address)")
+    peer.add_argument("--local", metavar="ADDRESS", help="our address (default: the lesson's address for this side)")
+    peer.add_argument("--seed", type=int, help="make our side's choices repeatable (not secure)")
+    peer.add_argument("--json", action="store_true", help="print the trace as JSON lines")
+    peer.add_argument("--pcap", type=Path, metavar="FILE", help="write our side's datagrams as an annotated pcapng")
+
     lab = sub.add_parser("lab", help="manage the namespace lab")
     lab_sub = lab.add_subparsers(dest="action", required=True)
     clean = lab_sub.add_parser("cleanup", help="remove namespaces and processes left by killed runs")
@@ -93,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_lessons(args)
         if args.command == "lab":
             return cmd_lab_cleanup(args)
+        if args.command == "peer":
+            return cmd_peer(args)
         if args.command == "doctor":
             from ikelab.lab.doctor import run_doctor
 
@@ -178,6 +189,54 @@ def cmd_lab_cleanup(args) -> int:
     removed = cleanup(include_live=args.all)
     print("\n".join(f"removed {n}" for n in removed) or "nothing to clean up")
     return 0
+
+
+def cmd_peer(args) -> int:
+    """IKE for one side, in the current network namespace, against --remote. The Child SAs are shown
+    with the `ip xfrm` commands that would install them; nothing is installed here, because this
+    namespace is not one ikelab created (use `ikelab run` for the lab with its datapath)."""
+    import dataclasses
+    import ipaddress
+
+    from ikelab.effects import Endpoint
+    from ikelab.lab.peer_session import PeerSession
+    from ikelab.lab.transports import IKE_PORT, UdpTransport, bound_udp_socket
+    from ikelab.esp.udp_encap import NAT_T_PORT
+    from ikelab.lessons import DOCUMENTATION_NETWORKS, LessonError, load_lesson
+
+    try:
+        lesson = load_lesson(args.lesson)
+    except LessonError as e:
+        raise UsageError(str(e)) from None
+    if lesson.manual:
+        raise UsageError(f"{lesson.slug} is manually keyed: there is no IKE peer to run")
+    try:
+        remote = ipaddress.ip_address(args.remote)
+    except ValueError:
+        raise UsageError(f"--remote {args.remote!r} is not an IP address") from None
+    if not any(remote in n for n in DOCUMENTATION_NETWORKS):
+        raise UsageError(f"--remote {remote} is outside the documentation ranges ikelab may talk to")
+    ours = next(p for p in lesson.peers if p.role == args.role)
+    other = next(p for p in lesson.peers if p is not ours)
+    local = args.local or ours.address
+    lesson = dataclasses.replace(lesson, **{ours.name: dataclasses.replace(ours, implementation="ikelab", address=local),
+                                            other.name: dataclasses.replace(other, implementation="remote", address=str(remote))})
+    try:
+        sockets = [bound_udp_socket(local, IKE_PORT), bound_udp_socket(local, NAT_T_PORT)]
+    except OSError as e:
+        raise UsageError(f"cannot listen on {local} ports 500 and 4500 here: {e}") from None
+    if args.seed is not None:
+        print(SEED_WARNING.format(seed=args.seed), file=sys.stderr)
+    transport = UdpTransport({ours.name: sockets})
+    try:
+        session = PeerSession(lesson, transport, ours=ours.name, remote=Endpoint(str(remote), IKE_PORT), seed=args.seed)
+        session.run()
+    finally:
+        transport.close()
+    _report(args, session, f"udp from {local} to {remote}")
+    if args.pcap:
+        _export(args.pcap, session, lesson)
+    return 0 if session.outcome.ike_up.get(ours.name) else 3
 
 
 def _pick_transport(args) -> tuple[str, str | None]:

@@ -129,7 +129,7 @@ class Lesson:
     @property
     def external(self) -> list[PeerSpec]:
         """Sides run by another implementation (strongSwan), not by ikelab."""
-        return [p for p in self.peers if p.implementation != "ikelab"]
+        return [p for p in self.peers if p.implementation == "strongswan"]
 
     @property
     def keying(self) -> str:

@@ -68,3 +68,36 @@ def test_keys_agree_with_strongswan(roles, ike, esp):
     # libipsec forces UDP encapsulation: IKE moved to 4500 and the Child SA is ESP-in-UDP.
     assert messages(session)[-1].src.endswith(":4500")
     assert child.outbound["encap"] == [4500, 4500]
+
+
+def test_ikelab_peer_command_against_strongswan(tmp_path):
+    """`ikelab peer` alone, in a namespace, against a strongSwan it knows nothing else about."""
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from ikelab.lab.netns import Topology
+    from ikelab.lab.strongswan import Charon, StrongswanPeer
+
+    root = Path(__file__).resolve().parent.parent
+    with Topology([("left", "192.0.2.1", "198.51.100.1"), ("right", "192.0.2.2", "203.0.113.1")]) as topo:
+        # strongSwan plays the lesson's initiator (left.example) in the left namespace; ikelab the
+        # responder (right.example) in the right one, knowing only strongSwan's address.
+        left = topo.sides["left"]
+        config = StrongswanPeer(name="left", namespace=left.namespace, local_addr="192.0.2.1", remote_addr="192.0.2.2",
+                                local_id="left.example", remote_id="right.example", psk=b"interop-test-psk",
+                                local_ts=["198.51.100.0/24"], remote_ts=["203.0.113.0/24"], role="initiator",
+                                workdir=tmp_path)
+        with Charon(config) as charon:
+            ours = subprocess.Popen(
+                ["ip", "netns", "exec", topo.sides["right"].namespace, sys.executable, "-m", "ikelab.cli", "peer",
+                 "ikev2-strongswan", "--role", "responder", "--remote", "192.0.2.1"],
+                cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            )
+            time.sleep(1.0)  # let it bind its sockets
+            charon.initiate()
+            out, err = ours.communicate(timeout=60)
+    assert ours.returncode == 0, err
+    assert "IKE SA established, 1 Child SA(s) installed" in out
+    assert "receives IKE_AUTH request #1 192.0.2.1:4500 -> 192.0.2.2:4500" in out

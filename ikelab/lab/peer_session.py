@@ -23,7 +23,7 @@ WAIT = 0.2
 class PeerSession(Session):
     def __init__(self, lesson, transport, *, ours: str, remote: Endpoint | None = None,
                  start_remote: Callable[[], None] | None = None, **kwargs) -> None:
-        super().__init__(lesson, transport, **kwargs)
+        super().__init__(lesson, transport, sides=[ours], **kwargs)
         self.ours = ours
         other = next(p for p in lesson.peers if p.name != ours)
         self.remote = remote or Endpoint(other.address, IKE_PORT)

@@ -89,7 +89,8 @@ def install_child(trace: Trace, clock: float, datapath, namespaces: dict[str, st
 
 
 class Session:
-    def __init__(self, lesson: Lesson, transport: Transport, seed: int | None = None, datapath=None, namespaces: dict[str, str] | None = None) -> None:
+    def __init__(self, lesson: Lesson, transport: Transport, seed: int | None = None, datapath=None,
+                 namespaces: dict[str, str] | None = None, sides: list[str] | None = None) -> None:
         self.lesson = lesson
         self.transport = transport
         self.datapath = datapath  # installs Child SAs for real (the lab), or None
@@ -103,7 +104,7 @@ class Session:
         self.peers: dict[str, Ikev2Peer] = {}
         credentials = issue_credentials(lesson, seed)
         for spec in lesson.peers:
-            if spec.implementation != "ikelab":
+            if spec.implementation != "ikelab" or (sides is not None and spec.name not in sides):
                 continue
             rng: RandomSource = SeededRandom(seed, spec.name) if seed is not None else SystemRandom()
             config = peer_config(spec, credentials.get(spec.name))

@@ -75,6 +75,22 @@ def build_parser() -> argparse.ArgumentParser:
     clean.add_argument("--all", action="store_true", help="also remove those of runs that are still alive")
     sub.add_parser("doctor", help="check privileges, namespaces, TUN, kernel ESP and tools")
 
+    v1 = keys_sub.add_parser("ikev1", help="SKEYID and its children, Ka and the IV of an IKEv1 phase 1 (RFC 2409)")
+    for name, help_text in (("ni", "initiator nonce (Ni_b)"), ("nr", "responder nonce (Nr_b)"), ("gxy", "Diffie-Hellman shared secret g^xy"),
+                            ("ckyi", "initiator cookie"), ("ckyr", "responder cookie")):
+        v1.add_argument(f"--{name}", type=_hex, required=True, metavar="HEX", help=help_text)
+    v1.add_argument("--hash", default="sha256", metavar="NAME", help="the negotiated hash: sha1, sha256, sha384, sha512")
+    v1.add_argument("--encr", default="aes128", metavar="NAME", help="the negotiated cipher, sets Ka's length (default aes128)")
+    v1.add_argument("--psk", metavar="TEXT", help="pre-shared key; without it SKEYID is the signature form prf(Ni_b | Nr_b, g^xy)")
+    v1.add_argument("--gxi", type=_hex, metavar="HEX", default=b"", help="initiator KE value, for the phase 1 IV")
+    v1.add_argument("--gxr", type=_hex, metavar="HEX", default=b"", help="responder KE value, for the phase 1 IV")
+    v1.add_argument("--json", action="store_true", help="print a JSON object keyed SKEYID, SKEYID_d, ...")
+
+    crack = sub.add_parser("crack", help="recover a weak PSK from an IKEv1 aggressive-mode capture (offline dictionary attack)")
+    crack.add_argument("capture", type=Path, help="a pcap or pcapng with aggressive-mode messages 1 and 2")
+    crack.add_argument("--wordlist", type=Path, required=True, metavar="FILE", help="candidate PSKs, one per line")
+    crack.add_argument("--psk-crack", action="store_true", help="print the exchange in ike-scan's psk-crack format instead")
+
     lessons = sub.add_parser("lessons", help="list the lessons, or check a lesson file")
     lessons_sub = lessons.add_subparsers(dest="action")
     check = lessons_sub.add_parser("check", help="validate a lesson file")
@@ -97,7 +113,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             return cmd_run(args)
         if args.command == "keys":
-            return cmd_keys_ikev2(args)
+            return cmd_keys_ikev2(args) if args.version == "ikev2" else cmd_keys_ikev1(args)
+        if args.command == "crack":
+            return cmd_crack(args)
         if args.command == "lessons":
             return cmd_lessons(args)
         if args.command == "lab":
@@ -254,6 +272,64 @@ def _pick_transport(args) -> tuple[str, str | None]:
         raise UsageError(f"the lab cannot start: {problem}")
     lost = "no namespaces, no datapath" + (", no ping stage" if args.ping else "")
     return "loopback", f"the lab cannot start ({problem}); running over loopback UDP instead: {lost}"
+
+
+def cmd_keys_ikev1(args) -> int:
+    from ikelab.crypto import ikev1_kdf
+    from ikelab.crypto.names import ProposalError, UnknownAlgorithm, parse_proposal
+
+    try:
+        spec = parse_proposal(f"{args.encr}-{args.hash}-modp2048", ike=True)
+    except (UnknownAlgorithm, ProposalError, ValueError) as e:
+        raise UsageError(str(e).strip("'\"")) from None
+    cipher, prf = spec.encryption[0], spec.prf[0]
+    if cipher.is_aead:
+        raise UsageError("IKEv1 phase 1 has no AEAD ciphers here: use aes128, aes192 or aes256")
+    values = ikev1_kdf.phase1_keys(prf, args.ni, args.nr, args.gxy, args.ckyi, args.ckyr, cipher.key_length,
+                                   psk=args.psk.encode() if args.psk is not None else None, g_xi=args.gxi, g_xr=args.gxr)
+    if args.json:
+        print(json.dumps({k: v.hex() for k, v in values.items()}, indent=2))
+        return 0
+    form = "prf(pre-shared key, Ni_b | Nr_b)" if args.psk is not None else "prf(Ni_b | Nr_b, g^xy)"
+    print(f"SKEYID   = {form}   with {prf.description}")
+    print("SKEYID_d = prf(SKEYID, g^xy | CKY-I | CKY-R | 0)")
+    print("SKEYID_a = prf(SKEYID, SKEYID_d | g^xy | CKY-I | CKY-R | 1)")
+    print("SKEYID_e = prf(SKEYID, SKEYID_a | g^xy | CKY-I | CKY-R | 2)")
+    print(f"Ka       = K1 | K2 | ... with K1 = prf(SKEYID_e, 0), Ki = prf(SKEYID_e, K(i-1)), cut to {cipher.key_length} bytes (RFC 2409 appendix B)")
+    if "IV" in values:
+        print("IV       = hash(g^xi | g^xr), cut to the cipher's block size")
+    for name, value in values.items():
+        print(f"{name:8} = {value.hex()}")
+    return 0
+
+
+def cmd_crack(args) -> int:
+    from ikelab.ikev1.crack import crack, from_capture, wordlist
+
+    if not args.capture.is_file():
+        raise UsageError(f"{args.capture}: no such capture")
+    if not args.wordlist.is_file():
+        raise UsageError(f"{args.wordlist}: no such wordlist")
+    try:
+        exchanges = from_capture(args.capture)
+    except (OSError, ValueError) as e:
+        raise UsageError(f"{args.capture}: {e}") from None
+    if not exchanges:
+        raise UsageError(f"{args.capture} holds no IKEv1 aggressive-mode exchange with a pre-shared key (messages 1 and 2)")
+    status = 1
+    for exchange in exchanges:
+        if args.psk_crack:
+            print(exchange.psk_crack_line())
+            status = 0
+            continue
+        result = crack(exchange, wordlist(args.wordlist))
+        if result.psk is None:
+            print(f"no match after {result.guesses} guesses ({result.rate:,.0f} guesses/s)")
+        else:
+            print(f"PSK found: {result.psk.decode(errors='replace')!r} after {result.guesses} guesses "
+                  f"in {result.seconds:.3f} s ({result.rate:,.0f} guesses/s)")
+            status = 0
+    return status
 
 
 def cmd_run(args) -> int:

@@ -125,6 +125,7 @@ class Lesson:
     actions: tuple[Action, ...] = ()
     flood: int = 0  # half-open IKE_SA_INIT requests sent before the real initiator starts
     pki: PkiSpec = PkiSpec()
+    mode: str = "main"  # IKEv1 phase 1: "main" or "aggressive"
 
     @property
     def external(self) -> list[PeerSpec]:
@@ -417,7 +418,7 @@ class _Parser:
 
     def lesson(self, data: dict) -> Lesson:
         known = {"title", "slug", "summary", "ike_version", "keying", "left", "right", "manual", "step", "checkpoint",
-                 "duration", "action", "flood", "pki"}
+                 "duration", "action", "flood", "pki", "mode"}
         for key in data:
             if key not in known:
                 raise self.error(key, f"unknown setting (known: {', '.join(sorted(known))})")
@@ -426,8 +427,13 @@ class _Parser:
             raise self.error("keying", f"must be 'ike' or 'manual', not {keying!r}")
         manual = keying == "manual"
         version = data.get("ike_version", 2)
-        if version != 2:
-            raise self.error("ike_version", f"IKE version {version!r} is not supported yet (only 2)")
+        if version not in (1, 2):
+            raise self.error("ike_version", f"must be 1 or 2, not {version!r}")
+        mode = self._str(data, "mode", "", default="main")
+        if mode not in ("main", "aggressive"):
+            raise self.error("mode", f"IKEv1 phase 1 mode must be 'main' or 'aggressive', not {mode!r}")
+        if "mode" in data and version != 1:
+            raise self.error("mode", "only IKEv1 (ike_version = 1) has phase 1 modes")
         left, right = self.peer(data, "left", manual=manual), self.peer(data, "right", manual=manual)
         if {left.role, right.role} != {"initiator", "responder"}:
             raise self.error("right.role", "one peer must be the initiator and the other the responder")
@@ -460,6 +466,7 @@ class _Parser:
             actions=self.actions(data),
             flood=self._count(data, "flood", "") or 0,
             pki=self.pki(data),
+            mode=mode,
         )
 
 

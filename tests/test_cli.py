@@ -110,3 +110,43 @@ def test_falls_back_to_loopback_when_the_lab_cannot_start(monkeypatch, capsys):
     assert "transport loopback" in captured.out and "ping" not in captured.out.split("\n")[-3]
     assert main(["run", "ikev2-psk", "--headless", "--transport", "netns"]) == 2
     assert "the lab cannot start: the lab needs root (simulated)" in capsys.readouterr().err
+
+
+def test_crack_recovers_strongswans_aggressive_mode_psk(tmp_path, capsys):
+    words = tmp_path / "words.txt"
+    words.write_text("password\n123456\nletmein\ninterop-test-psk\nqwerty\n")
+    capture = Path(__file__).parent / "vectors" / "ikev1" / "ikev1-aggr-psk.pcap"
+    assert main(["crack", str(capture), "--wordlist", str(words)]) == 0
+    out = capsys.readouterr().out
+    assert "PSK found: 'interop-test-psk' after 4 guesses" in out and "guesses/s" in out
+    words.write_text("password\n")
+    assert main(["crack", str(capture), "--wordlist", str(words)]) == 1
+    assert "no match after 1 guesses" in capsys.readouterr().out
+    assert main(["crack", str(capture), "--wordlist", str(words), "--psk-crack"]) == 0
+    assert capsys.readouterr().out.count(":") >= 8  # ike-scan's colon-separated fields
+
+
+def test_crack_refuses_a_capture_without_aggressive_mode(capsys, tmp_path):
+    words = tmp_path / "w"
+    words.write_text("x\n")
+    capture = Path(__file__).parent / "vectors" / "ikev1" / "ikev1-main-psk.pcap"
+    assert main(["crack", str(capture), "--wordlist", str(words)]) == 2
+    assert "no IKEv1 aggressive-mode exchange" in capsys.readouterr().err
+
+
+def test_keys_ikev1_matches_a_run(capsys):
+    from ikelab.lessons import load_lesson
+    from ikelab.trace import Ikev1KeysEvent
+    from ikelab.wire.isakmp import NoncePayload as V1Nonce, decode_message as v1_decode
+
+    session = run(load_lesson("ikev1-main-psk"))
+    keys = session.trace.of(Ikev1KeysEvent, "left")[0]
+    shared = session.trace.of(DhSharedEvent, "left")[0].shared
+    first, second = [m for m in messages(session)][2:4]  # main mode messages 3 and 4 carry KE and nonces
+    ni = v1_decode(first.data).message.find(V1Nonce).data
+    nr = v1_decode(second.data).message.find(V1Nonce).data
+    assert main(["keys", "ikev1", "--ni", ni.hex(), "--nr", nr.hex(), "--gxy", shared.hex(), "--ckyi", keys.cky_i.hex(),
+                 "--ckyr", keys.cky_r.hex(), "--psk", "correct horse battery staple", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    for name in ("SKEYID", "SKEYID_d", "SKEYID_a", "SKEYID_e", "Ka"):
+        assert out[name] == keys.keys[name].hex(), name

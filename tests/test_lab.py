@@ -156,33 +156,55 @@ def _start_run(*extra: str) -> subprocess.Popen:
     )
 
 
-def _esp_workers() -> list[str]:
-    out = subprocess.run(["pgrep", "-af", "ikelab.lab.esp_worker"], capture_output=True, text=True).stdout
-    return [line for line in out.splitlines() if "pgrep" not in line]
+def _processes_in(namespaces: list[str]) -> list[int]:
+    """The pids inside the run's namespaces: its ESP workers, ping, tcpdump."""
+    pids = []
+    for namespace in namespaces:
+        out = subprocess.run(["ip", "netns", "pids", namespace], capture_output=True, text=True).stdout
+        pids += [int(p) for p in out.split()]
+    return pids
+
+
+def _alive(pids: list[int]) -> list[int]:
+    """Those still running (a killed orphan may linger as a zombie until init reaps it: not running)."""
+    alive = []
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                state = stat.read().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            continue
+        if state not in ("Z", "X"):
+            alive.append(pid)
+    return alive
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signal_during_a_run_removes_everything(sig):
     run = _start_run()
-    _wait_for_namespaces(run.pid)
+    namespaces = _wait_for_namespaces(run.pid)
     time.sleep(0.8)  # inside the ping stage
+    inside = _processes_in(namespaces)
+    assert inside  # the ESP workers and ping
     run.send_signal(sig)
     run.wait(timeout=20)
     assert not [n for n in ikelab_namespaces() if n.startswith(f"ikelab-{run.pid}x")]
-    assert not _esp_workers()
+    time.sleep(0.2)
+    assert not _alive(inside)
 
 
 def test_kill_9_then_lab_cleanup_leaves_nothing():
     run = _start_run()
     namespaces = _wait_for_namespaces(run.pid)
     time.sleep(0.8)
+    inside = _processes_in(namespaces)
     run.kill()
     run.wait()
     assert set(namespaces) <= set(ikelab_namespaces())  # a killed run cannot clean up
     assert main(["lab", "cleanup"]) == 0
     assert not set(namespaces) & set(ikelab_namespaces())
     time.sleep(0.2)
-    assert not _esp_workers()  # they die with their parent (PR_SET_PDEATHSIG) or with cleanup
+    assert not _alive(inside)  # the workers die with their parent (PR_SET_PDEATHSIG) or with cleanup
     for namespace in namespaces:
         assert subprocess.run(["ip", "netns", "pids", namespace], capture_output=True).returncode != 0
 

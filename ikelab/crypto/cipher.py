@@ -117,19 +117,26 @@ class KeyedCipher:
     def __init__(self, cipher: Cipher, key: bytes) -> None:
         cipher._check(key, bytes(cipher.iv_length))
         self.cipher = cipher
+        # Raw primitives for loops that handle many packets per call (the ESP datapath), each a
+        # bound C function. AEAD: `aead` (AESGCM: encrypt/decrypt(salt | iv, data, aad)) and
+        # `salt`. CBC: `cbc_stream_encrypt(R | plaintext)` gives IV | ciphertext for a random
+        # block R (see encrypt_with_fresh_iv), `cbc_stream_decrypt(IV | ciphertext)` gives one
+        # meaningless block then the plaintext (see decrypt_iv_prefixed); whole blocks only.
+        self.aead: AESGCM | None = None
+        self.salt = b""
         if cipher.is_aead:
-            self._aead = AESGCM(key[:-_SALT_LENGTH])
-            self._salt = key[-_SALT_LENGTH:]
-            self._fresh_encrypt = self._prefixed_decrypt = _cbc_only
+            self.aead = self._aead = AESGCM(key[:-_SALT_LENGTH])
+            self.salt = self._salt = key[-_SALT_LENGTH:]
+            self.cbc_stream_encrypt = self.cbc_stream_decrypt = _cbc_only
             return
         start = bytes(16)
         self._encryptor = _AesCipher(algorithms.AES(key), modes.CBC(start)).encryptor()
         self._decryptor = _AesCipher(algorithms.AES(key), modes.CBC(start)).decryptor()
         self._encrypt_chain = self._decrypt_chain = 0  # last ciphertext block each context saw
-        # The fresh-IV and IV-prefixed methods below keep their own contexts, which need no
-        # bookkeeping at all, so they never disturb the chains of encrypt() and decrypt().
-        self._fresh_encrypt = _AesCipher(algorithms.AES(key), modes.CBC(start)).encryptor().update
-        self._prefixed_decrypt = _AesCipher(algorithms.AES(key), modes.CBC(start)).decryptor().update
+        # The stream contexts keep apart from those two, and need no bookkeeping at all, so they
+        # never disturb the chains of encrypt() and decrypt().
+        self.cbc_stream_encrypt = _AesCipher(algorithms.AES(key), modes.CBC(start)).encryptor().update
+        self.cbc_stream_decrypt = _AesCipher(algorithms.AES(key), modes.CBC(start)).decryptor().update
 
     def encrypt(self, iv: bytes, plaintext: bytes, aad: bytes = b"") -> bytes:
         """As `Cipher.encrypt`; the caller sizes the IV."""
@@ -158,7 +165,6 @@ class KeyedCipher:
         first = int.from_bytes(plaintext[:16], "big") ^ correction
         return first.to_bytes(16, "big") + plaintext[16:]
 
-
     def encrypt_with_fresh_iv(self, plaintext: bytes) -> bytes:
         """AES-CBC: IV | ciphertext, under a fresh IV that nobody can predict (RFC 3602 §2.1).
 
@@ -169,7 +175,7 @@ class KeyedCipher:
         integer juggling: the fast path for ESP. Any IV-consuming decryption opens the result.
         """
         _check_cbc_input(plaintext, "plaintext")
-        return self._fresh_encrypt(os.urandom(16) + plaintext)
+        return self.cbc_stream_encrypt(os.urandom(16) + plaintext)
 
     def decrypt_iv_prefixed(self, data: bytes) -> bytes:
         """AES-CBC: the plaintext of IV | ciphertext (any bytes-like object). Fed through the
@@ -178,11 +184,11 @@ class KeyedCipher:
         dropped. The fast path for ESP: one call into OpenSSL."""
         if len(data) < 32 or len(data) % 16:
             raise ValueError(f"AES-CBC IV and ciphertext must be 32 or more bytes in whole blocks, got {len(data)}")
-        return self._prefixed_decrypt(data)[16:]
+        return self.cbc_stream_decrypt(data)[16:]
 
 
 def _cbc_only(data: bytes) -> bytes:
-    raise TypeError("encrypt_with_fresh_iv and decrypt_iv_prefixed are for AES-CBC only")
+    raise TypeError("the CBC stream functions are for AES-CBC only")
 
 
 def _check_cbc_input(data: bytes, what: str) -> None:

@@ -121,6 +121,31 @@ def hash_r_parts(g_xi: bytes, g_xr: bytes, cky_i: bytes, cky_r: bytes, sa_i_b: b
     return [("g^xr", g_xr), ("g^xi", g_xi), ("CKY-R", cky_r), ("CKY-I", cky_i), ("SAi_b", sa_i_b), ("IDir_b", id_ir_b)]
 
 
+def phase1_keys(
+    prf: Prf,
+    ni: bytes,
+    nr: bytes,
+    g_xy: bytes,
+    cky_i: bytes,
+    cky_r: bytes,
+    key_length: int,
+    *,
+    psk: bytes | None = None,
+    g_xi: bytes = b"",
+    g_xr: bytes = b"",
+    block_size: int = 16,
+) -> dict[str, bytes]:
+    """Every phase 1 key from given inputs (what `ikelab keys ikev1` prints): SKEYID for a PSK, or
+    for signatures when `psk` is None, its children, Ka, and the IV when both KE values are given."""
+    skeyid = skeyid_psk(prf, psk, ni, nr) if psk is not None else skeyid_signature(prf, ni, nr, g_xy)
+    children = skeyid_children(prf, skeyid, g_xy, cky_i, cky_r)
+    keys = {"SKEYID": skeyid, "SKEYID_d": children.d.output, "SKEYID_a": children.a.output, "SKEYID_e": children.e.output}
+    keys["Ka"] = encryption_key(prf, children.e.output, key_length).output
+    if g_xi and g_xr:
+        keys["IV"] = phase1_iv(prf, g_xi, g_xr, block_size)
+    return keys
+
+
 # --- quick mode and informational -----------------------------------------------------------
 
 

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from hmac import compare_digest
 from typing import NoReturn
+
+from cryptography.exceptions import InvalidTag
 
 from ikelab.crypto.cipher import IntegrityError, KeyedCipher
 from ikelab.crypto.integrity import KeyedIntegrity
@@ -23,6 +26,7 @@ NEXT_HEADER_IPV6 = 41
 NEXT_HEADER_NONE = 59  # a dummy packet for traffic flow confidentiality (RFC 4303 §2.6)
 MAX_SEQUENCE_NUMBER = 2**32 - 1
 HEADER_LENGTH = 8  # SPI | sequence number
+_RANDOM_POOL = 4096  # bytes of randomness fetched at once for CBC IVs
 
 _U32 = struct.Struct("!I")
 _COUNTER_IV = struct.Struct("!Q")
@@ -108,6 +112,8 @@ class OutboundSa:
             self._iv_for = lambda seq: os.urandom(iv_length)
         # Per packet only lookups remain: padding and trailer for every pad length, per next header.
         self._trailers: dict[int, tuple[bytes, ...]] = {}
+        self._by_version = {4: self._trailer_table(NEXT_HEADER_IPV4), 6: self._trailer_table(NEXT_HEADER_IPV6)}
+        self._random_pool, self._random_used = b"", 0  # os.urandom bytes for CBC batches
 
     def _trailer_table(self, next_header: int) -> tuple[bytes, ...]:
         table = self._trailers.get(next_header)
@@ -155,6 +161,69 @@ class OutboundSa:
             iv = self._iv_for(seq)
             body = header + iv + self._cipher.encrypt(iv, inner_ip_packet + trailer)
         return body + self._mac.compute(body)  # the ICV covers SPI to ciphertext (RFC 4303 §3.3.4)
+
+    def encapsulate_batch(self, packets: Sequence[bytes]) -> list[bytes]:
+        """`encapsulate` for a batch of tunnel-mode packets, the datapath's fast path: the same
+        ESP packets, sequence numbers and counters as encapsulating each in turn, except that a
+        packet `encapsulate` would refuse is left out instead of raising. The loop keeps all it
+        needs in local variables and calls OpenSSL directly: no Python call per packet."""
+        if self._iv_source is not None or self.seq + len(packets) > MAX_SEQUENCE_NUMBER:
+            return self._encapsulate_each(packets)
+        out: list[bytes] = []
+        append = out.append
+        spi, pack, seq, length_sum = self._spi, _U32.pack, self.seq, 0
+        by_version = self._by_version
+        align_mask = self._align - 1  # 16 or 4: -(n + 2) & mask is the pad length
+        malformed = 0
+        if self._mac is None:
+            encrypt, salt, pack_iv = self._cipher.aead.encrypt, self._cipher.salt, _COUNTER_IV.pack
+            for packet in packets:
+                trailers = by_version.get(packet[0] >> 4) if packet else None
+                if trailers is None:
+                    malformed += 1
+                    continue
+                seq += 1
+                header = spi + pack(seq)
+                iv = pack_iv(seq)
+                append(header + iv + encrypt(salt + iv, packet + trailers[-(len(packet) + 2) & align_mask], header))
+                length_sum += len(packet)
+        else:
+            stream, template, icv_length = self._cipher.cbc_stream_encrypt, self._mac.template, self._mac.icv_length
+            join = b"".join
+            # Random blocks from a pool: one system call per 256 packets, not one per packet.
+            randomness, offset = self._random_pool, self._random_used
+            if len(randomness) - offset < 16 * len(packets):
+                randomness, offset = os.urandom(max(_RANDOM_POOL, 16 * len(packets))), 0
+            for packet in packets:
+                trailers = by_version.get(packet[0] >> 4) if packet else None
+                if trailers is None:
+                    malformed += 1
+                    continue
+                seq += 1
+                # A random block first: the context turns it into the IV (encrypt_with_fresh_iv).
+                block = randomness[offset : offset + 16]
+                offset += 16
+                body = spi + pack(seq) + stream(join((block, packet, trailers[-(len(packet) + 2) & align_mask])))
+                mac = template()
+                mac.update(body)
+                append(body + mac.finalize()[:icv_length])
+                length_sum += len(packet)
+            self._random_pool, self._random_used = randomness, offset
+        counters = self.counters
+        counters.packets += seq - self.seq
+        counters.bytes += length_sum
+        counters.malformed += malformed
+        self.seq = seq
+        return out
+
+    def _encapsulate_each(self, packets: Sequence[bytes]) -> list[bytes]:
+        out = []
+        for packet in packets:
+            try:
+                out.append(self.encapsulate(packet))
+            except EspError:
+                pass
+        return out
 
 
 class InboundSa:
@@ -236,6 +305,84 @@ class InboundSa:
         counters.packets += 1
         counters.bytes += end
         return plaintext[:end]
+
+    def decapsulate_batch(self, packets: Sequence[bytes]) -> list[bytes]:
+        """`decapsulate` for a batch of packets, the datapath's fast path: the inner packets of
+        those it accepts, in order, with the same window and counters as decapsulating each in
+        turn. Refused packets and dummy packets are left out instead of raising (and counted as
+        `decapsulate` counts them). The loop keeps its state in local variables and calls OpenSSL
+        directly; any packet off the common path (replayed, forged, malformed, dummy, another
+        SPI) goes through `decapsulate` itself, so there is one definition of what is refused."""
+        out: list[bytes] = []
+        append = out.append
+        window = self.replay_window
+        top, bitmap, size, window_mask = window.top, window._bitmap, window.size, window._mask
+        spi, unpack_from, padding = self._spi, _U32.unpack_from, _PADDING
+        min_length, icv_length, iv_end = self._min_length, self._icv_length, self._iv_end
+        align_mask = self._align - 1
+        aead = self._mac is None
+        if aead:
+            decrypt, salt = self._cipher.aead.decrypt, self._cipher.salt
+            skip = 0  # the plaintext starts at once
+        else:
+            stream, template = self._cipher.cbc_stream_decrypt, self._mac.template
+            skip = 16  # the IV's block of the stream output
+        accepted = length_sum = 0
+        for esp in packets:
+            length = len(esp)
+            icv_start = length - icv_length
+            plaintext = None
+            if length >= min_length and esp[:4] == spi and not (icv_start - iv_end) & align_mask:
+                seq = unpack_from(esp, 4)[0]
+                offset = top - seq
+                if seq > top or (seq and offset < size and not (bitmap >> offset) & 1):
+                    view = memoryview(esp)
+                    if aead:
+                        try:
+                            plaintext = decrypt(salt + esp[8:iv_end], view[iv_end:], esp[:8])
+                        except InvalidTag:
+                            pass
+                    else:
+                        mac = template()
+                        mac.update(view[:icv_start])
+                        if compare_digest(mac.finalize()[:icv_length], esp[icv_start:]):
+                            plaintext = stream(view[8:icv_start])
+            if plaintext is not None:
+                pad = plaintext[-2]
+                end = len(plaintext) - 2 - pad
+                next_header = plaintext[-1]
+                if (
+                    end > skip
+                    and (not pad or plaintext[end:-2] == padding[:pad])
+                    and (
+                        (next_header == NEXT_HEADER_IPV4 and plaintext[skip] >> 4 == 4)
+                        or (next_header == NEXT_HEADER_IPV6 and plaintext[skip] >> 4 == 6)
+                    )
+                ):
+                    if seq > top:
+                        shift = seq - top
+                        bitmap = ((bitmap << shift) | 1) & window_mask if shift < size else 1
+                        top = seq
+                    else:
+                        bitmap |= 1 << offset
+                    accepted += 1
+                    length_sum += end - skip
+                    append(plaintext[skip:end])
+                    continue
+            # Off the common path: let decapsulate decide, and count, with the window up to date.
+            window.top, window._bitmap = top, bitmap
+            try:
+                inner = self.decapsulate(esp)
+                if inner:
+                    append(inner)
+            except EspError:
+                pass
+            top, bitmap = window.top, window._bitmap
+        window.top, window._bitmap = top, bitmap
+        counters = self.counters
+        counters.packets += accepted
+        counters.bytes += length_sum
+        return out
 
     def _malformed(self, why: str) -> NoReturn:
         self.counters.malformed += 1

@@ -18,6 +18,7 @@ NOTE = """\
 The directory {profile}/ holds Wireshark's decryption tables, filled with the keys the two
 ikelab peers actually used:
   ikev2_decryption_table   IKEv2 SK payloads (SPIs, SK_ei, SK_er, SK_ai, SK_ar)
+  ikev1_decryption_table   IKEv1 encrypted messages (initiator cookie, encryption key Ka)
   esp_sa                   ESP packets of the Child SAs (empty when the run carried no ESP)
   preferences              turns on ESP decryption
   decode_as_entries        (loopback runs only) dissect ikelab's ports as ISAKMP

@@ -17,7 +17,7 @@ from scapy.packet import Raw
 from scapy.utils import wrpcapng
 
 from ikelab.esp.udp_encap import NAT_T_PORT, NON_ESP_MARKER
-from ikelab.trace import ChildSaEvent, MessageEvent, Trace
+from ikelab.trace import ChildSaEvent, Ikev1MessageEvent, MessageEvent, Trace
 
 EPOCH = 1767225600.0  # 2026-01-01T00:00:00Z: the virtual clock's zero in captures
 NAMES = {"left": 1, "right": 2}
@@ -45,15 +45,23 @@ def frame(event: MessageEvent, receiver: str):
     return Ether(src=_mac(event.peer), dst=_mac(receiver)) / ip / UDP(sport=sport, dport=dport) / Raw(payload)
 
 
+def message_label(event: MessageEvent) -> str:
+    """"IKE_SA_INIT request" for IKEv2, "Main Mode message 5" for IKEv1: what lessons' steps match."""
+    if isinstance(event, Ikev1MessageEvent):
+        return event.label
+    return f"{event.exchange} {'response' if event.is_response else 'request'}"
+
+
 def comments(event: MessageEvent, narrative: str = "") -> list[str]:
-    role = "response" if event.is_response else "request"
+    table = "ikev1_decryption_table" if event.ike_version == 1 else "ikev2_decryption_table"
+    where = "" if event.ike_version == 1 else f", message ID {event.message_id}"
     lines = [
-        f"{event.exchange} {role}, message ID {event.message_id}, from {event.peer}"
+        f"{message_label(event)}{where}, from {event.peer}"
         + (" (retransmission)" if event.direction == "retransmitted" else "")
         + f": {event.summary}"
     ]
     if event.protection.startswith("encrypted"):
-        lines.append(f"Protection: {event.protection}; keys in ikev2_decryption_table beside this capture.")
+        lines.append(f"Protection: {event.protection}; keys in {table} beside this capture.")
     else:
         lines.append("Protection: none, this message travels in the clear.")
     payload_fields = [f for f in (event.tree.children if event.tree else []) if f.name != "Header"]
@@ -67,8 +75,7 @@ def comments(event: MessageEvent, narrative: str = "") -> list[str]:
 
 
 def _narrative(event: MessageEvent, narratives: dict[str, str]) -> str:
-    key = f"{event.exchange} {'response' if event.is_response else 'request'}"
-    return narratives.get(key, "") if event.direction == "sent" else ""
+    return narratives.get(message_label(event), "") if event.direction == "sent" else ""
 
 
 def esp_comments(spi: bytes, seq: int, trace: Trace, encapsulated: bool = False) -> list[str]:

@@ -16,6 +16,10 @@ from ikelab.trace import (
     Event,
     IkeKeysEvent,
     IkeSaEvent,
+    Ikev1HashEvent,
+    Ikev1IvEvent,
+    Ikev1KeysEvent,
+    Ikev1MessageEvent,
     MessageEvent,
     NoteEvent,
     PingEvent,
@@ -51,8 +55,11 @@ def render_event(e: Event) -> str:
     who = f"[{e.peer:>5} {e.time * 1000:8.1f} ms]"
     if isinstance(e, MessageEvent):
         arrow = {"sent": "sends", "received": "receives", "retransmitted": "retransmits"}[e.direction]
-        role = "response" if e.is_response else "request"
-        head = f"{who} {arrow} {e.exchange} {role} #{e.message_id} {e.src} -> {e.dst} ({len(e.data)} bytes)\n{INDENT}{e.summary}"
+        if isinstance(e, Ikev1MessageEvent):
+            name = e.label
+        else:
+            name = f"{e.exchange} {'response' if e.is_response else 'request'} #{e.message_id}"
+        head = f"{who} {arrow} {name} {e.src} -> {e.dst} ({len(e.data)} bytes)\n{INDENT}{e.summary}"
         if e.direction != "received" or not e.tree:
             return head + f"\n{INDENT}protection: {e.protection}"
         body = _tree(e.tree.children)
@@ -69,7 +76,10 @@ def render_event(e: Event) -> str:
     if isinstance(e, PrfPlusEvent):
         lines = [f"{who} {e.label}: {e.formula}   [{e.prf}]", _value("K", e.key), _value("S", e.seed)]
         for b in e.blocks:
-            lines.append(f"{INDENT}T{b['index']} = prf(K, " + ("T%d | " % (b["index"] - 1) if b["index"] > 1 else "") + f"S | 0x{b['index']:02x}) = {b['output'].hex()}")
+            if e.formula.startswith("{SK_d") or e.formula.startswith("KEYMAT = prf+"):  # IKEv2's prf+
+                lines.append(f"{INDENT}T{b['index']} = prf(K, " + ("T%d | " % (b["index"] - 1) if b["index"] > 1 else "") + f"S | 0x{b['index']:02x}) = {b['output'].hex()}")
+            else:  # IKEv1's expansions: each block's input as the peer hashed it
+                lines.append(f"{INDENT}block {b['index']}: prf(K, {b['input'].hex()}) = {b['output'].hex()}")
         lines += [_value(name, value) for name, value in e.split.items()]
         return "\n".join(lines)
     if isinstance(e, IkeKeysEvent):
@@ -124,6 +134,20 @@ def render_event(e: Event) -> str:
     if isinstance(e, IkeSaEvent):
         text = f"{who} IKE SA {e.spi_i.hex()}_i {e.spi_r.hex()}_r {e.state.upper()}"
         return text + (f" ({e.algorithms})" if e.algorithms else "") + (f": {e.reason}" if e.reason else "")
+    if isinstance(e, Ikev1HashEvent):
+        status = "" if e.action == "computed" else (": OK" if e.ok else ": MISMATCH")
+        lines = [f"{who} {'computes' if e.action == 'computed' else 'verifies'} {e.label}{status}   [{e.prf}]", f"{INDENT}{e.formula}",
+                 _value(e.key_label, e.key)]
+        lines += [_value(name, value) for name, value in e.parts.items()]
+        lines.append(_value(e.label, e.output))
+        if e.received is not None:
+            lines.append(_value(f"{e.label} received", e.received))
+        return "\n".join(lines)
+    if isinstance(e, Ikev1IvEvent):
+        return "\n".join([f"{who} {e.label}: {e.formula}"] + [_value(k, v) for k, v in e.inputs.items()] + [_value("IV", e.output)])
+    if isinstance(e, Ikev1KeysEvent):
+        return f"{who} ISAKMP SA {e.cky_i.hex()}_i {e.cky_r.hex()}_r keyed: {e.cipher}-{e.hash}\n" + "\n".join(
+            _value(k, v) for k, v in e.keys.items())
     if isinstance(e, CommandEvent):
         how = "runs" if e.executed else "equivalent commands"
         return f"{who} {e.purpose} ({how}):\n" + "\n".join(f"{INDENT}{c}" for c in e.commands)

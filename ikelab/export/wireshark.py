@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ikelab.trace import ChildSaEvent, IkeKeysEvent, Trace
+from ikelab.trace import ChildSaEvent, IkeKeysEvent, Ikev1KeysEvent, Trace
 
 IKEV2_ENCRYPTION = {
     "aes128": "AES-CBC-128 [RFC3602]",
@@ -62,6 +62,12 @@ def ikev2_decryption_table(trace: Trace) -> list[str]:
     return list(records.values())
 
 
+def ikev1_decryption_table(trace: Trace) -> list[str]:
+    """One record per ISAKMP SA: initiator cookie, encryption key (Ka)."""
+    records = {e.cky_i: f"{e.cky_i.hex()},{e.keys['Ka'].hex()}" for e in trace.of(Ikev1KeysEvent)}
+    return list(records.values())
+
+
 def esp_sa_table(trace: Trace) -> list[str]:
     """One record per ESP SA (each direction once), in Wireshark 4.0's 8-field format."""
     records: dict[str, str] = {}
@@ -93,6 +99,7 @@ def write_profile(directory: Path, trace: Trace, decode_as_ports: list[int]) -> 
     written = []
     files = {
         "ikev2_decryption_table": ikev2_decryption_table(trace),
+        "ikev1_decryption_table": ikev1_decryption_table(trace),
         "esp_sa": esp_sa_table(trace),
     }
     for name, records in files.items():

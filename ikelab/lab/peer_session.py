@@ -42,7 +42,7 @@ class PeerSession(Session):
             self._started = True
             if next(p for p in self.lesson.peers if p.name == self.ours).role == "initiator":
                 self._apply(self.ours, peer.initiate(self.remote, self.clock))
-                return self._record("start", f"{self.ours} starts IKE_SA_INIT", first)
+                return self._record("start", f"{self.ours} starts {self._first_exchange()}", first)
             self.trace.emit(NoteEvent("lab", self.clock, "info", f"{self.remote.host} initiates; {self.ours} responds"))
             if self.start_remote is not None:
                 self.start_remote()

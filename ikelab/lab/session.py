@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from ikelab.effects import DeleteChildSa, IkeSaFailed, IkeSaUp, InstallChildSa, Send
 from ikelab.esp.sa import ChildSa
 from ikelab.ikev2.config import Ikev2Config, RetransmitPolicy
+from ikelab.ikev1.config import config_for as ikev1_config_for
+from ikelab.ikev1.engine import Ikev1Peer
 from ikelab.ikev2.engine import Ikev2Peer
 from ikelab.lab.transports import Transport
 from ikelab.lessons import Lesson, PeerSpec
@@ -107,8 +109,13 @@ class Session:
             if spec.implementation != "ikelab" or (sides is not None and spec.name not in sides):
                 continue
             rng: RandomSource = SeededRandom(seed, spec.name) if seed is not None else SystemRandom()
-            config = peer_config(spec, credentials.get(spec.name))
-            self.peers[spec.name] = Ikev2Peer(config, rng, self.trace, transport.endpoint(spec.name))
+            endpoint = transport.endpoint(spec.name)
+            if lesson.ike_version == 1:
+                config = dataclasses.replace(ikev1_config_for(spec, lesson.mode), force_encap=spec.encap)
+                self.peers[spec.name] = Ikev1Peer(config, rng, self.trace, endpoint)
+            else:
+                config = peer_config(spec, credentials.get(spec.name))
+                self.peers[spec.name] = Ikev2Peer(config, rng, self.trace, endpoint)
             self.outcome.children[spec.name] = []
         self._started = False
         self.until = lesson.duration  # timers and actions up to this clock are part of the run
@@ -134,7 +141,7 @@ class Session:
             if self.lesson.flood:
                 self._flood(initiator, responder)
             self._apply(initiator, self.peers[initiator].initiate(responder, self.clock))
-            return self._record("start", f"{initiator} starts IKE_SA_INIT", first)
+            return self._record("start", f"{initiator} starts {self._first_exchange()}", first)
         if self._queue:
             send = self._queue.popleft()
             self.clock += HOP_TIME
@@ -177,6 +184,11 @@ class Session:
             stop.wait(tick)
 
     # -------------------------------------------------------------- internals
+
+    def _first_exchange(self) -> str:
+        if self.lesson.ike_version == 1:
+            return f"{self.lesson.mode.capitalize()} Mode"
+        return "IKE_SA_INIT"
 
     def _flood(self, initiator: str, responder) -> None:
         """Half-open IKE_SA_INIT requests from the initiator's address that never continue, the

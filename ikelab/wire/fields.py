@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import suppress
 from enum import Enum
 
 
@@ -12,13 +13,14 @@ class Field:
     Behaves like a dataclass of (name, start, end, value, display, note, children), with two
     differences made for speed, so that decoding does not build what only a person looking at the
     tree needs (the engine decodes every message it receives and rarely looks at the tree):
-    - `show`, if given, computes `display` from `value` when `display` is first read;
+    - `show`, if given, computes `display` from `value` when `display` is first read (until then
+      the `display` slot is unset, and reading it lands in __getattr__);
     - `children` may hold leaves as plain tuples of the constructor's arguments (the Reader records
       them so: a tuple costs a fraction of a Field), which become Fields when `children` is read.
     Hand-written (with __slots__) because a dataclass cannot hold lazy attributes cheaply.
     """
 
-    __slots__ = ("name", "start", "end", "value", "_display", "_show", "note", "_children")
+    __slots__ = ("name", "start", "end", "value", "display", "note", "_children", "_show")
     __match_args__ = ("name", "start", "end", "value", "display", "note", "children")
 
     def __init__(
@@ -28,7 +30,7 @@ class Field:
         end: int,  # exclusive
         value: object = None,  # the raw decoded value: int, bytes, str or None for groups
         display: str = "",  # human text for the value
-        note: str = "",  # what the field means, for students
+        note: str | Callable[[object], str] = "",  # what the field means, for students; or note(value)
         children: list[Field] | None = None,
         show: Callable[[object], str] | None = None,  # display = show(value), computed on first read
     ) -> None:
@@ -36,22 +38,37 @@ class Field:
         self.start = start
         self.end = end
         self.value = value
-        self._display = display
-        self._show = show
-        self.note = note
+        if show is None:
+            self.display = display
+        else:
+            self._show = show
+        self.note = note if type(note) is str else note(value)
         self._children = [] if children is None else children
 
-    @property
-    def display(self) -> str:
-        if self._show is not None:
-            self._display = self._show(self.value)
-            self._show = None
-        return self._display
+    @classmethod
+    def group(cls, name: str, start: int, note: str) -> Field:
+        """An empty group at `start`, as the Reader opens one: same as cls(name, start, start, note=note).
 
-    @display.setter
-    def display(self, text: str) -> None:
-        self._display = text
-        self._show = None
+        Sets the slots itself: calling cls() runs __init__ through the type, which costs more than
+        the rest of opening a group (and a message has a dozen groups).
+        """
+        group = _new_object(cls)
+        group.name, group.start, group.end, group.value = name, start, start, None
+        group.display, group.note, group._children = "", note, []
+        return group
+
+    def display_later(self, show: Callable[[object], str]) -> None:
+        """Make `display` show(value), computed when first read, as with the constructor's `show`."""
+        with suppress(AttributeError):  # already unset: another show was pending
+            del self.display
+        self._show = show
+
+    def __getattr__(self, name: str) -> str:
+        """Only called for an unset slot, which can only be `display` (see `show`)."""
+        if name != "display":
+            raise AttributeError(f"'Field' object has no attribute '{name}'")
+        self.display = self._show(self.value)
+        return self.display
 
     @property
     def children(self) -> list[Field]:
@@ -104,6 +121,9 @@ class Field:
             "note": self.note,
             "children": [child.to_dict() for child in self.children],
         }
+
+
+_new_object = object.__new__
 
 
 def _json_value(value: object) -> object:

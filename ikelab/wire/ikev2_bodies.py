@@ -80,8 +80,7 @@ def _decode_notify(r: Reader, ptype: int, next_payload: int) -> NotifyPayload:
         raise r.error_at(
             r.last, f"SPI size {spi_size} does not fit protocol {protocol_display(protocol)} (4 for ESP/AH, 8 for IKE)"
         )
-    notify_type = r.u16("Notify Message Type", show=enum_display(NotifyType))
-    r.last.note = notify_note(notify_type)
+    notify_type = r.u16("Notify Message Type", show=enum_display(NotifyType), note=notify_note)
     spi = r.raw("SPI", spi_size, note="The SA this notification is about.") if spi_size else b""
     data = b""
     if r.remaining:
@@ -139,16 +138,16 @@ def _decode_cert(r: Reader, ptype: int, next_payload: int) -> CertPayload | Cert
 
 def _decode_ts(r: Reader, ptype: int, next_payload: int) -> TsPayload:
     r.need(4, "Number of TSs", "a TS payload (count and reserved)")
+    count_at = r.pos
     count = r.u8("Number of TSs")
-    count_field = r.last
     r.reserved(3)
     selectors = []
     for i in range(count):
-        if r.remaining == 0:
-            raise r.error_at(count_field, f"says {count} selectors but the payload holds only {i}")
+        if r.pos == r.limit:
+            raise r.error("Number of TSs", f"says {count} selectors but the payload holds only {i}", at=count_at)
         selectors.append(_decode_selector(r, i + 1))
     if r.remaining:
-        raise r.error_at(count_field, f"says {count} selectors but {r.remaining} more bytes follow them")
+        raise r.error("Number of TSs", f"says {count} selectors but {r.remaining} more bytes follow them", at=count_at)
     return TsPayload(ptype == PayloadType.TSi, selectors)
 
 
@@ -175,7 +174,7 @@ def _decode_selector(r: Reader, index: int) -> TrafficSelector:
         raise r.error_at(r.last, f"start address {ip_display(start)} is above end address {ip_display(end)}")
     r.close_group(group)
     selector = TrafficSelector(ts_type, protocol, start_port, end_port, start, end)
-    group.display = str(selector)
+    group.display_later(lambda _: str(selector))  # str() summarizes the range into networks: slow
     return selector
 
 
@@ -230,7 +229,7 @@ def _decode_cp(r: Reader, ptype: int, next_payload: int) -> ConfigPayload:
     cfg_type = r.u8("CFG Type", show=enum_display(CfgType), note="REQUEST/REPLY in IKE_AUTH, SET/ACK to push settings.")
     r.reserved(3)
     attributes = []
-    while r.remaining:
+    while r.pos < r.limit:
         group = r.open_group("Attribute")
         header = r.u16(
             "Attribute Type", show=_cfg_attribute_display, note="Top bit reserved, then the 15-bit attribute type."

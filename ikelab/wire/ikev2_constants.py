@@ -335,9 +335,11 @@ _NAMES: dict[type[IntEnum], dict[int, str]] = {}  # enum -> {value: name}, fille
 
 def name_of(enum_cls: type[IntEnum], value: int) -> str:
     """IANA name of `value` in `enum_cls`, or "UNKNOWN(n)" for unassigned and private values."""
-    # A dict lookup: the decoder names most fields it reads, and enum_cls(value) is ~10x slower.
-    names = _NAMES.get(enum_cls)
-    if names is None:
-        names = _NAMES[enum_cls] = {member.value: member.name for member in enum_cls}
-    name = names.get(value)
-    return f"UNKNOWN({value})" if name is None else name
+    # Dict lookups: the decoder names many fields it reads, and enum_cls(value) is ~10x slower.
+    try:
+        return _NAMES[enum_cls][value]
+    except KeyError:
+        if enum_cls not in _NAMES:  # first use of this enum
+            _NAMES[enum_cls] = {member.value: member.name for member in enum_cls}
+            return name_of(enum_cls, value)
+        return f"UNKNOWN({value})"

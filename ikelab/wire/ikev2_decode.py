@@ -50,12 +50,14 @@ def _context_name(ptype: int) -> str:
     return f"Unknown payload (type {ptype})" if name is None else name
 
 
-def _title(payload: Payload, sender_is_initiator: bool) -> str:
-    """Payload name for the tree: "Nonce payload (Ni)", "Notify payload: COOKIE"."""
-    base = _context_name(payload.payload_type)
+def _title(payload: Payload, base: str, short: str) -> str:
+    """Payload name for the tree: "Nonce payload (Ni)", "Notify payload: COOKIE".
+
+    `base` is its context name ("Nonce payload"), `short` its short name ("Ni").
+    """
     match payload:
         case NoncePayload():
-            return f"{base} ({short_name(payload, sender_is_initiator=sender_is_initiator)})"
+            return f"{base} ({short})"
         case NotifyPayload(notify_type=t):
             return f"{base}: {name_of(NotifyType, t)}"
         case ConfigPayload(cfg_type=t):
@@ -115,7 +117,7 @@ def _decode_chain(
                     offset=field.start + 2,
                 )
             break
-        next_type, announcer, announcer_at = following, _context_name(next_type), field.start
+        next_type, announcer, announcer_at = following, r.context, field.start
     if pos != len(data):
         raise DecodeError(
             f"is NONE (end of the chain) but {len(data) - pos} bytes follow",
@@ -131,9 +133,13 @@ def _decode_payload(r: Reader, ptype: int, sender_is_initiator: bool) -> tuple[P
     data, pos = r.data, r.pos
     r.context, r.limit = _context_name(ptype), len(data)
     group = r.open_group(r.context, note=PAYLOAD_NOTES.get(ptype, ""))
-    next_type = r.u8("Next Payload", show=payload_type_display, note="Type of the payload after this one.")
-    if ptype in ENCRYPTED:
-        r.last.note = "Type of the first payload inside the encrypted data."
+    next_type = r.u8(
+        "Next Payload",
+        show=payload_type_display,
+        note="Type of the first payload inside the encrypted data."
+        if ptype in ENCRYPTED
+        else "Type of the payload after this one.",
+    )
     flags = r.u8(
         "Critical",
         show=_critical_display,
@@ -165,10 +171,11 @@ def _decode_payload(r: Reader, ptype: int, sender_is_initiator: bool) -> tuple[P
         payload = UnknownPayload(ptype, r.rest("Payload Data", note="Skipped (unknown, not critical)."))
         group.note = "Skipped (unknown, not critical): RFC 7296 §2.5 says ignore it."
     r.close_group(group)
-    group.name = _title(payload, sender_is_initiator)
+    short = short_name(payload, sender_is_initiator=sender_is_initiator)
+    group.name = _title(payload, r.context, short)
     if isinstance(payload, NotifyPayload):
         group.note = notify_note(payload.notify_type)
-    group.display = short_name(payload, sender_is_initiator=sender_is_initiator)
+    group.display = short
     return payload, group, next_type
 
 
@@ -194,9 +201,8 @@ def _read_header(r: Reader) -> Header:
     spi_i = r.raw("SPIi", 8, note=HEADER_NOTES["SPIi"])
     spi_r = r.raw("SPIr", 8, note=HEADER_NOTES["SPIr"])
     next_type = r.u8("Next Payload", show=payload_type_display, note=HEADER_NOTES["Next Payload"])
-    version = r.u8("Version", show=lambda v: f"{v >> 4}.{v & 0xF}", note=HEADER_NOTES["Version"])
-    exchange = r.u8("Exchange Type", show=enum_display(ExchangeType))
-    r.last.note = EXCHANGE_NOTES.get(exchange, "Unknown exchange type.")
+    version = r.u8("Version", show=_version_display, note=HEADER_NOTES["Version"])
+    exchange = r.u8("Exchange Type", show=enum_display(ExchangeType), note=_exchange_note)
     flags = r.u8("Flags", show=flags_display, note=HEADER_NOTES["Flags"])
     if flags & RESERVED_FLAGS:
         r.last.note += " Reserved flag bits are set here; they are ignored on receipt."
@@ -205,6 +211,14 @@ def _read_header(r: Reader) -> Header:
     r.close_group(group)
     group.display = f"{name_of(ExchangeType, exchange)} {'response' if flags & RESPONSE_FLAG else 'request'}"
     return Header(spi_i, spi_r, next_type, exchange, flags, message_id, length, version >> 4, version & 0xF)
+
+
+def _version_display(version: object) -> str:
+    return f"{version >> 4}.{version & 0xF}"
+
+
+def _exchange_note(exchange: int) -> str:
+    return EXCHANGE_NOTES.get(exchange, "Unknown exchange type.")
 
 
 def _too_short(data: bytes) -> DecodeError:
@@ -258,7 +272,8 @@ def decode_message(data: bytes) -> DecodedMessage:
         "IKEv2 message",
         0,
         len(data),
-        display=message.summary(),
+        # = message.summary(): the payload Fields' displays are the payloads' short names
+        display=", ".join(["HDR"] + [field.display for field in fields]),
         children=r.out + fields,
         note=EXCHANGE_NOTES.get(header.exchange, ""),
     )

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable
+from functools import cache, partial
 from enum import IntEnum
 
 from .ikev2_constants import HeaderFlags, PayloadType, ProtocolId, name_of
 
 
+@cache  # one function per enum, made once: decoders ask for it for each field they read
 def enum_display(cls: type[IntEnum]) -> Callable[[object], str]:
-    return lambda v: name_of(cls, v)
+    return partial(name_of, cls)
 
 
 def payload_type_display(value: object) -> str:

@@ -88,7 +88,7 @@ def _decode_proposal(r: Reader) -> tuple[Proposal, Field, int]:
 def _decode_transforms(r: Reader, count: int) -> list[Transform]:
     transforms: list[Transform] = []
     for i in range(count):
-        if r.remaining == 0:
+        if r.pos == r.limit:
             raise r.error("Num Transforms", f"says {count} transforms but the proposal holds only {i}")
         transform, group, last = _decode_transform(r)
         if last == 0 and i < count - 1:
@@ -114,8 +114,7 @@ def _decode_transform(r: Reader) -> tuple[Transform, Field, int]:
     if length > r.limit - start:
         raise r.error_at(r.last, f"length {length} runs past the end of the proposal ({r.limit - start} bytes left)")
     outer_limit, r.limit = r.limit, start + length
-    ttype = r.u8("Transform Type", show=TRANSFORM_TYPE_DISPLAY)
-    r.last.note = TRANSFORM_NOTES.get(ttype, "")
+    ttype = r.u8("Transform Type", show=TRANSFORM_TYPE_DISPLAY, note=_transform_note)
     r.reserved(1)
     id_enum = TRANSFORM_ID_ENUMS.get(ttype)
     tid = r.u16("Transform ID", show=TRANSFORM_ID_DISPLAYS.get(ttype), note="The algorithm offered.")
@@ -125,10 +124,10 @@ def _decode_transform(r: Reader) -> tuple[Transform, Field, int]:
     r.limit = outer_limit
     r.close_group(group)
     group.name = f"Transform {name_of(TransformType, ttype)}"
-    group.display = name_of(id_enum, tid) if id_enum else str(tid)
+    group.display = str(tid) if id_enum is None else name_of(id_enum, tid)
     if transform.key_length is not None:
         group.display += f" {transform.key_length}"
-    group.note = TRANSFORM_NOTES.get(ttype, "")
+    group.note = _transform_note(ttype)
     return transform, group, last
 
 
@@ -156,6 +155,10 @@ def _decode_attribute(r: Reader, transform: Transform) -> None:
     else:
         transform.attributes.append((attr_type, value))
         group.name = f"Attribute {attr_type}"
+
+
+def _transform_note(ttype: int) -> str:
+    return TRANSFORM_NOTES.get(ttype, "")
 
 
 def _attribute_type_display(header: object) -> str:

@@ -10,8 +10,6 @@ from enum import IntEnum, IntFlag
 
 from .ikev2_constants import name_of
 
-__all__ = ["name_of"]
-
 
 class ExchangeType(IntEnum):
     BASE = 1

@@ -170,13 +170,13 @@ def _decode_transform(r: Reader, protocol: int) -> tuple[Transform, Field, int]:
     r.limit = outer_limit
     r.close_group(group)
     group.name = f"Transform #{number}"
-    group.display = _transform_display(transform, ids, phase1)
+    group.display = describe_transform(transform, protocol)
     return transform, group, next_payload
 
 
-def _transform_display(transform: Transform, ids, phase1: bool) -> str:
+def describe_transform(transform: Transform, protocol: int) -> str:
     """"AES_CBC-128, SHA2_256, MODP_2048, PRE_SHARED_KEY" or "ESP_AES-128, HMAC_SHA2_256"."""
-    if phase1:
+    if protocol == ProtocolId.ISAKMP:
         cipher = transform.get(IkeAttribute.ENCRYPTION_ALGORITHM)
         words = [name_of(IkeEncryption, cipher) if cipher is not None else "no cipher"]
         key_length = transform.get(IkeAttribute.KEY_LENGTH)
@@ -185,6 +185,7 @@ def _transform_display(transform: Transform, ids, phase1: bool) -> str:
         method = transform.get(IkeAttribute.AUTHENTICATION_METHOD)
         rest = [(hash_id, IkeHash), (group, DhId), (method, AuthMethod)]
     else:
+        ids = TRANSFORM_IDS.get(protocol)
         words = [name_of(ids, transform.transform_id) if ids else str(transform.transform_id)]
         key_length = transform.get(IpsecAttribute.KEY_LENGTH)
         rest = [

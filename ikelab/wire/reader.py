@@ -14,6 +14,7 @@ from .errors import DecodeError
 from .fields import Field
 
 Show = Callable[[object], str] | None  # display text for a value; None: the value in decimal or hex
+Note = str | Callable[[object], str]  # a function of the value for notes that depend on it (see Field)
 
 HEX_PREVIEW = 32  # bytes shown in a display string before it is shortened
 RESERVED_NOTE = "Must be zero; ignored on receipt."
@@ -75,59 +76,68 @@ class Reader:
     def reserved(self, size: int) -> None:
         """RESERVED must be sent as zero and ignored on receipt (RFC 7296 §3.2): accept, but say so."""
         pos = self.pos
-        if pos + size > self.limit:
+        end = pos + size
+        if end > self.limit:
             raise self.error("Reserved", f"needs {size} bytes but only {self.limit - pos} remain")
-        self.pos = pos + size
-        value = int.from_bytes(self.data[pos : pos + size], "big")
+        self.pos = end
+        value = int.from_bytes(self.data[pos:end], "big")
+        base = self.base
         note = RESERVED_NONZERO_NOTE if value else RESERVED_NOTE
-        start = self.base + pos
-        self.out.append(("Reserved", start, start + size, value, "", note, None, str))
+        self.out.append(("Reserved", base + pos, base + end, value, "", note, None, str))
 
     def raw(self, name: str, n: int, *, show: Show = None, note: str = "") -> bytes:
         pos = self.pos
-        if pos + n > self.limit:
+        end = pos + n
+        if end > self.limit:
             raise self.error(name, f"needs {n} bytes but only {self.limit - pos} remain")
-        self.pos = pos + n
-        value = self.data[pos : pos + n]
-        start = self.base + pos
-        self.out.append((name, start, start + n, value, "", note, None, show or hex_display))
+        self.pos = end
+        value = self.data[pos:end]
+        base = self.base
+        self.out.append((name, base + pos, base + end, value, "", note, None, show or hex_display))
         return value
 
     def rest(self, name: str, *, show: Show = None, note: str = "") -> bytes:
-        return self.raw(name, self.limit - self.pos, show=show, note=note)
+        pos, end = self.pos, self.limit
+        self.pos = end
+        value = self.data[pos:end]
+        base = self.base
+        self.out.append((name, base + pos, base + end, value, "", note, None, show or hex_display))
+        return value
 
-    def uint(self, name: str, size: int, *, show: Show = None, note: str = "") -> int:
+    def uint(self, name: str, size: int, *, show: Show = None, note: Note = "") -> int:
         pos = self.pos
-        if pos + size > self.limit:
+        end = pos + size
+        if end > self.limit:
             raise self.error(name, f"needs {size} bytes but only {self.limit - pos} remain")
-        self.pos = pos + size
-        value = int.from_bytes(self.data[pos : pos + size], "big")
-        start = self.base + pos
-        self.out.append((name, start, start + size, value, "", note, None, show or str))
+        self.pos = end
+        value = int.from_bytes(self.data[pos:end], "big")
+        base = self.base
+        self.out.append((name, base + pos, base + end, value, "", note, None, show or str))
         return value
 
-    def u8(self, name: str, *, show: Show = None, note: str = "") -> int:
+    def u8(self, name: str, *, show: Show = None, note: Note = "") -> int:
         pos = self.pos
-        if pos + 1 > self.limit:
+        if pos >= self.limit:
             raise self.error(name, f"needs 1 bytes but only {self.limit - pos} remain")
-        self.pos = pos + 1
+        self.pos = end = pos + 1
         value = self.data[pos]  # indexing: cheaper than int.from_bytes of a slice
-        start = self.base + pos
-        self.out.append((name, start, start + 1, value, "", note, None, show or str))
+        base = self.base
+        self.out.append((name, base + pos, base + end, value, "", note, None, show or str))
         return value
 
-    def u16(self, name: str, *, show: Show = None, note: str = "") -> int:
+    def u16(self, name: str, *, show: Show = None, note: Note = "") -> int:
         pos = self.pos
-        if pos + 2 > self.limit:
+        end = pos + 2
+        if end > self.limit:
             raise self.error(name, f"needs 2 bytes but only {self.limit - pos} remain")
-        self.pos = pos + 2
+        self.pos = end
         data = self.data
         value = data[pos] << 8 | data[pos + 1]
-        start = self.base + pos
-        self.out.append((name, start, start + 2, value, "", note, None, show or str))
+        base = self.base
+        self.out.append((name, base + pos, base + end, value, "", note, None, show or str))
         return value
 
-    def u32(self, name: str, *, show: Show = None, note: str = "") -> int:
+    def u32(self, name: str, *, show: Show = None, note: Note = "") -> int:
         return self.uint(name, 4, show=show, note=note)
 
     @property
@@ -141,7 +151,7 @@ class Reader:
     def open_group(self, name: str, *, note: str = "") -> Field:
         """Start a Field that holds the Fields read until `close_group()`."""
         start = self.base + self.pos
-        parent = Field(name, start, start, None, "", note)
+        parent = Field.group(name, start, note)
         self.out.append(parent)
         self._outer.append(self.out)
         self.out = parent._children

@@ -1,0 +1,52 @@
+"""One IKEv1 peer's configuration, as a lesson file or a test gives it.
+
+The same settings as IKEv2's (identities, PSK, strongSwan proposal keywords, traffic selectors),
+plus what only IKEv1 has: the phase 1 mode and explicit lifetimes, which IKEv1 negotiates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ikelab.crypto.names import ProposalSpec
+from ikelab.ikev2.config import Identity, RetransmitPolicy
+
+MODES = ("main", "aggressive")
+
+
+@dataclass(frozen=True)
+class Ikev1Config:
+    name: str  # "left" / "right": names the peer in the trace
+    local_id: Identity
+    psk: bytes
+    ike_proposals: tuple[ProposalSpec, ...]
+    esp_proposals: tuple[ProposalSpec, ...]  # a DH group here means PFS: KE payloads in quick mode
+    local_ts: tuple[str, ...]  # networks this side protects; quick mode proposes the first one
+    remote_ts: tuple[str, ...]
+    remote_id: Identity | None = None  # None accepts any identity the PSK authenticates
+    mode: str = "main"  # phase 1: "main" (identity protection) or "aggressive"
+    child_name: str = "net"
+    retransmit: RetransmitPolicy = field(default_factory=RetransmitPolicy)
+    nat_detection: bool = True
+    force_encap: bool = False  # pretend to be behind a NAT so ESP is UDP-encapsulated (strongSwan's encap)
+    ike_lifetime: int = 10800  # seconds, offered in the phase 1 SA
+    esp_lifetime: int = 3600  # seconds, offered in the quick mode SA
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"IKEv1 mode must be 'main' or 'aggressive', not {self.mode!r}")
+
+
+def config_for(spec, mode: str) -> Ikev1Config:
+    """The IKEv1 configuration of a lesson's peer (a `lessons.PeerSpec`); `mode` is the lesson's phase 1 mode."""
+    return Ikev1Config(
+        name=spec.name,
+        local_id=spec.identity,
+        remote_id=spec.remote_identity,
+        psk=spec.psk,
+        ike_proposals=spec.ike,
+        esp_proposals=spec.esp,
+        local_ts=spec.local_ts,
+        remote_ts=spec.remote_ts,
+        mode=mode,
+    )

@@ -54,3 +54,21 @@ def test_transcript_of_main_mode(capsys):
     out = capsys.readouterr().out
     for text in ("sends Main Mode message 1", "sends Quick Mode message 3", "SKEYID", "HASH_I", "IKE SA", "Child SA 'net' installed"):
         assert text in out, text
+
+
+def test_lost_message_is_retransmitted_through_the_stepper():
+    from ikelab.lab.session import Session
+    from ikelab.lab.transports import MemoryTransport
+
+    class LoseThird(MemoryTransport):
+        count = 0
+
+        def carry(self, send):
+            self.count += 1
+            return None if self.count == 3 else super().carry(send)
+
+    lesson = load_lesson("ikev1-main-psk")
+    session = Session(lesson, LoseThird({p.name: p.address for p in lesson.peers}), seed=1)
+    session.run()
+    assert session.outcome.success
+    assert [m.direction for m in session.trace.of(__import__("ikelab.trace", fromlist=["MessageEvent"]).MessageEvent)].count("retransmitted") >= 1

@@ -101,3 +101,23 @@ def test_ikelab_peer_command_against_strongswan(tmp_path):
     assert ours.returncode == 0, err
     assert "IKE SA established, 1 Child SA(s) installed" in out
     assert "receives IKE_AUTH request #1 192.0.2.1:4500 -> 192.0.2.2:4500" in out
+
+
+@pytest.mark.parametrize("roles", ["ikelab initiates", "strongSwan initiates"])
+@pytest.mark.parametrize("mode", ["main", "aggressive"])
+def test_ikev1_against_strongswan(roles, mode):
+    from ikelab.trace import Ikev1KeysEvent
+
+    lesson = dataclasses.replace(LESSON, ike_version=1, mode=mode)
+    if roles == "strongSwan initiates":
+        lesson = swapped(lesson)
+    with Lab(lesson) as lab:
+        session = _peer_session(lesson, lab, seed=None)
+        session.run()
+        log = lab.charons["right"].logs().read_text(errors="replace")
+    assert session.outcome.ike_up.get("left"), session.outcome.failures
+    assert len(session.outcome.children["left"]) == 1
+    assert "CHILD_SA net{1} established" in log
+    ka = session.trace.of(Ikev1KeysEvent, "left")[0].keys["Ka"]
+    # strongSwan logs the encryption key it derived: the same Ka as ours.
+    assert " ".join(f"{b:02X}" for b in ka[:8]) in log

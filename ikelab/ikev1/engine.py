@@ -81,6 +81,10 @@ class Ikev1Peer:
     def on_timer(self, now: float) -> list[Effect]:
         return self._run(now, self._retransmit_due)
 
+    def busy(self) -> bool:
+        """An exchange waits for the peer's next message (IKEv1's only timers are retransmissions)."""
+        return self.next_timer() is not None
+
     def established(self) -> list[IsakmpSa]:
         return [sa for sa in self.sas.values() if sa.state is State.ESTABLISHED]
 

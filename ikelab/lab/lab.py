@@ -156,6 +156,7 @@ class Lab:
             if peer.remote_identity is None else peer.remote_identity.text, psk=peer.psk,
             ike_proposal=",".join(s.keywords() for s in peer.ike), esp_proposal=",".join(s.keywords() for s in peer.esp),
             local_ts=list(peer.local_ts), remote_ts=list(peer.remote_ts), role=peer.role, workdir=workdir,
+            version=self.lesson.ike_version, aggressive=self.lesson.ike_version == 1 and self.lesson.mode == "aggressive",
         )
         charon = Charon(config, self.topology.log)
         self.charons[peer.name] = charon

@@ -69,17 +69,22 @@ class StrongswanPeer:
     remote_ts: list[str]
     role: str = "responder"  # "initiator" or "responder": which one may call Charon.initiate()
     workdir: Path
+    version: int = 2  # 1: IKEv1 (main mode, or aggressive mode with `aggressive`)
+    aggressive: bool = False
 
     def __post_init__(self) -> None:
         if self.role not in ("initiator", "responder"):
             raise ValueError(f"role must be 'initiator' or 'responder', not {self.role!r}")
 
 
-def strongswan_conf(workdir: Path) -> str:
+def strongswan_conf(workdir: Path, aggressive_psk: bool = False) -> str:
     vici = f"unix://{workdir / 'charon.vici'}"
+    # A responder refuses aggressive mode with a PSK unless told otherwise: the hash it sends can be
+    # cracked offline (which is what the aggressive-mode lesson shows).
+    aggressive = "  i_dont_care_about_security_and_use_aggressive_mode_psk = yes\n" if aggressive_psk else ""
     return f"""\
 charon {{
-  load_modular = no
+{aggressive}  load_modular = no
   load = {PLUGINS}
   filelog {{
     lab {{
@@ -109,7 +114,8 @@ def swanctl_conf(peer: StrongswanPeer) -> str:
     return f"""\
 connections {{
   {CONNECTION} {{
-    version = 2
+    version = {peer.version}
+    aggressive = {"yes" if peer.aggressive else "no"}
     local_addrs = {peer.local_addr}
     remote_addrs = {peer.remote_addr}
     proposals = {peer.ike_proposal}
@@ -205,7 +211,7 @@ class Charon:
         swanctl = self.workdir / "swanctl"
         for name in SWANCTL_DIRS:
             (swanctl / name).mkdir(parents=True, exist_ok=True)
-        (self.workdir / "strongswan.conf").write_text(strongswan_conf(self.workdir))
+        (self.workdir / "strongswan.conf").write_text(strongswan_conf(self.workdir, self.peer.aggressive))
         (swanctl / "swanctl.conf").write_text(swanctl_conf(self.peer))
         # A previous run's log or socket in the same workdir would mislead keys() and the start-up wait.
         for stale in (self.logs(), self.workdir / "charon.vici"):

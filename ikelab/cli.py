@@ -35,6 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ikelab {__version__}")
     sub = parser.add_subparsers(dest="command")
 
+    tui = sub.add_parser("tui", help="step through a lesson in the terminal UI")
+    tui.add_argument("lesson", help="a lesson slug (see `ikelab lessons`) or a lesson file")
+    tui.add_argument("--seed", type=int, help="make the run repeatable (not secure); random when not given")
+    tui.add_argument("--transport", choices=["netns", "loopback", "memory"], help="default: the lab where it can start")
+
     run = sub.add_parser("run", help="run a lesson: both peers, to the end")
     run.add_argument("lesson", help="a lesson slug (see `ikelab lessons`) or a lesson file")
     run.add_argument("--headless", action="store_true", help="no terminal UI: print the transcript")
@@ -112,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             return cmd_run(args)
+        if args.command == "tui":
+            return cmd_tui(args.lesson, args.seed, args.transport)
         if args.command == "keys":
             return cmd_keys_ikev2(args) if args.version == "ikev2" else cmd_keys_ikev1(args)
         if args.command == "crack":
@@ -136,16 +143,27 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_default() -> int:
+    """The lesson picker in a terminal; without one (a pipe, a script), the list of lessons."""
+    if sys.stdout.isatty() and sys.stdin.isatty():
+        return cmd_tui(None, None, None)
     from ikelab.lessons import LessonError, list_lessons
 
     try:
         lessons = list_lessons()
     except LessonError as e:
         raise UsageError(str(e)) from None
-    print("ikelab: the terminal UI is not part of this version yet. Run a lesson headless:")
+    print("ikelab: no terminal for the lesson picker. Run a lesson headless:")
     for lesson in lessons:
         print(f"  ikelab run {lesson.slug} --headless      # {lesson.title}")
     return 0
+
+
+def cmd_tui(lesson: str | None, seed: int | None, transport: str | None) -> int:
+    from ikelab.tui import run_app
+
+    if seed is not None:
+        print(SEED_WARNING.format(seed=seed), file=sys.stderr)
+    return run_app(lesson, seed, transport)
 
 
 def cmd_lessons(args) -> int:
@@ -339,10 +357,10 @@ def cmd_run(args) -> int:
         lesson = load_lesson(args.lesson)
     except LessonError as e:
         raise UsageError(str(e)) from None
+    if not args.headless and not args.json and sys.stdout.isatty():
+        return cmd_tui(args.lesson, args.seed, args.transport)
     if args.seed is not None:
         print(SEED_WARNING.format(seed=args.seed), file=sys.stderr)
-    if not args.headless:
-        print("ikelab: the terminal UI is not part of this version yet; running headless.", file=sys.stderr)
     if args.ping < 0:
         raise UsageError("--ping takes a count of 0 or more")
     transport, fallback = _pick_transport(args)

@@ -101,8 +101,11 @@ class _WorkerHandle:
 
     def reply(self) -> dict:
         while b"\n" not in self._buffer:
-            ready, _, _ = select.select([self.control], [], [], CONTROL_TIMEOUT)
-            chunk = self.control.recv(1 << 20) if ready else b""
+            try:
+                ready, _, _ = select.select([self.control], [], [], CONTROL_TIMEOUT)
+                chunk = self.control.recv(1 << 20) if ready else b""
+            except OSError:  # the worker is gone (reset, closed): say so, never raise into the lab
+                chunk = b""
             if not chunk:
                 return {"ok": False, "error": "the ESP worker stopped answering"}
             self._buffer += chunk

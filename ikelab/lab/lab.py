@@ -163,19 +163,22 @@ class Lab:
         charon.start()
 
     def close(self) -> None:
-        """Undo everything, in reverse order; safe to call twice and after a partial start."""
-        if self.capture is not None:
-            self.capture.stop()
-        if self.datapath is not None:
-            self.datapath.stop()
-        if self.transport is not None:
-            self.transport.close()
-        for charon in self.charons.values():
-            charon.stop()
-        self.topology.down()
-        if self._workdir is not None:
-            self._workdir.cleanup()
-            self._workdir = None
+        """Undo everything, in reverse order; safe to call twice and after a partial start. The
+        namespaces go last and always, whatever failed before them."""
+        try:
+            if self.capture is not None:
+                self.capture.stop()
+            if self.datapath is not None:
+                self.datapath.stop()
+            if self.transport is not None:
+                self.transport.close()
+            for charon in self.charons.values():
+                charon.stop()
+        finally:
+            self.topology.down()
+            if self._workdir is not None:
+                self._workdir.cleanup()
+                self._workdir = None
 
     def stop_capture(self) -> None:
         if self.capture is not None:

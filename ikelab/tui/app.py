@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import signal
 from collections.abc import Iterable
 
 from textual.app import App, SystemCommand
@@ -34,6 +36,10 @@ class IkelabApp(App):
         self.runners: list[Runner] = []  # every run opened, so all are closed on exit
 
     def on_mount(self) -> None:
+        # A closed terminal (SIGHUP) or a kill (SIGTERM) leaves like q does, so the lab is removed.
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGHUP, signal.SIGTERM):
+            loop.add_signal_handler(signum, self.exit)
         if self.lesson is not None:
             self.push_screen(LessonScreen(self._runner(self.lesson)))
         else:
@@ -50,6 +56,10 @@ class IkelabApp(App):
     def close_runners(self) -> None:
         for runner in self.runners:
             runner.close()
+
+    def on_unmount(self) -> None:
+        # The app is going away (quit, or an error it caught): remove the labs before it is gone.
+        self.close_runners()
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from ikelab.lab.session import Step
+from typing import TYPE_CHECKING
+
 from ikelab.trace import Event, MessageEvent
+
+if TYPE_CHECKING:  # for annotations only: importing the session module loads the engines
+    from ikelab.lab.session import Step
 
 
 def wire_messages(events: list[Event]) -> list[MessageEvent]:
@@ -36,6 +40,22 @@ def narrative_key(message: MessageEvent | None, step: Step | None) -> str | None
     return step.kind if step is not None else None
 
 
-def delivered(events: list[Event]) -> set[bytes]:
-    """The bytes of every datagram that reached its peer: the other arrows are in flight or lost."""
-    return {e.data for e in events if isinstance(e, MessageEvent) and e.direction == "received"}
+def arrow_states(events: list[Event], steps: list[Step]) -> list[str]:
+    """For each of `wire_messages(events)`: "delivered", "lost", "dropped" (it arrived and the
+    receiver discarded it) or "in flight".
+
+    The stepper carries datagrams first in, first out, one per "message" or "lost" step, so the
+    n-th such step carried the n-th datagram sent.
+    """
+    carried = [s for s in steps if s.kind in ("message", "lost")]
+    states = []
+    for i, _ in enumerate(wire_messages(events)):
+        if i >= len(carried):
+            states.append("in flight")
+        elif carried[i].kind == "lost":
+            states.append("lost")
+        else:
+            step = carried[i]
+            received = any(isinstance(e, MessageEvent) and e.direction == "received" for e in events[step.first_event : step.last_event])
+            states.append("delivered" if received else "dropped")
+    return states

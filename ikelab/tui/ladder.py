@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.text import Text
 from textual.app import ComposeResult
@@ -11,7 +13,10 @@ from textual.widgets.option_list import Option
 
 from ikelab.lessons import Lesson
 from ikelab.trace import Event, MessageEvent
-from ikelab.tui.focus import delivered, wire_messages
+from ikelab.tui.focus import arrow_states, wire_messages
+
+if TYPE_CHECKING:  # for annotations only: importing the session module loads the engines
+    from ikelab.lab.session import Step
 
 SHORT_ROLE = {False: "req", True: "resp"}
 
@@ -22,18 +27,18 @@ class Arrow:
     def __init__(self, message: MessageEvent, to_right: bool, state: str) -> None:
         self.label = f"{message.exchange} {SHORT_ROLE[message.is_response]}  {message.summary}"
         self.to_right = to_right
-        self.state = state  # "delivered", "in flight" or "lost"
+        self.state = state  # one of focus.arrow_states
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         inner = max(options.max_width - 2, 12)
         line = "╌" if self.state == "in flight" else "─"
-        head = {"lost": "✗", "in flight": "▷" if self.to_right else "◁"}.get(self.state, "▶" if self.to_right else "◀")
-        suffix = {"lost": "  (lost)", "in flight": "  (in flight)"}.get(self.state, "")
+        head = {"lost": "✗", "dropped": "✗", "in flight": "▷" if self.to_right else "◁"}.get(self.state, "▶" if self.to_right else "◀")
+        suffix = {"lost": "  (lost)", "dropped": "  (dropped by the receiver)", "in flight": "  (in flight)"}.get(self.state, "")
         room = inner - 7 - len(suffix)  # 6 cells of arrow around the label, and at least one of line
         label = self.label if len(self.label) <= room else self.label[: room - 1] + "…"
         label += suffix
         fill = line * (inner - len(label) - 6)
-        style = {"lost": "red", "in flight": "yellow"}.get(self.state, "")
+        style = {"lost": "red", "dropped": "red", "in flight": "yellow"}.get(self.state, "")
         if self.to_right:
             body = Text.assemble(line * 2 + " ", (label, "bold " + style), " " + fill + line, (head, style))
         else:
@@ -62,7 +67,7 @@ class Ladder(Vertical):
 
     def on_mount(self) -> None:
         self.query_one("#peers", Static).update(self._peers_line())
-        self.show([], None)
+        self.show([], [], None)
 
     def on_resize(self) -> None:
         self.query_one("#peers", Static).update(self._peers_line())
@@ -74,19 +79,16 @@ class Ladder(Vertical):
         gap = max(self.size.width - 2 - len(a) - len(b), 2)
         return Text.assemble((a, "bold"), " " * gap, (b, "bold"))
 
-    def show(self, events: list[Event], focus: MessageEvent | None) -> None:
+    def show(self, events: list[Event], steps: list[Step], focus: MessageEvent | None) -> None:
         """Draw every message so far and highlight `focus` (which opens it in the message tab)."""
         arrows = self.query_one("#arrows", OptionList)
         messages = wire_messages(events)
-        arrived = delivered(events)
-        states = [
-            "delivered" if m.data in arrived else "in flight" if i == len(messages) - 1 else "lost"
-            for i, m in enumerate(messages)
-        ]
+        states = arrow_states(events, steps)
         drawn = [(id(m), state) for m, state in zip(messages, states)]
         if drawn != self._drawn or not messages:
             self.messages, self._drawn = messages, drawn
-            options = [Option(Arrow(m, m.peer == self.lesson.left.name, state)) for m, state in zip(messages, states)]
+            # Anything the right peer did not send goes to it (a flood's requests come from left's side).
+            options = [Option(Arrow(m, m.peer != self.lesson.right.name, state)) for m, state in zip(messages, states)]
             if not options:
                 options = [Option(Text("no message on the wire yet: press n to take the first step", "dim italic"), disabled=True)]
             arrows.set_options(options)

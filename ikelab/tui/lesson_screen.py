@@ -2,24 +2,25 @@
 
 Every job on the run (setting up the lab, a step, a replay, the ping, the export) runs in a
 thread worker so the screen never freezes; jobs queue in order, so keys pressed while one is
-running are not lost. After each job every panel redraws from the trace.
+running are not lost. After each job the ladder and the tab on screen redraw from the trace; the
+other tabs redraw when they are shown.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from pathlib import Path
+from typing import ClassVar
 
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Header, OptionList, Static, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState
 
-from ikelab.lab.netns import LabError
-from ikelab.trace import IkeSaEvent
 from ikelab.tui.focus import focus_message, narrative_key
 from ikelab.tui.ladder import Ladder
 from ikelab.tui.message_view import MessageView
@@ -29,7 +30,7 @@ from ikelab.tui.panels.dh import DhPanel
 from ikelab.tui.panels.keys import KeysPanel
 from ikelab.tui.panels.lesson_text import LessonText
 from ikelab.tui.panels.ping import PingPanel
-from ikelab.tui.panels.sas import SaPanel
+from ikelab.tui.panels.sas import SaPanel, ike_sas
 from ikelab.tui.runner import PING_COUNT, Runner
 
 BUSY_TEXT = {
@@ -46,13 +47,11 @@ TRANSPORT_TEXT = {
     "loopback": "loopback UDP (no namespaces, no datapath)",
     "memory": "in-process memory transport (no sockets, no datapath)",
 }
-
-
 TABS = ["tab-lesson", "tab-message", "tab-dh", "tab-keys", "tab-auth", "tab-sas", "tab-ping", "tab-datapath"]
 
 
 class LessonScreen(Screen):
-    BINDINGS = [
+    BINDINGS: ClassVar[list[Binding]] = [
         Binding("n,space", "next", "Next", priority=True),
         Binding("b", "back", "Back"),
         Binding("r", "restart", "Restart"),
@@ -73,6 +72,11 @@ class LessonScreen(Screen):
         self._pending: deque[str] = deque()
         self._job: str | None = None
         self._notice: str | None = None  # a job's message for the user, shown when it is done
+        # The run as last drawn, and the tabs not redrawn since (see show_run).
+        self._events: list = []
+        self._step = None
+        self._focus = self._selected = None
+        self._stale: set[str] = set(TABS)
 
     # ------------------------------------------------------------------ layout
 
@@ -101,12 +105,13 @@ class LessonScreen(Screen):
             with TabPane("Datapath", id="tab-datapath"):
                 yield DatapathPanel(id="datapath")
         yield Static(id="status")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        self.title = f"ikelab · {self.lesson.title}"
+        self.title = f"ikelab · {self.lesson.slug}"
         self.show_run()
-        self._submit("open")
+        # After the first paint: opening loads the engines (and in the lab builds namespaces).
+        self.call_after_refresh(self._submit, "open")
 
     # ------------------------------------------------------------------ jobs
 
@@ -134,15 +139,21 @@ class LessonScreen(Screen):
             return
         self._job = None
         self.query_one("#tabs").loading = False
+        failure = None
         if event.state == WorkerState.ERROR:
+            from ikelab.lab.netns import LabError
+
             error = event.worker.error
             what = "the lab failed" if isinstance(error, LabError) else f"{event.worker.name} failed"
-            self.notify(f"{what}: {error}", severity="error", timeout=10)
+            failure = f"{what}: {error}"
+            self.notify(failure, severity="error", timeout=10)
             self._pending.clear()
         elif self._notice:
             self.notify(self._notice)
         self._notice = None
         self.show_run()
+        if failure:
+            self.query_one("#status", Static).update(Text(f"✗ {failure}", "bold red"))
         self._pump()
 
     def _job_open(self) -> None:
@@ -163,8 +174,12 @@ class LessonScreen(Screen):
     def _job_continue(self) -> None:
         self.runner.run_to_end()
 
+    class PingLine(Message):
+        """A line of the ping arrived (posted from the run's thread)."""
+
     def _job_ping(self) -> None:
-        self.runner.ping(lambda line: self.app.call_from_thread(self._ping_line))
+        # post_message does not wait for the UI: a quit during the ping cannot deadlock on it.
+        self.runner.ping(lambda line: self.post_message(self.PingLine()))
 
     def _job_export(self) -> None:
         path = Path.cwd() / f"ikelab-{self.lesson.slug}.pcapng"
@@ -207,7 +222,13 @@ class LessonScreen(Screen):
         self.app.run_worker(self.runner.close, thread=True, group="close")
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
-        return self.from_picker if action == "lessons" else True
+        """Hide the keys that cannot apply here: going back to a picker that was never shown, and
+        the ping stage without the lab."""
+        if action == "lessons":
+            return self.from_picker
+        if action == "ping":
+            return self.runner.transport_choice.name == "netns"
+        return True
 
     def action_help(self) -> None:
         from ikelab.tui.help import HelpScreen
@@ -226,48 +247,69 @@ class LessonScreen(Screen):
         left, right = self.lesson.left, self.lesson.right
         return f"Press p to send {PING_COUNT} pings from {left.protected} to {right.protected} through the tunnel."
 
-    def _ping_line(self) -> None:
-        events = list(self.runner.session.trace.events)
-        self.query_one(PingPanel).show(events, self._ping_status())
-        self.query_one(SaPanel).show(self.lesson, events)
+    def on_lesson_screen_ping_line(self, message: PingLine) -> None:
+        self._events = list(self.runner.session.trace.events)
+        self._stale |= {"tab-ping", "tab-sas"}
+        self._draw(self.query_one(TabbedContent).active)
 
     def show_run(self) -> None:
-        """Redraw every panel from the trace of the run as it stands."""
+        """Take the run as it stands: redraw the ladder and the tab on screen, the others when shown."""
         runner = self.runner
-        events = list(runner.session.trace.events) if runner.session else []
-        step = runner.steps[-1] if runner.steps else None
-        focus = focus_message(events, step)
+        self._events = events = list(runner.session.trace.events) if runner.session else []
+        self._step = step = runner.steps[-1] if runner.steps else None
+        self._focus = self._selected = focus_message(events, step)
         finished = runner.finished
-        self.query_one(Ladder).show(events, focus)
-        self.query_one(MessageView).show(focus)
-        self.query_one(LessonText).show(self.lesson, step, narrative_key(focus, step), events, finished)
-        self.query_one(DhPanel).show(self.lesson, events)
-        self.query_one(KeysPanel).show(events)
-        self.query_one(AuthPanel).show(events)
-        self.query_one(SaPanel).show(self.lesson, events)
-        self.query_one(PingPanel).show(events, self._ping_status())
-        self.query_one(DatapathPanel).show(events, f"Transport: {TRANSPORT_TEXT[runner.transport_choice.name]}")
-        self.sub_title = self._sub_title(events, step, finished)
+        self.query_one(Ladder).show(events, runner.steps, self._focus)
+        self.sub_title = self._sub_title(step, finished)
         if not self.busy:
             self.query_one("#status", Static).update(self._outcome(events, finished))
+        # Drawing only the visible tab keeps a step fast; the others catch up when activated.
+        self._stale = set(TABS)
+        self._draw(self.query_one(TabbedContent).active)
 
-    def _sub_title(self, events, step, finished: bool) -> str:
+    def _draw(self, tab: str) -> None:
+        if tab not in self._stale:
+            return
+        self._stale.discard(tab)
+        events, lesson = self._events, self.lesson
+        if tab == "tab-lesson":
+            self.query_one(LessonText).show(lesson, self._step, narrative_key(self._focus, self._step), events, self.runner.finished)
+        elif tab == "tab-message":
+            self.query_one(MessageView).show(self._selected)
+        elif tab == "tab-dh":
+            self.query_one(DhPanel).show(lesson, events)
+        elif tab == "tab-keys":
+            self.query_one(KeysPanel).show(events)
+        elif tab == "tab-auth":
+            self.query_one(AuthPanel).show(events)
+        elif tab == "tab-sas":
+            self.query_one(SaPanel).show(lesson, events)
+        elif tab == "tab-ping":
+            self.query_one(PingPanel).show(events, self._ping_status())
+        elif tab == "tab-datapath":
+            self.query_one(DatapathPanel).show(events, f"Transport: {TRANSPORT_TEXT[self.runner.transport_choice.name]}")
+
+    @on(TabbedContent.TabActivated)
+    def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        self._draw(event.pane.id)
+
+    def _sub_title(self, step, finished: bool) -> str:
         runner = self.runner
         where = f"step {step.index + 1}" if step else "not started"
         seed = f"seed {runner.seed}" + ("" if runner.seed_given else " (random)")
         return f"{where}{' (end)' if finished else ''} · {seed} · {runner.transport_choice.name}"
 
-    @staticmethod
-    def _outcome(events, finished: bool) -> Text:
-        states = {e.peer: e for e in events if isinstance(e, IkeSaEvent)}
-        if not states:
-            return Text("")
-        failed = [e for e in states.values() if e.state == "failed"]
+    def _outcome(self, events, finished: bool) -> Text:
+        if self.lesson.manual and finished:
+            return Text("✓ static SAs installed on both sides (no IKE)", "bold green")
+        latest = [e for states in ike_sas(events).values() for e in states.values()]
+        failed = [e for e in latest if e.state == "failed"]
         if failed:
             return Text("✗ IKE SA failed: " + "; ".join(f"{e.peer}: {e.reason}" for e in failed), "bold red")
-        if finished and all(e.state == "established" for e in states.values()):
-            return Text("✓ IKE SA and Child SA established on both sides", "bold green")
-        return Text(", ".join(f"{peer}: IKE SA {e.state}" for peer, e in states.items()))
+        up = {e.peer for e in latest if e.state == "established"}
+        if up >= {p.name for p in self.lesson.peers}:
+            return Text("✓ IKE SA established on both sides" + (", the run is over" if finished else ""), "bold green")
+        return Text(", ".join(f"{e.peer}: IKE SA {e.state}" for e in latest))
 
     # ------------------------------------------------------------------ ladder and tabs
 
@@ -275,7 +317,9 @@ class LessonScreen(Screen):
     def _arrow_highlighted(self, event: OptionList.OptionHighlighted) -> None:
         ladder = self.query_one(Ladder)
         if event.option_index < len(ladder.messages):
-            self.query_one(MessageView).show(ladder.messages[event.option_index])
+            self._selected = ladder.messages[event.option_index]
+            self._stale.add("tab-message")
+            self._draw(self.query_one(TabbedContent).active)
 
     @on(OptionList.OptionSelected, "#arrows")
     def _arrow_selected(self, event: OptionList.OptionSelected) -> None:

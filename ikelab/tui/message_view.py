@@ -18,6 +18,7 @@ from textual.widgets.tree import TreeNode
 from ikelab.trace import MessageEvent
 from ikelab.tui.focus import role
 from ikelab.tui.hexview import HexView
+from ikelab.wire.errors import DecodeError
 from ikelab.wire.fields import Field
 
 DATAGRAM, PLAINTEXT = "datagram", "decrypted SK contents"
@@ -40,10 +41,11 @@ def field_label(f: Field) -> Text:
 class MessageView(Horizontal):
     DEFAULT_CSS = """
     MessageView > Tree { width: 1fr; min-width: 30; }
-    MessageView > #bytes { width: auto; min-width: 42; max-width: 60%; }
-    MessageView #hex { height: 1fr; width: auto; min-width: 42; }
-    MessageView #field-info { height: auto; max-height: 6; padding: 0 1; }
+    MessageView > #bytes { width: 44; }
+    MessageView #hex { height: 1fr; }
+    MessageView #field-info { height: auto; max-height: 8; padding: 0 1; }
     """
+    NARROW_BYTES, WIDE_BYTES = 44, 78  # room for 8 or 16 bytes a row (hex, ASCII, border, scrollbar)
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -55,6 +57,10 @@ class MessageView(Horizontal):
         with Vertical(id="bytes"):
             yield HexView(id="hex")
             yield Static(id="field-info")
+
+    def on_resize(self, event) -> None:
+        # 16 bytes a row only where the tree keeps enough room beside them.
+        self.query_one("#bytes").styles.width = self.WIDE_BYTES if event.size.width >= 150 else self.NARROW_BYTES
 
     @property
     def tree(self) -> Tree:
@@ -72,21 +78,36 @@ class MessageView(Horizontal):
             self.query_one("#field-info", Static).update("")
             return
         head = f"{message.peer} {message.direction} {message.exchange} {role(message)} #{message.message_id}  {message.src} → {message.dst}"
-        tree.reset(head, FieldRef(message.tree, DATAGRAM))
+        try:
+            outer, inner = message.tree, message.inner_tree
+        except DecodeError as e:
+            self._undecodable(head, e)
+            return
+        tree.reset(head, FieldRef(outer, DATAGRAM))
         self.nodes[DATAGRAM].append(tree.root)
-        for child in message.tree.children:
+        for child in outer.children:
             self._add(tree.root, child, DATAGRAM, expand=True)
-        if message.inner_tree:
-            inner = message.inner_tree
-            group = Field(PLAINTEXT, 0, len(message.plaintext), display=f"{len(message.plaintext)} bytes, the payloads then padding", note="What SK_e decrypted: the inner payloads, padding and the pad length byte.", children=inner)
+        if inner:
+            size = len(message.plaintext)
+            group = Field(PLAINTEXT, 0, size, display=f"{size} bytes, the payloads then padding", children=inner,
+                          note="What SK_e decrypted: the inner payloads, padding and the pad length byte.")
+            # Under the SK payload it came from (IKEv1 has none: then under the message).
             sk = next((n for n in tree.root.children if n.data.field.name.startswith("SK")), tree.root)
-            node = sk.add(Text.assemble(("decrypted SK contents", "bold green"), (f"  {len(message.plaintext)} bytes", "dim")), FieldRef(group, PLAINTEXT), expand=True)
+            label = Text.assemble(("decrypted SK contents", "bold green"), (f"  {size} bytes", "dim"))
+            node = sk.add(label, FieldRef(group, PLAINTEXT), expand=True)
             self.nodes[PLAINTEXT].append(node)
             for child in inner:
                 self._add(node, child, PLAINTEXT, expand=False)
         tree.root.expand()
         tree.move_cursor(tree.root)
         self._show_field(tree.root.data)
+
+    def _undecodable(self, head: str, error: DecodeError) -> None:
+        """A message the codec rejects (a lesson may send one on purpose): point at the bad byte."""
+        self.tree.reset(Text.assemble(head, ("  cannot be decoded", "bold red")))
+        data = self.message.data
+        self.query_one(HexView).show(data, f"{DATAGRAM}, {len(data)} bytes", (error.offset, error.offset + 1))
+        self.query_one("#field-info", Static).update(Text(str(error), "red"))
 
     def _add(self, parent: TreeNode, f: Field, region: str, expand: bool) -> None:
         if f.children:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -18,7 +20,7 @@ def lesson_prompt(lesson: Lesson) -> Text:
 
 
 class LessonPicker(Screen):
-    BINDINGS = [Binding("q", "app.quit", "Quit")]
+    BINDINGS: ClassVar[list[Binding]] = [Binding("q", "app.quit", "Quit")]
     DEFAULT_CSS = """
     LessonPicker > #intro { padding: 1 2 0 2; }
     LessonPicker > OptionList { height: 1fr; margin: 1 2; }
@@ -31,12 +33,17 @@ class LessonPicker(Screen):
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False)
         yield Static("Pick a lesson (enter or click). Each one runs two real IKE peers and pauses at every step.", id="intro")
-        yield OptionList(*(Option(lesson_prompt(lesson)) for lesson in self.lessons), id="lessons")
+        options: list[Option | None] = []
+        for lesson in self.lessons:
+            options += [Option(lesson_prompt(lesson)), None]  # None: a separator line
+        yield OptionList(*options[:-1], id="lessons")
         yield Footer()
 
     def on_mount(self) -> None:
         self.title = "ikelab · lessons"
-        self.query_one(OptionList).focus()
+        lessons = self.query_one(OptionList)
+        lessons.focus()
+        lessons.highlighted = 0
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         self.app.open_lesson(self.lessons[event.option_index])

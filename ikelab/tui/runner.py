@@ -14,17 +14,21 @@ from __future__ import annotations
 
 import secrets
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from ikelab.lab.lab import Lab, missing_privileges
-from ikelab.lab.manual import ManualSession
-from ikelab.lab.session import Session, Step
-from ikelab.lab.transports import LoopbackTransport, MemoryTransport
 from ikelab.lessons import Lesson
 from ikelab.trace import CommandEvent, NoteEvent, PingEvent, Trace
+
+# The engines and the lab are imported on the run's thread when the run opens, so loading them
+# does not delay the first screen.
+if TYPE_CHECKING:
+    from ikelab.lab.lab import Lab
+    from ikelab.lab.manual import ManualSession
+    from ikelab.lab.session import Session, Step
 
 PING_COUNT = 5
 T = TypeVar("T")
@@ -42,6 +46,8 @@ class TransportUnavailable(Exception):
 
 def choose_transport(requested: str | None) -> TransportChoice:
     """The lab where it can start, else loopback with the reason; an explicit choice is kept."""
+    from ikelab.lab.lab import missing_privileges
+
     if requested in ("memory", "loopback"):
         return TransportChoice(requested)
     problem = missing_privileges()
@@ -57,10 +63,8 @@ class ManualStepper:
 
     def __init__(self, session: ManualSession) -> None:
         self.session = session
-        self.lesson = session.lesson
         self.trace: Trace = session.trace
         self.outcome = session.outcome
-        self.peers = session.peers
         self.steps: list[Step] = []
 
     @property
@@ -72,6 +76,8 @@ class ManualStepper:
         return self.session.clock
 
     def step(self) -> Step | None:
+        from ikelab.lab.session import Step
+
         if self.steps:
             return None
         first = len(self.trace)
@@ -109,6 +115,9 @@ class Runner:
         self._on_thread(self._open)
 
     def _open(self) -> None:
+        from ikelab.lab.lab import Lab
+        from ikelab.lab.transports import LoopbackTransport, MemoryTransport
+
         name = self.transport_choice.name
         if name == "netns":
             lab = Lab(self.lesson)
@@ -180,6 +189,9 @@ class Runner:
         self._on_thread(lambda: self._new_session() if self.session else None)
 
     def _new_session(self) -> None:
+        from ikelab.lab.manual import ManualSession
+        from ikelab.lab.session import Session
+
         if self.session is not None and self.lab is not None:
             # The replay installs the same Child SAs again: take the previous run's out first.
             for peer, children in self.session.outcome.children.items():
@@ -218,15 +230,32 @@ class Runner:
                 trace.emit(PingEvent("lab", clock, text, counters))
                 on_line(text)
 
-            result = lab.ping(count, line)
+            result = self._ping_while_live(lambda: lab.ping(count, line))
             level = "info" if result.received == result.transmitted else "warning"
             trace.emit(NoteEvent("lab", clock, level, f"ping: {result.received} of {result.transmitted} replies through the tunnel"))
 
         self._on_thread(ping)
 
+    def _ping_while_live(self, ping: Callable[[], T]) -> T:
+        """Meanwhile the session follows the wall clock, so the lesson's rekeys and actions happen
+        while the packets flow (as `ikelab run --ping` does)."""
+        session = self.session
+        if isinstance(session, ManualStepper):
+            return ping()
+        stop = threading.Event()
+        live = threading.Thread(target=session.run_live, args=(stop,), name="ikelab-live")
+        live.start()
+        try:
+            return ping()
+        finally:
+            stop.set()
+            live.join()
+            session.run()  # finish any exchange still in flight
+
     # ------------------------------------------------------------------ export
 
     def export(self, path: Path) -> None:
-        from ikelab.export.capture import export_capture  # scapy: imported only when asked for
+        # Imported here: the export pulls in scapy, which a run that never exports need not load.
+        from ikelab.export.capture import export_capture
 
         self._on_thread(lambda: export_capture(path, self.session.trace, self.lesson))

@@ -27,6 +27,24 @@ from ikelab.tui.focus import role
 LEVEL_STYLE = {"info": "", "warning": "yellow", "error": "bold red"}
 
 
+def reflow(text: str) -> Text:
+    """A lesson's prose with its file's line breaks undone, so it wraps to the panel's width.
+
+    Paragraphs (blank-line separated) stay; a line that is a command (`ikelab ...`) or indented
+    keeps a line of its own.
+    """
+    paragraphs = []
+    for paragraph in text.strip().split("\n\n"):
+        lines: list[str] = []
+        for line in paragraph.splitlines():
+            if lines and not line.startswith(("ikelab ", " ", "\t")) and not lines[-1].startswith(("ikelab ", " ", "\t")):
+                lines[-1] += " " + line.strip()
+            else:
+                lines.append(line.rstrip())
+        paragraphs.append("\n".join(lines))
+    return Text("\n\n".join(paragraphs))
+
+
 def hexval(data: bytes) -> str:
     return data.hex() if data else "(empty)"
 
@@ -44,42 +62,41 @@ def values_table(label: str = "", *values: str) -> Table:
     return table
 
 
-def event_line(e: Event) -> Text:
-    """What an event means in one line, for the step's "what happened" list."""
-    who = Text(f"{e.peer:>5}  ", "dim")
+def event_text(e: Event) -> Text:
+    """What an event means, in a line, for the step's "what happened" list."""
     if isinstance(e, MessageEvent):
         verb = {"sent": "sends", "received": "receives", "retransmitted": "retransmits"}[e.direction]
-        return who + Text(f"{verb} {e.exchange} {role(e)} #{e.message_id} ({len(e.data)} bytes): {e.summary}")
+        return Text(f"{verb} {e.exchange} {role(e)} #{e.message_id} ({len(e.data)} bytes): {e.summary}")
     if isinstance(e, DhKeyPairEvent):
-        return who + Text(f"picks a private value and computes its public value in {e.group_name} (DH tab)")
+        return Text(f"picks a private value and computes its public value in {e.group_name} (DH tab)")
     if isinstance(e, DhSharedEvent):
-        return who + Text("computes the shared secret g^ir from the peer's public value (DH tab)")
+        return Text("computes the shared secret g^ir from the peer's public value (DH tab)")
     if isinstance(e, PrfEvent):
-        return who + Text(f"computes {e.formula} (Keys tab)")
+        return Text(f"computes {e.formula} (Keys tab)")
     if isinstance(e, PrfPlusEvent):
-        return who + Text(f"derives {', '.join(e.split)} with prf+ (Keys tab)")
+        return Text(f"derives {', '.join(e.split)} with prf+ (Keys tab)")
     if isinstance(e, IkeKeysEvent):
-        return who + Text(f"keys the IKE SA: {e.cipher}" + (f"-{e.integrity}" if e.integrity else "") + f"-{e.prf}")
+        return Text(f"keys the IKE SA: {e.cipher}" + (f"-{e.integrity}" if e.integrity else "") + f"-{e.prf}")
     if isinstance(e, AuthEvent):
         if e.action == "computed":
-            return who + Text(f"computes its AUTH as {e.of_role} (AUTH tab)")
+            return Text(f"computes its AUTH as {e.of_role} (AUTH tab)")
         verdict = Text("OK", "green") if e.ok else Text("MISMATCH", "bold red")
-        return who + Text(f"verifies the {e.of_role}'s AUTH: ") + verdict
+        return Text(f"verifies the {e.of_role}'s AUTH: ") + verdict
     if isinstance(e, ProposalEvent):
         if e.chosen:
-            return who + Text(f"{e.protocol} proposal chosen: {e.chosen}")
-        return who + Text(f"{e.protocol}: NO_PROPOSAL_CHOSEN", "bold red")
+            return Text(f"{e.protocol} proposal chosen: {e.chosen}")
+        return Text(f"{e.protocol}: NO_PROPOSAL_CHOSEN", "bold red")
     if isinstance(e, TrafficSelectorEvent):
-        return who + Text(f"traffic selectors: {e.reason}")
+        return Text(f"traffic selectors: {e.reason}")
     if isinstance(e, ChildSaEvent):
-        return who + Text(f"Child SA '{e.name}' {e.action}: in SPI 0x{e.inbound['spi']}, out SPI 0x{e.outbound['spi']} (SAs tab)")
+        return Text(f"Child SA '{e.name}' {e.action}: in SPI 0x{e.inbound['spi']}, out SPI 0x{e.outbound['spi']} (SAs tab)")
     if isinstance(e, IkeSaEvent):
         style = "bold green" if e.state == "established" else "bold red" if e.state == "failed" else ""
-        return who + Text(f"IKE SA {e.state.upper()}", style) + Text(f": {e.reason}" if e.reason else "")
+        return Text(f"IKE SA {e.state.upper()}", style) + Text(f": {e.reason}" if e.reason else "")
     if isinstance(e, CommandEvent):
-        return who + Text(f"{e.purpose} (Datapath tab)", "dim")
+        return Text(f"{e.purpose} (Datapath tab)", "dim")
     if isinstance(e, PingEvent):
-        return who + Text(e.line)
+        return Text(e.line)
     if isinstance(e, NoteEvent):
-        return who + Text(e.text, LEVEL_STYLE.get(e.level, ""))
-    return who + Text(e.kind)
+        return Text(e.text, LEVEL_STYLE.get(e.level, ""))
+    return Text(e.kind)

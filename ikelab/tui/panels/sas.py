@@ -13,6 +13,15 @@ from ikelab.tui.text import values_table
 STATE_STYLE = {"established": "bold green", "failed": "bold red"}
 
 
+def ike_sas(events: list[Event]) -> dict[tuple[bytes, bytes], dict[str, IkeSaEvent]]:
+    """Each IKE SA (by its SPIs, in the order they appeared) with each peer's latest state of it."""
+    sas: dict[tuple[bytes, bytes], dict[str, IkeSaEvent]] = {}
+    for e in events:
+        if isinstance(e, IkeSaEvent):
+            sas.setdefault((e.spi_i, e.spi_r), {})[e.peer] = e
+    return sas
+
+
 def live_children(events: list[Event], peer: str) -> list[ChildSaEvent]:
     children: dict[str, ChildSaEvent] = {}
     for e in events:
@@ -36,16 +45,17 @@ def counter_text(counters: dict, peer: str, direction: str, spi: str) -> str:
 class SaPanel(TextPanel):
     def show(self, lesson: Lesson, events: list[Event]) -> None:
         parts = []
+        sas = ike_sas(events)
         keys = next((e for e in events if isinstance(e, IkeKeysEvent)), None)
-        states = {e.peer: e for e in events if isinstance(e, IkeSaEvent)}
-        if keys or states:
-            spi_i, spi_r = (keys.spi_i, keys.spi_r) if keys else (next(iter(states.values())).spi_i, next(iter(states.values())).spi_r)
+        if keys and not sas:
+            sas[(keys.spi_i, keys.spi_r)] = {}  # keyed, not yet authenticated
+        for (spi_i, spi_r), states in sas.items():
             parts.append(Text(f"IKE SA  SPIi {spi_i.hex()}  SPIr {spi_r.hex()}", "bold underline"))
             for peer in (p.name for p in lesson.peers):
                 state = states.get(peer)
                 line = Text(f"  {peer:>5}  ")
                 if state is None:
-                    line.append("negotiating" if keys else "-", "dim")
+                    line.append("negotiating", "dim")
                 else:
                     line.append(state.state.upper(), STATE_STYLE.get(state.state, ""))
                     line.append(f"  {state.algorithms}" + (f"  {state.reason}" if state.reason else ""))

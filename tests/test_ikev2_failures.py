@@ -176,3 +176,14 @@ def test_forged_cookie_is_refused():
     effects = responder.receive(genuine, Endpoint("192.0.2.1", 500), Endpoint("192.0.2.2", 500), 0.0)
     assert decode_message(effects[0].data).message.summary().startswith("HDR, SA, KE, Nr")
     assert len(responder.sas) == 1
+
+
+def test_lesson_2_wrong_psk():
+    from ikelab.lessons import load_lesson
+
+    session = run(load_lesson("ikev2-wrong-psk"))
+    assert session.outcome.failures["left"].notify == "AUTHENTICATION_FAILED"
+    assert session.outcome.failures["right"].notify == "AUTHENTICATION_FAILED"
+    verify = [e for e in session.trace.of(AuthEvent, "right") if e.action == "verified"][0]
+    computed = [e for e in session.trace.of(AuthEvent, "left") if e.action == "computed"][0]
+    assert verify.maced_id == computed.maced_id and verify.auth_key != computed.auth_key

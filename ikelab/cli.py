@@ -364,6 +364,9 @@ def cmd_run(args) -> int:
     if args.ping < 0:
         raise UsageError("--ping takes a count of 0 or more")
     transport, fallback = _pick_transport(args)
+    if lesson.external and transport != "netns":
+        reason = f" ({fallback.split('(')[1].split(')')[0]})" if fallback else ""
+        raise UsageError(f"{lesson.slug} runs strongSwan on the {lesson.external[0].name} side: it needs the namespace lab{reason}")
     if fallback:
         print(f"ikelab: {fallback}", file=sys.stderr)
         args.ping = 0
@@ -438,29 +441,9 @@ def _run_in_lab(args, lesson) -> int:
 
 
 def _peer_session(lesson, lab, seed):
-    """Our side against strongSwan's: the lab runs charon; we answer or start the exchange."""
-    import threading
+    from ikelab.lab.peer_session import strongswan_session
 
-    from ikelab.lab.netns import LabError
-    from ikelab.lab.peer_session import PeerSession
-    from ikelab.trace import NoteEvent
-
-    ours = next(p.name for p in lesson.peers if p.implementation == "ikelab")
-    theirs = lesson.external[0]
-    session = None
-
-    def start_remote() -> None:
-        def initiate() -> None:
-            try:
-                lab.charons[theirs.name].initiate()
-            except LabError as e:
-                session.trace.emit(NoteEvent(theirs.name, session.clock, "error", f"strongSwan: {e}"))
-
-        threading.Thread(target=initiate, name="swanctl-initiate", daemon=True).start()
-
-    session = PeerSession(lesson, lab.transport, ours=ours, start_remote=start_remote, seed=seed,
-                          datapath=lab.datapath, namespaces=lab.namespaces)
-    return session
+    return strongswan_session(lesson, lab, seed)
 
 
 def _ping_while_live(session, lab, count: int, on_line):

@@ -54,12 +54,16 @@ class PeerSession(Session):
                 self.transport.send(send)
                 self._last_activity = time.monotonic()
                 return self._record("sent", f"{self.ours} sent {send.label}", first)
+            # What arrived while we paused comes before our timers: a response that is already
+            # here must not be retransmitted for.
             due = self._next_due()
-            if due is not None and due <= self.clock:
+            wait = WAIT if due is None else max(0.0, min(WAIT, due - self.clock))
+            delivery = self.transport.receive(timeout=0) or (
+                None if due is not None and due <= self.clock else self.transport.receive(timeout=wait))
+            if delivery is None and due is not None and due <= self._now():
+                self.clock = max(self.clock, self._now())
                 self._apply(self.ours, peer.on_timer(self.clock))
                 return self._record("timer", f"timer at {self.clock:.3f} s", first)
-            wait = WAIT if due is None else max(0.0, min(WAIT, due - self.clock))
-            delivery = self.transport.receive(timeout=wait)
             if delivery is not None:
                 self.clock = max(self.clock, self._now())
                 self._last_activity = time.monotonic()
@@ -79,3 +83,27 @@ class PeerSession(Session):
             self.until = max(self.until, self._now())
             self._last_activity = time.monotonic()
             self.step()
+
+
+def strongswan_session(lesson, lab, seed: int | None) -> PeerSession:
+    """Our side against the strongSwan side the lab runs: we answer, or start, the exchange."""
+    import threading
+
+    from ikelab.lab.netns import LabError
+
+    ours = next(p.name for p in lesson.peers if p.implementation == "ikelab")
+    theirs = lesson.external[0]
+    session: PeerSession | None = None
+
+    def start_remote() -> None:
+        def initiate() -> None:
+            try:
+                lab.charons[theirs.name].initiate()
+            except LabError as e:
+                session.trace.emit(NoteEvent(theirs.name, session.clock, "error", f"strongSwan: {e}"))
+
+        threading.Thread(target=initiate, name="swanctl-initiate", daemon=True).start()
+
+    session = PeerSession(lesson, lab.transport, ours=ours, start_remote=start_remote, seed=seed,
+                          datapath=lab.datapath, namespaces=lab.namespaces)
+    return session

@@ -19,6 +19,9 @@ def run_app(lesson_name: str | None, seed: int | None, transport: str | None) ->
         choice = choose_transport(transport)
         lesson = load_lesson(lesson_name) if lesson_name else None
         lessons = [] if lesson else list_lessons()
+        if lesson is not None and lesson.external and choice.name != "netns":
+            raise TransportUnavailable(f"{lesson.slug} runs strongSwan on one side: it needs the namespace lab"
+                                       + (f" ({choice.lab_unavailable})" if choice.lab_unavailable else ""))
     except (LessonError, TransportUnavailable) as e:
         print(f"ikelab: error: {e}", file=sys.stderr)
         return 2

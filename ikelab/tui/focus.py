@@ -11,8 +11,18 @@ if TYPE_CHECKING:  # for annotations only: importing the session module loads th
 
 
 def wire_messages(events: list[Event]) -> list[MessageEvent]:
-    """Every datagram a peer put on the wire, in order: one arrow each."""
-    return [e for e in events if isinstance(e, MessageEvent) and e.direction in ("sent", "retransmitted")]
+    """Every datagram a peer put on the wire, in order: one arrow each. A peer ikelab does not run
+    (strongSwan) records nothing, so what ours received from it stands for its sending."""
+    messages = [e for e in events if isinstance(e, MessageEvent)]
+    sent = {e.data for e in messages if e.direction != "received"}
+    return [e for e in messages if e.direction != "received" or e.data not in sent]
+
+
+def sender(message: MessageEvent, lesson) -> str:
+    """Who put the message on the wire."""
+    if message.direction != "received":
+        return message.peer
+    return next(p.name for p in lesson.peers if p.name != message.peer)
 
 
 def role(message: MessageEvent) -> str:
@@ -47,6 +57,10 @@ def arrow_states(events: list[Event], steps: list[Step]) -> list[str]:
     The stepper carries datagrams first in, first out, one per "message" or "lost" step, so the
     n-th such step carried the n-th datagram sent.
     """
+    if any(s.kind == "sent" for s in steps):
+        # Against a peer ikelab does not run the datagrams go out on their own: what the other
+        # side made of them shows only in what comes back.
+        return ["delivered"] * len(wire_messages(events))
     carried = [s for s in steps if s.kind in ("message", "lost")]
     states = []
     for i, _ in enumerate(wire_messages(events)):

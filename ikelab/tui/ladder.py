@@ -13,7 +13,7 @@ from textual.widgets.option_list import Option
 
 from ikelab.lessons import Lesson
 from ikelab.trace import Event, MessageEvent
-from ikelab.tui.focus import arrow_states, wire_messages
+from ikelab.tui.focus import sender, arrow_states, wire_messages
 
 if TYPE_CHECKING:  # for annotations only: importing the session module loads the engines
     from ikelab.lab.session import Step
@@ -88,7 +88,7 @@ class Ladder(Vertical):
         if drawn != self._drawn or not messages:
             self.messages, self._drawn = messages, drawn
             # Anything the right peer did not send goes to it (a flood's requests come from left's side).
-            options = [Option(Arrow(m, m.peer != self.lesson.right.name, state)) for m, state in zip(messages, states)]
+            options = [Option(Arrow(m, sender(m, self.lesson) != self.lesson.right.name, state)) for m, state in zip(messages, states)]
             if not options:
                 options = [Option(Text("no message on the wire yet: press n to take the first step", "dim italic"), disabled=True)]
             arrows.set_options(options)

@@ -202,6 +202,10 @@ class Runner:
         namespaces = lab.namespaces if lab else None
         if self.lesson.manual:
             session = ManualStepper(ManualSession(self.lesson, datapath=datapath, namespaces=namespaces))
+        elif self.lesson.external and lab is not None:
+            from ikelab.lab.peer_session import strongswan_session
+
+            session = strongswan_session(self.lesson, lab, self.seed)
         else:
             session = Session(self.lesson, self._transport, seed=self.seed, datapath=datapath, namespaces=namespaces)
         if lab is not None:

@@ -384,7 +384,7 @@ def _run_plain(args, lesson, transport_name: str) -> int:
         if transport_name == "loopback":
             transport = LoopbackTransport([p.name for p in lesson.peers])
         else:
-            transport = MemoryTransport({p.name: p.address for p in lesson.peers})
+            transport = MemoryTransport.for_lesson(lesson)
     except TransportError as e:
         raise UsageError(str(e)) from None
     try:

@@ -57,6 +57,7 @@ class PeerSpec:
     cookie_threshold: int | None = None
     auth: str = "psk"  # "psk" or "pubkey" (a certificate from the lesson's lab CA)
     encap: bool = False  # pretend to be behind a NAT: IKE on 4500 and ESP in UDP
+    port: int = 500  # where an initiator starts IKE: 500, or 4500 (with the non-ESP marker) where 500 is blocked
     implementation: str = "ikelab"  # or "strongswan": charon runs this side in the lab
     certificate: "CertSpec | None" = None
 
@@ -70,6 +71,14 @@ class CertSpec:
     not_before: dt.datetime | None = None
     not_after: dt.datetime | None = None
     issuer: str | None = None  # None: the lab CA; another name makes an untrusted CA
+
+
+@dataclass(frozen=True)
+class RouterSpec:
+    """A router between the peers: left in 192.0.2.0/25 behind it, right in 192.0.2.128/25."""
+
+    nat: bool = False  # masquerade left's traffic to the router's address on the right
+    block_udp_500: bool = False  # an administrator blocks IKE's port 500
 
 
 @dataclass(frozen=True)
@@ -126,6 +135,7 @@ class Lesson:
     flood: int = 0  # half-open IKE_SA_INIT requests sent before the real initiator starts
     pki: PkiSpec = PkiSpec()
     mode: str = "main"  # IKEv1 phase 1: "main" or "aggressive"
+    router: "RouterSpec | None" = None  # a third namespace between the peers
 
     @property
     def external(self) -> list[PeerSpec]:
@@ -258,7 +268,7 @@ class _Parser:
         known = {"role", "address", "local_ts", "remote_ts", "protected"}
         if not manual:
             known |= {"id", "remote_id", "psk", "ike", "esp", "rekey_child_after", "rekey_ike_after", "liveness_every",
-                      "cookie_threshold", "auth", "certificate", "encap", "implementation"}
+                      "cookie_threshold", "auth", "certificate", "encap", "implementation", "port"}
         for key in table:
             if key not in known:
                 hint = " (a manually keyed lesson has no IKE settings)" if manual else ""
@@ -294,6 +304,7 @@ class _Parser:
             liveness_every=self._seconds(table, "liveness_every", w),
             cookie_threshold=self._count(table, "cookie_threshold", w),
             encap=self._bool(table, "encap", w),
+            port=self._port(table, w),
             implementation=self._implementation(table, w, auth),
         )
 
@@ -344,6 +355,23 @@ class _Parser:
         if value == "strongswan" and auth != "psk":
             raise self.error(where + "auth", "a strongSwan peer authenticates with a PSK in this version")
         return value
+
+    def _port(self, table: dict, where: str) -> int:
+        value = table.get("port", 500)
+        if value not in (500, 4500):
+            raise self.error(where + "port", f"IKE runs on port 500 or 4500, not {value!r}")
+        return value
+
+    def router(self, data: dict) -> RouterSpec | None:
+        table = data.get("router")
+        if table is None:
+            return None
+        if not isinstance(table, dict) or set(table) - {"nat", "block"}:
+            raise self.error("router", "a [router] table takes `nat` (true/false) and `block` (e.g. [\"udp/500\"])")
+        block = table.get("block", [])
+        if not isinstance(block, list) or set(block) - {"udp/500"}:
+            raise self.error("router.block", f"the router can block [\"udp/500\"], not {block!r}")
+        return RouterSpec(nat=self._bool(table, "nat", "router."), block_udp_500="udp/500" in block)
 
     def _bool(self, table: dict, key: str, where: str) -> bool:
         value = table.get(key, False)
@@ -418,7 +446,7 @@ class _Parser:
 
     def lesson(self, data: dict) -> Lesson:
         known = {"title", "slug", "summary", "ike_version", "keying", "left", "right", "manual", "step", "checkpoint",
-                 "duration", "action", "flood", "pki", "mode"}
+                 "duration", "action", "flood", "pki", "mode", "router"}
         for key in data:
             if key not in known:
                 raise self.error(key, f"unknown setting (known: {', '.join(sorted(known))})")
@@ -441,6 +469,13 @@ class _Parser:
             raise self.error("right.address", "the two peers need different addresses")
         if left.implementation == right.implementation == "strongswan":
             raise self.error("right.implementation", "at least one side must be ikelab")
+        router = self.router(data)
+        if router is not None:
+            for peer, half in ((left, "192.0.2.0/25"), (right, "192.0.2.128/25")):
+                address = ipaddress.ip_address(peer.address)
+                if address not in ipaddress.ip_network(half) or str(address) in ("192.0.2.126", "192.0.2.129"):
+                    raise self.error(f"{peer.name}.address", f"behind the router the {peer.name} peer needs an address in "
+                                     f"{half} other than the router's (192.0.2.126 and 192.0.2.129)")
         steps = []
         for i, step in enumerate(data.get("step", [])):
             if not isinstance(step, dict) or not isinstance(step.get("match"), str) or not isinstance(step.get("text"), str):
@@ -467,6 +502,7 @@ class _Parser:
             flood=self._count(data, "flood", "") or 0,
             pki=self.pki(data),
             mode=mode,
+            router=router,
         )
 
 

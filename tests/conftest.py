@@ -39,7 +39,7 @@ def run(lesson=None, seed: int | None = 1, transport: str = "memory", transport_
         if transport == "loopback":
             transport_obj = LoopbackTransport([p.name for p in lesson.peers])
         else:
-            transport_obj = MemoryTransport({p.name: p.address for p in lesson.peers})
+            transport_obj = MemoryTransport.for_lesson(lesson)
     session = Session(lesson, transport_obj, seed=seed)
     try:
         session.run()

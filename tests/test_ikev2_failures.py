@@ -5,7 +5,7 @@ from __future__ import annotations
 from conftest import lesson_with, messages, run
 from ikelab.lab.session import Session
 from ikelab.lab.transports import MemoryTransport
-from ikelab.trace import AuthEvent, ChildSaEvent, IkeSaEvent, NoteEvent, ProposalEvent, TrafficSelectorEvent
+from ikelab.trace import AuthEvent, ChildSaEvent, IkeSaEvent, MessageEvent, NoteEvent, ProposalEvent, TrafficSelectorEvent
 
 
 def failure(session, peer):
@@ -187,3 +187,30 @@ def test_lesson_2_wrong_psk():
     verify = [e for e in session.trace.of(AuthEvent, "right") if e.action == "verified"][0]
     computed = [e for e in session.trace.of(AuthEvent, "left") if e.action == "computed"][0]
     assert verify.maced_id == computed.maced_id and verify.auth_key != computed.auth_key
+
+
+def test_nat_in_the_path_moves_ike_to_4500():
+    from ikelab.lessons import load_lesson
+
+    session = run(load_lesson("ikev2-nat"))
+    assert session.outcome.success
+    sent = messages(session)
+    assert [m.dst for m in sent] == ["192.0.2.130:500", "192.0.2.129:500", "192.0.2.130:4500", "192.0.2.129:4500"]
+    received = [m for m in session.trace.of(MessageEvent, "right") if m.direction == "received"]
+    assert received[0].src == "192.0.2.129:500"  # the router's address, as right sees it
+    child = session.outcome.children["left"][0]
+    assert child.outbound.encap == (4500, 4500)
+
+
+def test_blocked_udp_500_gives_up_then_4500_gets_through():
+    import dataclasses
+
+    from ikelab.lessons import load_lesson
+
+    lesson = load_lesson("ikev2-blocked-500")
+    session = run(lesson)
+    assert "after 4 retransmissions" in session.outcome.failures["left"].reason
+    assert [round(m.time, 2) for m in messages(session, "retransmitted")] == [2.0, 5.6, 12.08, 23.74]
+    on_4500 = run(dataclasses.replace(lesson, left=dataclasses.replace(lesson.left, port=4500)))
+    assert on_4500.outcome.success
+    assert all(m.dst.endswith(":4500") for m in messages(on_4500))

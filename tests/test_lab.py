@@ -246,3 +246,15 @@ def test_rekeys_while_ping_runs_lose_no_ping(capsys):
     assert any("REKEY_SA" not in e["summary"] and "TSi" not in e["summary"] for e in rekeys)  # the IKE SA rekey
     lines = [e["line"] for e in events if e["kind"] == "ping"]
     assert "25 packets transmitted, 25 received, 0% packet loss" in " ".join(lines)
+
+
+def test_real_nat_in_a_router_namespace(capsys):
+    import json
+
+    assert main(["run", "ikev2-nat", "--headless", "--json"]) == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    received = [e for e in events if e["kind"] == "message" and e["peer"] == "right" and e["direction"] == "received"]
+    assert received[0]["src"] == "192.0.2.129:500" and received[1]["src"].startswith("192.0.2.129:")
+    assert received[1]["dst"] == "192.0.2.130:4500"
+    commands = next(e for e in events if e["kind"] == "commands")["commands"]
+    assert any("masquerade" in c for c in commands)

@@ -84,6 +84,7 @@ class Ikev2Config:
     retransmit: RetransmitPolicy = field(default_factory=RetransmitPolicy)
     nat_detection: bool = True
     force_encap: bool = False  # pretend to be behind a NAT so ESP is UDP-encapsulated (strongSwan's encap)
+    ike_port: int = 500  # where an initiator starts: 500, or 4500 with the non-ESP marker (RFC 7296 §2.23)
     # Lifetimes on the run's clock, counted from when the SA was set up; None never rekeys.
     rekey_child_after: float | None = None
     rekey_ike_after: float | None = None

@@ -16,7 +16,7 @@ from typing import Callable
 from ikelab.esp.sa import ChildSa, EspSa
 from ikelab.lab.reuseport import steer_esp_in_udp
 from ikelab.lab import datapath as datapaths
-from ikelab.lab.netns import LabError, Topology, in_namespace
+from ikelab.lab.netns import LabError, Router, Topology, in_namespace
 from ikelab.lab.transports import IKE_PORT, NAT_T_PORT, UdpTransport, bound_udp_socket
 from ikelab.lessons import Lesson
 
@@ -97,7 +97,8 @@ class Lab:
 
     def __init__(self, lesson: Lesson, *, capture: Path | None = None, prefer_datapath: str = "auto") -> None:
         self.lesson = lesson
-        self.topology = Topology([(p.name, p.address, p.protected) for p in lesson.peers])
+        router = Router(lesson.router.nat, lesson.router.block_udp_500) if lesson.router else None
+        self.topology = Topology([(p.name, p.address, p.protected) for p in lesson.peers], router=router)
         self.capture_path = capture
         self.prefer_datapath = prefer_datapath
         self.transport: UdpTransport | None = None

@@ -99,21 +99,46 @@ class Side:
     protected: str  # protected host address, /32 on lo
 
 
-class Topology:
-    """Two namespaces joined by a veth pair; each has its outer address and a protected address.
+@dataclass(frozen=True)
+class Router:
+    """A third namespace between the peers: it forwards, and can masquerade (NAT) or drop UDP 500.
 
-    A third namespace in the middle (a router that NATs or drops UDP 500) fits the same shape:
-    two veth pairs instead of one, and the middle namespace forwarding between them.
+    The link is split in two: left in 192.0.2.0/25 (the router at .126), right in 192.0.2.128/25
+    (the router at .129).
     """
 
-    def __init__(self, sides: list[tuple[str, str, str]], log: CommandLog | None = None) -> None:
+    nat: bool = False
+    drop_udp_500: bool = False
+
+    LEFT_ADDRESS = "192.0.2.126"
+    RIGHT_ADDRESS = "192.0.2.129"
+
+    def nft_rules(self) -> str:
+        rules = ["table inet ikelab {"]
+        if self.drop_udp_500:
+            rules += ["  chain forward {", "    type filter hook forward priority 0;",
+                      "    udp dport 500 counter drop comment \"an administrator blocks IKE on port 500\"", "  }"]
+        rules.append("}")
+        if self.nat:
+            rules += ["table ip ikelab-nat {", "  chain postrouting {", "    type nat hook postrouting priority 100;",
+                      "    oifname \"veth-rr\" counter masquerade", "  }", "}"]
+        return "\n".join(rules) + "\n"
+
+
+class Topology:
+    """Two namespaces joined by a veth pair; each has its outer address and a protected address.
+    With a `router`, a third namespace sits in the middle and the two peers reach each other through it."""
+
+    def __init__(self, sides: list[tuple[str, str, str]], log: CommandLog | None = None, router: Router | None = None) -> None:
         """`sides`: (name, outer address, protected address) for left and right."""
         self.rid = run_id()
         self.log = log or CommandLog()
+        self.router = router
         self.sides = {
             name: Side(name, namespace_name(self.rid, name), f"veth-{name}", address, protected)
             for name, address, protected in sides
         }
+        self.router_namespace = namespace_name(self.rid, "router")
         self._created: list[str] = []
 
     def up(self) -> None:
@@ -132,18 +157,47 @@ class Topology:
         for side in (left, right):
             self.log.run(["ip", "netns", "add", side.namespace])
             self._created.append(side.namespace)
-        self.log.run(
-            ["ip", "link", "add", left.interface, "netns", left.namespace, "type", "veth",
-             "peer", "name", right.interface, "netns", right.namespace]
-        )
+        prefix = 24
+        if self.router is None:
+            self.log.run(
+                ["ip", "link", "add", left.interface, "netns", left.namespace, "type", "veth",
+                 "peer", "name", right.interface, "netns", right.namespace]
+            )
+        else:
+            self._build_router(left, right)
+            prefix = 25
         for side in (left, right):
             n = ["ip", "-n", side.namespace]
             self.log.run(n + ["link", "set", "lo", "up"])
-            self.log.run(n + ["addr", "add", f"{side.address}/24", "dev", side.interface])
+            self.log.run(n + ["addr", "add", f"{side.address}/{prefix}", "dev", side.interface])
             self.log.run(n + ["link", "set", side.interface, "up"])
             self.log.run(n + ["addr", "add", f"{side.protected}/32", "dev", "lo"])
             # No IPv6 on the link: nothing but the lesson's traffic on the wire.
             self.log.run(["ip", "netns", "exec", side.namespace, "sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1"])
+
+        if self.router is not None:
+            # Each peer reaches the other half of 192.0.2.0/24 through the router.
+            self.log.run(["ip", "-n", left.namespace, "route", "add", "192.0.2.128/25", "via", Router.LEFT_ADDRESS])
+            self.log.run(["ip", "-n", right.namespace, "route", "add", "192.0.2.0/25", "via", Router.RIGHT_ADDRESS])
+
+    def _build_router(self, left: Side, right: Side) -> None:
+        router = self.router_namespace
+        self.log.run(["ip", "netns", "add", router])
+        self._created.append(router)
+        for side, inner, address in ((left, "veth-rl", Router.LEFT_ADDRESS), (right, "veth-rr", Router.RIGHT_ADDRESS)):
+            self.log.run(["ip", "link", "add", side.interface, "netns", side.namespace, "type", "veth",
+                          "peer", "name", inner, "netns", router])
+            self.log.run(["ip", "-n", router, "addr", "add", f"{address}/25", "dev", inner])
+            self.log.run(["ip", "-n", router, "link", "set", inner, "up"])
+        self.log.run(["ip", "netns", "exec", router, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1"])
+        if self.router.nat or self.router.drop_udp_500:
+            if shutil.which("nft") is None:
+                raise LabError("this lesson's router needs nftables: apt-get install nftables")
+            rules = self.router.nft_rules()
+            self.log.lines.append(f"ip netns exec {router} nft -f - <<EOF\n{rules}EOF")
+            result = subprocess.run(["ip", "netns", "exec", router, "nft", "-f", "-"], input=rules, capture_output=True, text=True)
+            if result.returncode != 0:
+                raise LabError(f"nft in the router namespace failed: {result.stderr.strip()}")
 
     def down(self) -> None:
         """Remove the namespaces (their veth ends and everything inside go with them)."""

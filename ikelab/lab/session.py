@@ -49,6 +49,7 @@ def peer_config(spec: PeerSpec, credentials: Credentials | None = None) -> Ikev2
         liveness_every=spec.liveness_every,
         cookie_threshold=spec.cookie_threshold,
         force_encap=spec.encap,
+        ike_port=spec.port,
         **pki,
     )
 

@@ -39,21 +39,42 @@ class Transport(Protocol):
 
 
 class MemoryTransport:
-    """Hands datagrams over in-process; a peer is found by its address, on any port (500 or 4500)."""
+    """Hands datagrams over in-process; a peer is found by its address, on any port (500 or 4500).
+
+    A lesson's router is modelled the way the lab's nftables rules behave: UDP 500 dropped, and the
+    left peer's address rewritten to the router's (ports kept) on the way to the right.
+    """
 
     name = "memory"
+    ROUTER_RIGHT = "192.0.2.129"
 
-    def __init__(self, addresses: dict[str, str]) -> None:
+    def __init__(self, addresses: dict[str, str], *, nat: bool = False, block_udp_500: bool = False) -> None:
         self._endpoints = {peer: Endpoint(addr, IKE_PORT) for peer, addr in addresses.items()}
+        self.nat, self.block_udp_500 = nat, block_udp_500
+
+    @classmethod
+    def for_lesson(cls, lesson) -> "MemoryTransport":
+        router = lesson.router
+        return cls({p.name: p.address for p in lesson.peers}, nat=bool(router and router.nat),
+                   block_udp_500=bool(router and router.block_udp_500))
 
     def endpoint(self, peer: str) -> Endpoint:
         return self._endpoints[peer]
 
     def carry(self, send: Send) -> Delivery | None:
-        receiver = next((p for p, e in self._endpoints.items() if e.host == send.dst.host), None)
+        if self.block_udp_500 and send.dst.port == IKE_PORT:
+            return None
+        src, dst = send.src, send.dst
+        left = self._endpoints.get("left")
+        if self.nat and left is not None:
+            if src.host == left.host:
+                src = Endpoint(self.ROUTER_RIGHT, src.port)
+            elif dst.host == self.ROUTER_RIGHT:
+                dst = Endpoint(left.host, dst.port)
+        receiver = next((p for p, e in self._endpoints.items() if e.host == dst.host), None)
         if receiver is None:
             return None
-        return Delivery(send.data, send.src, send.dst, receiver)
+        return Delivery(send.data, src, dst, receiver)
 
     def close(self) -> None:
         pass

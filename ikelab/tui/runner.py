@@ -126,7 +126,7 @@ class Runner:
         elif name == "loopback":
             self._transport = LoopbackTransport([p.name for p in self.lesson.peers])
         else:
-            self._transport = MemoryTransport({p.name: p.address for p in self.lesson.peers})
+            self._transport = MemoryTransport.for_lesson(self.lesson)
         self._new_session()
 
     def close(self) -> None:

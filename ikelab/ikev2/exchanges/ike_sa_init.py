@@ -37,7 +37,11 @@ NONCE_LENGTH = 32  # RFC 7296 §2.10: at least half the PRF key size and at leas
 def start(peer: "Ikev2Peer", remote: Endpoint) -> None:
     cfg = peer.config
     spi_i = peer.random(8, "IKE SPIi")
-    sa = IkeSa("initiator", spi_i, bytes(8), peer.local, remote, State.INIT_SENT)
+    local = peer.local
+    if cfg.ike_port != local.port:
+        # Starting on 4500 (e.g. where port 500 is blocked): both ends of the exchange use it.
+        local, remote = Endpoint(local.host, cfg.ike_port), Endpoint(remote.host, cfg.ike_port)
+    sa = IkeSa("initiator", spi_i, bytes(8), local, remote, State.INIT_SENT)
     sa.ni = peer.random(NONCE_LENGTH, "Ni")
     peer.sas[spi_i] = sa
     peer.note("info", f"initiating IKE SA {spi_i.hex()} to {remote}")

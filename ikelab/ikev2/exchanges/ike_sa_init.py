@@ -38,7 +38,7 @@ def start(peer: "Ikev2Peer", remote: Endpoint) -> None:
     cfg = peer.config
     spi_i = peer.random(8, "IKE SPIi")
     local = peer.local
-    if cfg.ike_port != local.port:
+    if cfg.ike_port == NAT_T_PORT and local.port != NAT_T_PORT:
         # Starting on 4500 (e.g. where port 500 is blocked): both ends of the exchange use it.
         local, remote = Endpoint(local.host, cfg.ike_port), Endpoint(remote.host, cfg.ike_port)
     sa = IkeSa("initiator", spi_i, bytes(8), local, remote, State.INIT_SENT)

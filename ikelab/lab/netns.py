@@ -84,8 +84,12 @@ class CommandLog:
         return result
 
 
+_SAFE = re.compile(r"[\w@%+=:,./-]+")
+
+
 def _quote(arg: str) -> str:
-    return arg if re.fullmatch(r"[\w@%+=:,./-]+", arg) else "'" + arg.replace("'", "'\\''") + "'"
+    """Shell quoting only where needed, so commands read as a student would type them."""
+    return arg if _SAFE.fullmatch(arg) else "'" + arg.replace("'", "'\\''") + "'"
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,11 @@
 """Median wall time of a full IKEv2 handshake (IKE_SA_INIT + IKE_AUTH) between two ikelab peers.
 
 Prints, for the memory and loopback transports, the median total, the share spent in
-Diffie-Hellman, in the other crypto (PRF, prf+, ciphers, HMAC) and in everything else, and as its
-last line a JSON object with those figures. Run: .venv/bin/python bench/handshake.py [--runs N]
+Diffie-Hellman, in the other crypto (PRF, prf+, ciphers, HMAC) and in everything else. As root it
+also measures on the wire, in the namespace lab, ikelab against two strongSwan daemons with the
+same proposal: the time from the first IKE_SA_INIT request to the last IKE_AUTH response in a
+tcpdump capture of the veth. The last line is a JSON object with every figure.
+Run: .venv/bin/python bench/handshake.py [--runs N] [--wire-runs N]
 """
 
 from __future__ import annotations
@@ -76,9 +79,82 @@ def one_handshake(lesson, transport_name: str) -> dict[str, float]:
     return {"total": total, "dh": dh_time, "crypto": crypto, "other": total - dh_time - crypto, "not_dh": total - dh_time}
 
 
+def wire_time(capture: Path) -> float:
+    """Seconds from the first IKE_SA_INIT request to the last IKE_AUTH response in a capture."""
+    from scapy.layers.inet import UDP
+    from scapy.utils import rdpcap
+
+    times = []
+    for packet in rdpcap(str(capture)):
+        if not packet.haslayer(UDP) or 500 not in (packet[UDP].sport, packet[UDP].dport) and 4500 not in (packet[UDP].sport, packet[UDP].dport):
+            continue
+        payload = bytes(packet[UDP].payload)
+        if payload[:4] == bytes(4):
+            payload = payload[4:]  # the non-ESP marker on 4500
+        if len(payload) < 28:
+            continue
+        exchange, flags = payload[18], payload[19]
+        times.append((float(packet.time), exchange, bool(flags & 0x20)))
+    first = next(t for t, x, response in times if x == 34 and not response)
+    last = [t for t, x, response in times if x == 35 and response][-1]
+    return last - first
+
+
+def ikelab_on_the_wire(lesson) -> float:
+    import tempfile
+
+    from ikelab.lab.lab import Lab
+
+    with tempfile.TemporaryDirectory(prefix="ikelab-bench-") as scratch:
+        capture = Path(scratch) / "veth.pcap"
+        with Lab(lesson, capture=capture) as lab:
+            session = Session(lesson, lab.transport, datapath=lab.datapath, namespaces=lab.namespaces)
+            session.run()
+            time.sleep(0.1)
+            lab.stop_capture()
+            assert session.outcome.success
+        return wire_time(capture)
+
+
+def strongswan_on_the_wire() -> float:
+    import subprocess
+    import tempfile
+
+    from ikelab.lab.netns import Topology
+    from ikelab.lab.strongswan import Charon, StrongswanPeer
+
+    with tempfile.TemporaryDirectory(prefix="ikelab-bench-") as scratch:
+        topology = Topology([("left", "192.0.2.1", "198.51.100.1"), ("right", "192.0.2.2", "203.0.113.1")])
+        with topology:
+            left, right = topology.sides["left"], topology.sides["right"]
+
+            def peer(me, other, role, local_ts, remote_ts):
+                workdir = Path(scratch) / me.name
+                workdir.mkdir()
+                return StrongswanPeer(name=me.name, namespace=me.namespace, local_addr=me.address, remote_addr=other.address,
+                                      local_id=f"{me.name}.example", remote_id=f"{other.name}.example", psk=b"bench-psk",
+                                      local_ts=[local_ts], remote_ts=[remote_ts], role=role, workdir=workdir)
+
+            capture = Path(scratch) / "veth.pcap"
+            with Charon(peer(right, left, "responder", "203.0.113.0/24", "198.51.100.0/24")), \
+                    Charon(peer(left, right, "initiator", "198.51.100.0/24", "203.0.113.0/24")) as initiator:
+                tcpdump = subprocess.Popen(["ip", "netns", "exec", left.namespace, "tcpdump", "-i", left.interface, "-n", "-U",
+                                            "--immediate-mode", "-Z", "root", "-w", str(capture), "udp"],
+                                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                tcpdump.stderr.readline()
+                try:
+                    initiator.initiate()
+                    time.sleep(0.1)
+                finally:
+                    tcpdump.terminate()
+                    tcpdump.wait()
+        return wire_time(capture)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=31)
+    parser.add_argument("--wire-runs", type=int, default=11, help="runs of each on the wire (root and strongSwan only)")
     parser.add_argument("--lesson", default="ikev2-psk")
     args = parser.parse_args()
     lesson = load_lesson(args.lesson)
@@ -92,7 +168,21 @@ def main() -> None:
     print(f"{'transport':10} {'total':>8} {'DH':>8} {'crypto':>8} {'other':>8} {'not DH':>8}")
     for transport, r in results.items():
         print(f"{transport:10} {r['total']:8.3f} {r['dh']:8.3f} {r['crypto']:8.3f} {r['other']:8.3f} {r['not_dh']:8.3f}")
-    print(json.dumps({"runs": args.runs, "proposal": ike, "unit": "ms", **{t: {k: round(v, 4) for k, v in r.items()} for t, r in results.items()}}))
+    figures = {"runs": args.runs, "proposal": ike, "unit": "ms", **{t: {k: round(v, 4) for k, v in r.items()} for t, r in results.items()}}
+    from ikelab.lab.lab import missing_privileges
+    from ikelab.lab.strongswan import available
+
+    if missing_privileges() is None and available() is None and args.wire_runs > 0:
+        ours = [ikelab_on_the_wire(lesson) * 1000 for _ in range(args.wire_runs)]
+        theirs = [strongswan_on_the_wire() * 1000 for _ in range(args.wire_runs)]
+        wire = {"ikelab": statistics.median(ours), "strongswan": statistics.median(theirs)}
+        wire["ratio"] = wire["ikelab"] / wire["strongswan"]
+        print(f"on the wire (first IKE_SA_INIT request to last IKE_AUTH response), median of {args.wire_runs}:")
+        print(f"  ikelab {wire['ikelab']:.2f} ms   strongSwan {wire['strongswan']:.2f} ms   ratio {wire['ratio']:.2f}")
+        figures["wire"] = {k: round(v, 4) for k, v in wire.items()}
+    else:
+        print("on the wire: skipped (needs root and strongSwan)")
+    print(json.dumps(figures))
 
 
 if __name__ == "__main__":

@@ -208,3 +208,11 @@ def test_ecp_private_scalar_range_is_1_to_n_minus_1(number, order):
     for bad in (0, n):
         with pytest.raises(DhError, match=r"must be in \[1, n-1\]"):
             group.keypair_from_private(bad.to_bytes(size, "big"))
+
+
+def test_gmp_and_python_exponentiation_agree():
+    from ikelab.crypto import dh
+
+    p = dh._prime(dh.dh_group(14))
+    for exponent in (2, 3, 2**319 + 12345, p - 2):
+        assert dh._powmod(2, exponent, p) == pow(2, exponent, p)

@@ -111,8 +111,17 @@ def dh_group(number: int) -> DhGroup:
 
 
 # --- MODP -----------------------------------------------------------------------------
-# Plain pow() rather than cryptography's finite-field DH, which cryptography 50 deprecates:
-# it keeps working for years, and the numbers are the textbook ones students compute.
+# Modular exponentiation rather than cryptography's finite-field DH, which cryptography 50
+# deprecates: it keeps working for years, and the numbers are the textbook ones students compute.
+# GMP (through gmpy2) does it about seven times faster than Python's pow(), which a 2048-bit
+# handshake feels; without gmpy2 the built-in pow() gives the same values.
+try:
+    from gmpy2 import powmod as _gmp_powmod
+
+    def _powmod(base: int, exponent: int, modulus: int) -> int:
+        return int(_gmp_powmod(base, exponent, modulus))
+except ImportError:  # pragma: no cover - gmpy2 is a dependency; this keeps ikelab usable without it
+    _powmod = pow
 
 
 def _prime(group: DhGroup) -> int:
@@ -133,7 +142,7 @@ def _modp_shared(group: DhGroup, private: bytes, peer_public: bytes) -> bytes:
         # 0, 1 and p-1 would force the shared secret into {0, 1, p-1} (RFC 6989 §2.1).
         raise DhError(f"peer public value for {group.name} must be in (1, p-1)")
     # RFC 7296 §2.14: g^ir is left-padded with zeros to the length of the modulus.
-    shared = pow(y, _modp_private(group, private), p)
+    shared = _powmod(y, _modp_private(group, private), p)
     return shared.to_bytes(group.public_length, "big")
 
 
@@ -205,7 +214,7 @@ def _generate_private(group: DhGroup, rng: RandomSource, purpose: str) -> bytes:
 
 def _public_value(group: DhGroup, private: bytes) -> bytes:
     if group.kind == "modp":
-        y = pow(modp.GENERATOR, _modp_private(group, private), _prime(group))
+        y = _powmod(modp.GENERATOR, _modp_private(group, private), _prime(group))
         return y.to_bytes(group.public_length, "big")
     if group.kind == "ecp":
         point = _ecp_key(group, private).public_key()

@@ -94,10 +94,12 @@ class _WorkerHandle:
         child.close()
         self._buffer = b""
         self._lock = threading.Lock()  # the live stage installs SAs while the ping reads counters
+
+    def wait_ready(self) -> None:
         ready = self.reply()
         if not ready.get("ok"):
             self.close()
-            raise LabError(f"the ESP datapath in {side.namespace} did not start: {ready.get('error', 'no answer')}")
+            raise LabError(f"the ESP datapath in {self.side.namespace} did not start: {ready.get('error', 'no answer')}")
 
     def reply(self) -> dict:
         while b"\n" not in self._buffer:
@@ -142,9 +144,12 @@ class UserspaceEsp:
 
     def start(self) -> None:
         try:
+            # Start every worker first, then wait: their start-ups (a Python each) overlap.
+            for name in self.sides:
+                self.workers[name] = _WorkerHandle(self.topology.sides[name], self.log)
             for name in self.sides:
                 side = self.topology.sides[name]
-                self.workers[name] = _WorkerHandle(side, self.log)
+                self.workers[name].wait_ready()
                 self.log.lines.append(f"# {side.namespace}: ikelab's ESP worker opened TUN device {TUN_NAME} and a raw socket for protocol 50")
                 self.log.run(["ip", "-n", side.namespace, "link", "set", TUN_NAME, "mtu", str(TUN_MTU), "up"])
         except BaseException:

@@ -20,23 +20,30 @@ def _blocks(result) -> list[dict]:
 
 def derive_ike_keys(peer: "Ikev2Peer", sa: "IkeSa") -> None:
     """SKEYSEED and the seven SK_* of a new IKE SA."""
-    prf, cipher, integ = sa.ike.prf, sa.ike.cipher, sa.ike.integrity
+    prf = sa.ike.prf
     skeyseed = ikev2_kdf.skeyseed(prf, sa.ni, sa.nr, sa.shared_secret)
-    peer.emit(
-        PrfEvent,
-        label="SKEYSEED",
-        formula="SKEYSEED = prf(Ni | Nr, g^ir)",
-        prf=prf.description,
-        key=sa.ni + sa.nr,
-        data=sa.shared_secret,
-        output=skeyseed,
-    )
+    peer.emit(PrfEvent, label="SKEYSEED", formula="SKEYSEED = prf(Ni | Nr, g^ir)", prf=prf.description,
+              key=sa.ni + sa.nr, data=sa.shared_secret, output=skeyseed)
+    _sa_keys(peer, sa, skeyseed, "IKE SA keys")
+
+
+def derive_rekeyed_ike_keys(peer: "Ikev2Peer", old: "IkeSa", new: "IkeSa") -> None:
+    """The keys of an IKE SA made by rekeying: SKEYSEED = prf(SK_d (old), g^ir (new) | Ni | Nr)."""
+    skeyseed = ikev2_kdf.rekey_skeyseed(old.ike.prf, old.keys.sk_d, new.shared_secret, new.ni, new.nr)
+    peer.emit(PrfEvent, label="SKEYSEED (rekeyed IKE SA)", formula="SKEYSEED = prf(SK_d (old), g^ir (new) | Ni | Nr)",
+              prf=old.ike.prf.description, key=old.keys.sk_d, data=new.shared_secret + new.ni + new.nr, output=skeyseed)
+    _sa_keys(peer, new, skeyseed, "rekeyed IKE SA keys")
+
+
+def _sa_keys(peer: "Ikev2Peer", sa: "IkeSa", skeyseed: bytes, label: str) -> None:
+    """{SK_d | SK_ai | SK_ar | SK_ei | SK_er | SK_pi | SK_pr} = prf+(SKEYSEED, Ni | Nr | SPIi | SPIr)."""
+    prf, cipher, integ = sa.ike.prf, sa.ike.cipher, sa.ike.integrity
     keys, stream = ikev2_kdf.ike_sa_keys(
         prf, skeyseed, sa.ni, sa.nr, sa.spi_i, sa.spi_r, cipher.key_length, integ.key_length if integ else 0
     )
     peer.emit(
         PrfPlusEvent,
-        label="IKE SA keys",
+        label=label,
         formula="{SK_d | SK_ai | SK_ar | SK_ei | SK_er | SK_pi | SK_pr} = prf+(SKEYSEED, Ni | Nr | SPIi | SPIr)",
         prf=prf.description,
         key=skeyseed,
@@ -46,54 +53,8 @@ def derive_ike_keys(peer: "Ikev2Peer", sa: "IkeSa") -> None:
         split=keys.as_dict(),
     )
     sa.keys = keys
-    peer.emit(
-        IkeKeysEvent,
-        spi_i=sa.spi_i,
-        spi_r=sa.spi_r,
-        cipher=cipher.name,
-        integrity=integ.name if integ else "",
-        prf=prf.name,
-        keys=keys.as_dict(),
-    )
-
-
-def derive_rekeyed_ike_keys(peer: "Ikev2Peer", old: "IkeSa", new: "IkeSa") -> None:
-    """The keys of an IKE SA made by rekeying: SKEYSEED = prf(SK_d (old), g^ir (new) | Ni | Nr)."""
-    prf, cipher, integ = new.ike.prf, new.ike.cipher, new.ike.integrity
-    skeyseed = ikev2_kdf.rekey_skeyseed(old.ike.prf, old.keys.sk_d, new.shared_secret, new.ni, new.nr)
-    peer.emit(
-        PrfEvent,
-        label="SKEYSEED (rekeyed IKE SA)",
-        formula="SKEYSEED = prf(SK_d (old), g^ir (new) | Ni | Nr)",
-        prf=old.ike.prf.description,
-        key=old.keys.sk_d,
-        data=new.shared_secret + new.ni + new.nr,
-        output=skeyseed,
-    )
-    keys, stream = ikev2_kdf.ike_sa_keys(
-        prf, skeyseed, new.ni, new.nr, new.spi_i, new.spi_r, cipher.key_length, integ.key_length if integ else 0
-    )
-    peer.emit(
-        PrfPlusEvent,
-        label="rekeyed IKE SA keys",
-        formula="{SK_d | SK_ai | SK_ar | SK_ei | SK_er | SK_pi | SK_pr} = prf+(SKEYSEED, Ni | Nr | SPIi | SPIr)",
-        prf=prf.description,
-        key=skeyseed,
-        seed=new.ni + new.nr + new.spi_i + new.spi_r,
-        blocks=_blocks(stream),
-        output=stream.output,
-        split=keys.as_dict(),
-    )
-    new.keys = keys
-    peer.emit(
-        IkeKeysEvent,
-        spi_i=new.spi_i,
-        spi_r=new.spi_r,
-        cipher=cipher.name,
-        integrity=integ.name if integ else "",
-        prf=prf.name,
-        keys=keys.as_dict(),
-    )
+    peer.emit(IkeKeysEvent, spi_i=sa.spi_i, spi_r=sa.spi_r, cipher=cipher.name, integrity=integ.name if integ else "",
+              prf=prf.name, keys=keys.as_dict())
 
 
 def derive_child_sa(

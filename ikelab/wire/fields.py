@@ -13,14 +13,15 @@ class Field:
     Behaves like a dataclass of (name, start, end, value, display, note, children), with two
     differences made for speed, so that decoding does not build what only a person looking at the
     tree needs (the engine decodes every message it receives and rarely looks at the tree):
-    - `show`, if given, computes `display` from `value` when `display` is first read (until then
-      the `display` slot is unset, and reading it lands in __getattr__);
-    - `children` may hold leaves as plain tuples of the constructor's arguments (the Reader records
-      them so: a tuple costs a fraction of a Field), which become Fields when `children` is read.
+    - `show`, if given, computes `display` from `value` when `display` is first read;
+    - a group made with `records` (by the Reader) holds its leaves as records, tuples of the
+      constructor's arguments (a tuple costs a fraction of a Field), which become Fields when
+      `children` is first read (see `from_record`).
+    Until then `display` or `children` is an unset slot, and reading it lands in __getattr__.
     Hand-written (with __slots__) because a dataclass cannot hold lazy attributes cheaply.
     """
 
-    __slots__ = ("name", "start", "end", "value", "display", "note", "_children", "_show")
+    __slots__ = ("name", "start", "end", "value", "display", "note", "children", "_show", "_records", "_base")
     __match_args__ = ("name", "start", "end", "value", "display", "note", "children")
 
     def __init__(
@@ -33,6 +34,8 @@ class Field:
         note: str | Callable[[object], str] = "",  # what the field means, for students; or note(value)
         children: list[Field] | None = None,
         show: Callable[[object], str] | None = None,  # display = show(value), computed on first read
+        records: list[Field | tuple] | None = None,  # children still being read, some as records
+        records_base: int = 0,  # what the records' offsets count from
     ) -> None:
         self.name = name
         self.start = start
@@ -43,19 +46,11 @@ class Field:
         else:
             self._show = show
         self.note = note if type(note) is str else note(value)
-        self._children = [] if children is None else children
-
-    @classmethod
-    def group(cls, name: str, start: int, note: str) -> Field:
-        """An empty group at `start`, as the Reader opens one: same as cls(name, start, start, note=note).
-
-        Sets the slots itself: calling cls() runs __init__ through the type, which costs more than
-        the rest of opening a group (and a message has a dozen groups).
-        """
-        group = _new_object(cls)
-        group.name, group.start, group.end, group.value = name, start, start, None
-        group.display, group.note, group._children = "", note, []
-        return group
+        if records is None:
+            self.children = [] if children is None else children
+        else:  # read `children` only once all records are in: later ones would stay records
+            self._records = records
+            self._base = records_base
 
     def display_later(self, show: Callable[[object], str]) -> None:
         """Make `display` show(value), computed when first read, as with the constructor's `show`."""
@@ -63,23 +58,17 @@ class Field:
             del self.display
         self._show = show
 
-    def __getattr__(self, name: str) -> str:
-        """Only called for an unset slot, which can only be `display` (see `show`)."""
-        if name != "display":
-            raise AttributeError(f"'Field' object has no attribute '{name}'")
-        self.display = self._show(self.value)
-        return self.display
-
-    @property
-    def children(self) -> list[Field]:
-        children = self._children
-        if tuple in map(type, children):
-            children[:] = [Field(*child) if type(child) is tuple else child for child in children]
-        return children
-
-    @children.setter
-    def children(self, children: list[Field]) -> None:
-        self._children = children
+    def __getattr__(self, name: str) -> object:
+        """Only called for an unset slot: `display` (see `show`) or `children` (see `records`)."""
+        if name == "display":
+            self.display = self._show(self.value)
+            return self.display
+        if name == "children":
+            records, base = self._records, self._base
+            records[:] = [from_record(record, base) if type(record) is tuple else record for record in records]
+            self.children = records
+            return records
+        raise AttributeError(f"'Field' object has no attribute '{name}'")
 
     def _astuple(self) -> tuple:
         return (self.name, self.start, self.end, self.value, self.display, self.note, self.children)
@@ -123,7 +112,12 @@ class Field:
         }
 
 
-_new_object = object.__new__
+def from_record(record: tuple, base: int) -> Field:
+    """The Field for a record: a tuple of Field's arguments whose start and end count from `base`."""
+    if base:
+        name, start, end, *rest = record
+        return Field(name, base + start, base + end, *rest)
+    return Field(*record)
 
 
 def _json_value(value: object) -> object:

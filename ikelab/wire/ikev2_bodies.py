@@ -6,6 +6,7 @@ Each decoder reads exactly the body (the bytes after the generic payload header)
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 from .ikev2_constants import (
     AuthMethod,
@@ -44,6 +45,21 @@ from .ikev2_sa import decode_sa
 from .reader import Reader
 
 SPI_SIZES = {ProtocolId.IKE: 8, ProtocolId.AH: 4, ProtocolId.ESP: 4}
+DELETE_SPI_SIZES = {ProtocolId.IKE: 0, ProtocolId.AH: 4, ProtocolId.ESP: 4}
+# Enum members the decoders test, looked up once: reading a member from an IntEnum class goes
+# through EnumType.__getattr__, which costs about as much as recording a field.
+IDi, CERT, TSi = PayloadType.IDi, PayloadType.CERT, PayloadType.TSi
+ADDRESS_IDS = (IdType.ID_IPV4_ADDR, IdType.ID_IPV6_ADDR)
+TEXT_IDS = (IdType.ID_FQDN, IdType.ID_RFC822_ADDR)
+# Display functions made once, not for each field read.
+DH_DISPLAY = enum_display(DhId)
+NOTIFY_TYPE_DISPLAY = enum_display(NotifyType)
+ID_TYPE_DISPLAY = enum_display(IdType)
+AUTH_METHOD_DISPLAY = enum_display(AuthMethod)
+CERT_ENCODING_DISPLAY = enum_display(CertEncoding)
+TS_TYPE_DISPLAY = enum_display(TsType)
+PROTOCOL_DISPLAY = enum_display(ProtocolId)
+CFG_TYPE_DISPLAY = enum_display(CfgType)
 ADDRESS_ATTRIBUTES = {
     ConfigAttribute.INTERNAL_IP4_ADDRESS,
     ConfigAttribute.INTERNAL_IP4_NETMASK,
@@ -58,7 +74,7 @@ ADDRESS_ATTRIBUTES = {
 def _decode_ke(r: Reader, ptype: int, next_payload: int) -> KePayload:
     r.need(4, "DH Group Num", "a KE payload (group number and reserved)")
     group = r.u16(
-        "DH Group Num", show=enum_display(DhId), note="Group of the public value; must match the chosen DH transform."
+        "DH Group Num", show=DH_DISPLAY, note="Group of the public value; must match the chosen DH transform."
     )
     r.reserved(2)
     data = r.rest("Key Exchange Data", note="The sender's Diffie-Hellman public value (g^x mod p, or a curve point).")
@@ -80,43 +96,48 @@ def _decode_notify(r: Reader, ptype: int, next_payload: int) -> NotifyPayload:
         raise r.error_at(
             r.last, f"SPI size {spi_size} does not fit protocol {protocol_display(protocol)} (4 for ESP/AH, 8 for IKE)"
         )
-    notify_type = r.u16("Notify Message Type", show=enum_display(NotifyType), note=notify_note)
+    notify_type = r.u16("Notify Message Type", show=NOTIFY_TYPE_DISPLAY, note=notify_note)
     spi = r.raw("SPI", spi_size, note="The SA this notification is about.") if spi_size else b""
     data = b""
-    if r.remaining:
-        data = r.rest("Notification Data", show=_notify_data_display(notify_type), note=notify_note(notify_type))
+    if r.pos < r.limit:
+        data = r.rest("Notification Data", show=NOTIFY_DATA_DISPLAYS.get(notify_type), note=notify_note(notify_type))
     return NotifyPayload(notify_type, protocol, spi, data)
 
 
-def _notify_data_display(notify_type: int) -> Callable[[object], str] | None:
-    if notify_type == NotifyType.INVALID_KE_PAYLOAD:
-        return lambda v: f"wants {name_of(DhId, int.from_bytes(v, 'big'))}" if len(v) == 2 else v.hex()
-    return None
+def _wanted_group_display(data: object) -> str:
+    return f"wants {name_of(DhId, int.from_bytes(data, 'big'))}" if len(data) == 2 else data.hex()
+
+
+NOTIFY_DATA_DISPLAYS = {NotifyType.INVALID_KE_PAYLOAD: _wanted_group_display}
 
 
 def _decode_id(r: Reader, ptype: int, next_payload: int) -> IdPayload:
     r.need(4, "ID Type", "an ID payload (type and reserved)")
-    id_type = r.u8("ID Type", show=enum_display(IdType), note="How to read the identification data.")
+    id_type = r.u8("ID Type", show=ID_TYPE_DISPLAY, note="How to read the identification data.")
     r.reserved(3)
     data = r.rest(
         "Identification Data",
         show=_id_display(id_type),
         note="The identity; these bytes, from ID Type on, are MACed into AUTH (IDi'/IDr').",
     )
-    return IdPayload(ptype == PayloadType.IDi, id_type, data)
+    return IdPayload(ptype == IDi, id_type, data)
 
 
 def _id_display(id_type: int) -> Callable[[object], str] | None:
-    if id_type in (IdType.ID_IPV4_ADDR, IdType.ID_IPV6_ADDR):
+    if id_type in ADDRESS_IDS:
         return ip_display
-    if id_type in (IdType.ID_FQDN, IdType.ID_RFC822_ADDR):
-        return lambda v: v.decode("ascii", "backslashreplace")
+    if id_type in TEXT_IDS:
+        return _text_display
     return None
+
+
+def _text_display(data: object) -> str:
+    return data.decode("ascii", "backslashreplace")
 
 
 def _decode_auth(r: Reader, ptype: int, next_payload: int) -> AuthPayload:
     r.need(4, "Auth Method", "an AUTH payload (method and reserved)")
-    method = r.u8("Auth Method", show=enum_display(AuthMethod), note="Shared key MIC or a signature, and which kind.")
+    method = r.u8("Auth Method", show=AUTH_METHOD_DISPLAY, note="Shared key MIC or a signature, and which kind.")
     r.reserved(3)
     data = r.rest(
         "Authentication Data",
@@ -127,8 +148,8 @@ def _decode_auth(r: Reader, ptype: int, next_payload: int) -> AuthPayload:
 
 def _decode_cert(r: Reader, ptype: int, next_payload: int) -> CertPayload | CertReqPayload:
     r.need(1, "Cert Encoding", "a CERT or CERTREQ payload (encoding)")
-    encoding = r.u8("Cert Encoding", show=enum_display(CertEncoding), note="Format of the data that follows.")
-    if ptype == PayloadType.CERT:
+    encoding = r.u8("Cert Encoding", show=CERT_ENCODING_DISPLAY, note="Format of the data that follows.")
+    if ptype == CERT:
         return CertPayload(encoding, r.rest("Certificate Data", note="The certificate, DER-encoded for X.509."))
     data = r.rest(
         "Certification Authority", note="SHA-1 hashes of the public keys of CAs the sender trusts, 20 bytes each."
@@ -148,7 +169,7 @@ def _decode_ts(r: Reader, ptype: int, next_payload: int) -> TsPayload:
         selectors.append(_decode_selector(r, i + 1))
     if r.remaining:
         raise r.error("Number of TSs", f"says {count} selectors but {r.remaining} more bytes follow them", at=count_at)
-    return TsPayload(ptype == PayloadType.TSi, selectors)
+    return TsPayload(ptype == TSi, selectors)
 
 
 TS_LENGTHS = {TsType.TS_IPV4_ADDR_RANGE: 16, TsType.TS_IPV6_ADDR_RANGE: 40}
@@ -156,7 +177,7 @@ TS_LENGTHS = {TsType.TS_IPV4_ADDR_RANGE: 16, TsType.TS_IPV6_ADDR_RANGE: 40}
 
 def _decode_selector(r: Reader, index: int) -> TrafficSelector:
     group = r.open_group(f"Traffic Selector #{index}")
-    ts_type = r.u8("TS Type", show=enum_display(TsType))
+    ts_type = r.u8("TS Type", show=TS_TYPE_DISPLAY)
     if ts_type not in TS_LENGTHS:
         raise r.error_at(r.last, f"unsupported traffic selector type {ts_type}")
     protocol = r.u8("IP Protocol ID", note="0 = any protocol, else e.g. 1 ICMP, 6 TCP, 17 UDP.")
@@ -174,8 +195,12 @@ def _decode_selector(r: Reader, index: int) -> TrafficSelector:
         raise r.error_at(r.last, f"start address {ip_display(start)} is above end address {ip_display(end)}")
     r.close_group(group)
     selector = TrafficSelector(ts_type, protocol, start_port, end_port, start, end)
-    group.display_later(lambda _: str(selector))  # str() summarizes the range into networks: slow
+    group.display_later(partial(_selector_display, selector))  # str() summarizes the range into networks: slow
     return selector
+
+
+def _selector_display(selector: TrafficSelector, value: object) -> str:
+    return str(selector)
 
 
 def _decode_sk(r: Reader, ptype: int, next_payload: int) -> EncryptedPayload:
@@ -202,10 +227,10 @@ def _decode_skf(r: Reader, ptype: int, next_payload: int) -> EncryptedFragmentPa
 def _decode_delete(r: Reader, ptype: int, next_payload: int) -> DeletePayload:
     r.need(4, "Protocol ID", "a Delete payload (protocol, SPI size, count)")
     protocol = r.u8(
-        "Protocol ID", show=enum_display(ProtocolId), note="IKE deletes this IKE SA; ESP/AH delete Child SAs."
+        "Protocol ID", show=PROTOCOL_DISPLAY, note="IKE deletes this IKE SA; ESP/AH delete Child SAs."
     )
     spi_size = r.u8("SPI Size", note="0 for IKE (the SPIs are in the header), 4 for ESP/AH.")
-    expected = {ProtocolId.IKE: 0, ProtocolId.AH: 4, ProtocolId.ESP: 4}.get(protocol)
+    expected = DELETE_SPI_SIZES.get(protocol)
     if expected is not None and spi_size != expected:
         raise r.error_at(r.last, f"SPI size must be {expected} for {name_of(ProtocolId, protocol)}, got {spi_size}")
     count = r.u16("Num of SPIs")
@@ -226,7 +251,7 @@ def _decode_vendor(r: Reader, ptype: int, next_payload: int) -> VendorPayload:
 
 def _decode_cp(r: Reader, ptype: int, next_payload: int) -> ConfigPayload:
     r.need(4, "CFG Type", "a CP payload (type and reserved)")
-    cfg_type = r.u8("CFG Type", show=enum_display(CfgType), note="REQUEST/REPLY in IKE_AUTH, SET/ACK to push settings.")
+    cfg_type = r.u8("CFG Type", show=CFG_TYPE_DISPLAY, note="REQUEST/REPLY in IKE_AUTH, SET/ACK to push settings.")
     r.reserved(3)
     attributes = []
     while r.pos < r.limit:

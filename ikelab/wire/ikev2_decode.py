@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from .errors import DecodeError, UnsupportedCriticalPayload, UnsupportedVersion
 from .fields import Field
 from .ikev2_bodies import DECODERS
-from .ikev2_constants import CfgType, ExchangeType, NotifyType, PayloadType, name_of
+from .ikev2_constants import PAYLOAD_SHORT, CfgType, ExchangeType, NotifyType, PayloadType, name_of
 from .ikev2_display import enum_display, flags_display, payload_type_display
 from .ikev2_message import CRITICAL_BIT, HEADER_SIZE, RESERVED_FLAGS, RESPONSE_FLAG, Header, Message
 from .ikev2_notes import EXCHANGE_NOTES, PAYLOAD_NOTES, notify_note
@@ -67,29 +67,32 @@ def _title(payload: Payload, base: str, short: str) -> str:
     return base
 
 
+# (tree title, short name) of the payloads whose names do not depend on their contents or sender
+# (see _title and short_name), made once rather than for each payload decoded.
+PLAIN_NAMES = {
+    ptype: (CONTEXT_NAMES[ptype], PAYLOAD_SHORT[ptype])
+    for ptype in DECODERS
+    if ptype not in (PayloadType.NONCE, PayloadType.NOTIFY, PayloadType.CP, PayloadType.SKF)
+}
+
+
 # --- the payload chain ---
 
 ENCRYPTED = (PayloadType.SK, PayloadType.SKF)
 
 
 def _decode_chain(
-    data: bytes,
-    pos: int,
-    first_type: int,
-    *,
-    base: int,
-    sender_is_initiator: bool,
-    origin: tuple[str, int],
-    inside_sk: bool,
-) -> tuple[list[Payload], list[Field]]:
-    """Decode payloads from `pos` to the end of `data`, starting with `first_type`.
+    r: Reader, first_type: int, *, sender_is_initiator: bool, origin: tuple[str, int], inside_sk: bool
+) -> list[Payload]:
+    """Decode payloads from the cursor to the end of the data, starting with `first_type`.
 
-    `origin` names the field that announced the first payload (for errors about the chain).
+    Each payload's Field goes to `r.out`. `origin` names the field that announced the first
+    payload (for errors about the chain).
     """
     payloads: list[Payload] = []
-    r = Reader(data, context="", base=base, pos=pos)  # one for the chain; its `out` gets a Field per payload
+    data, pos = r.data, r.pos
     next_type, (announcer, announcer_at) = first_type, origin
-    while next_type != PayloadType.NONE:
+    while next_type:  # until NONE (0)
         if pos == len(data):
             raise DecodeError(
                 f"announces a {_context_name(next_type)} but the message ends here",
@@ -125,7 +128,7 @@ def _decode_chain(
             field="Next Payload",
             offset=announcer_at,
         )
-    return payloads, r.out
+    return payloads
 
 
 def _decode_payload(r: Reader, ptype: int, sender_is_initiator: bool) -> tuple[Payload, Field, int]:
@@ -152,7 +155,7 @@ def _decode_payload(r: Reader, ptype: int, sender_is_initiator: bool) -> tuple[P
         raise r.error_at(r.last, f"length {length} is shorter than the 4-byte generic payload header")
     if length > len(data) - pos:
         raise r.error_at(r.last, f"length {length} runs past the end of the message ({len(data) - pos} bytes left)")
-    critical = bool(flags & CRITICAL_BIT)
+    critical = (flags & CRITICAL_BIT) != 0
     r.limit = pos + length
     decoder = DECODERS.get(ptype)
     if decoder is not None:
@@ -171,11 +174,13 @@ def _decode_payload(r: Reader, ptype: int, sender_is_initiator: bool) -> tuple[P
         payload = UnknownPayload(ptype, r.rest("Payload Data", note="Skipped (unknown, not critical)."))
         group.note = "Skipped (unknown, not critical): RFC 7296 §2.5 says ignore it."
     r.close_group(group)
-    short = short_name(payload, sender_is_initiator=sender_is_initiator)
-    group.name = _title(payload, r.context, short)
+    names = PLAIN_NAMES.get(ptype)
+    if names is None:
+        short = short_name(payload, sender_is_initiator=sender_is_initiator)
+        names = _title(payload, r.context, short), short
+    group.name, group.display = names
     if isinstance(payload, NotifyPayload):
         group.note = notify_note(payload.notify_type)
-    group.display = short
     return payload, group, next_type
 
 
@@ -195,6 +200,16 @@ HEADER_NOTES = {
     "Length": "Length of the whole message in bytes, header included.",
 }
 
+EXCHANGE_DISPLAY = enum_display(ExchangeType)  # made once, not for each header
+
+
+def _version_display(version: object) -> str:
+    return f"{version >> 4}.{version & 0xF}"
+
+
+def _exchange_note(exchange: int) -> str:
+    return EXCHANGE_NOTES.get(exchange, "Unknown exchange type.")
+
 
 def _read_header(r: Reader) -> Header:
     group = r.open_group("Header", note="The fixed 28-byte IKE header (RFC 7296 §3.1).")
@@ -202,7 +217,7 @@ def _read_header(r: Reader) -> Header:
     spi_r = r.raw("SPIr", 8, note=HEADER_NOTES["SPIr"])
     next_type = r.u8("Next Payload", show=payload_type_display, note=HEADER_NOTES["Next Payload"])
     version = r.u8("Version", show=_version_display, note=HEADER_NOTES["Version"])
-    exchange = r.u8("Exchange Type", show=enum_display(ExchangeType), note=_exchange_note)
+    exchange = r.u8("Exchange Type", show=EXCHANGE_DISPLAY, note=_exchange_note)
     flags = r.u8("Flags", show=flags_display, note=HEADER_NOTES["Flags"])
     if flags & RESERVED_FLAGS:
         r.last.note += " Reserved flag bits are set here; they are ignored on receipt."
@@ -212,13 +227,6 @@ def _read_header(r: Reader) -> Header:
     group.display = f"{name_of(ExchangeType, exchange)} {'response' if flags & RESPONSE_FLAG else 'request'}"
     return Header(spi_i, spi_r, next_type, exchange, flags, message_id, length, version >> 4, version & 0xF)
 
-
-def _version_display(version: object) -> str:
-    return f"{version >> 4}.{version & 0xF}"
-
-
-def _exchange_note(exchange: int) -> str:
-    return EXCHANGE_NOTES.get(exchange, "Unknown exchange type.")
 
 
 def _too_short(data: bytes) -> DecodeError:
@@ -241,7 +249,7 @@ def decode_message(data: bytes) -> DecodedMessage:
     """Decode a whole IKEv2 datagram strictly; the payloads of SK stay opaque."""
     if len(data) < HEADER_SIZE:
         raise _too_short(data)
-    r = Reader(data, context="IKE header")
+    r = Reader(data, context="IKE header")  # for the header, then the payloads: r.out gets a Field for each
     header = _read_header(r)
     if header.major != 2:
         raise UnsupportedVersion(
@@ -258,23 +266,16 @@ def decode_message(data: bytes) -> DecodedMessage:
             field="Length",
             offset=24,
         )
-    payloads, fields = _decode_chain(
-        data,
-        HEADER_SIZE,
-        header.next_payload,
-        base=0,
-        sender_is_initiator=header.is_initiator,
-        origin=("IKE header", 16),
-        inside_sk=False,
+    payloads = _decode_chain(
+        r, header.next_payload, sender_is_initiator=header.is_initiator, origin=("IKE header", 16), inside_sk=False
     )
     message = Message(header, payloads)
     tree = Field(
         "IKEv2 message",
         0,
         len(data),
-        # = message.summary(): the payload Fields' displays are the payloads' short names
-        display=", ".join(["HDR"] + [field.display for field in fields]),
-        children=r.out + fields,
+        display=message.summary(),
+        children=r.out,
         note=EXCHANGE_NOTES.get(header.exchange, ""),
     )
     return DecodedMessage(message, tree)
@@ -284,12 +285,8 @@ def decode_payloads(
     data: bytes, first_type: int, base_offset: int = 0, *, sender_is_initiator: bool = True
 ) -> tuple[list[Payload], list[Field]]:
     """Decode a payload chain such as decrypted SK contents; spans are offsets in `data` plus base_offset."""
-    return _decode_chain(
-        data,
-        0,
-        first_type,
-        base=base_offset,
-        sender_is_initiator=sender_is_initiator,
-        origin=("SK payload", base_offset),
-        inside_sk=True,
+    r = Reader(data, context="SK payload", base=base_offset)
+    payloads = _decode_chain(
+        r, first_type, sender_is_initiator=sender_is_initiator, origin=("SK payload", base_offset), inside_sk=True
     )
+    return payloads, r.out

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable
-from functools import cache, partial
 from enum import IntEnum
+from functools import cache, partial
 
 from .ikev2_constants import HeaderFlags, PayloadType, ProtocolId, name_of
 
 
-@cache  # one function per enum, made once: decoders ask for it for each field they read
+@cache  # one function per enum, made once, however often decoders ask for it
 def enum_display(cls: type[IntEnum]) -> Callable[[object], str]:
     return partial(name_of, cls)
 

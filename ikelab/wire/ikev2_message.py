@@ -86,7 +86,7 @@ class Message:
         parts = ["HDR"]
         for payload in self.payloads:
             name = short_name(payload, sender_is_initiator=sender)
-            if isinstance(payload, (EncryptedPayload, EncryptedFragmentPayload)) and inner is not None:
+            if inner is not None and isinstance(payload, (EncryptedPayload, EncryptedFragmentPayload)):
                 name += " {" + ", ".join(short_name(p, sender_is_initiator=sender) for p in inner) + "}"
             parts.append(name)
         return ", ".join(parts)

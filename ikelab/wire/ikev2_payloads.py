@@ -320,8 +320,26 @@ Payload = (
 )
 
 
+# Payloads named by their type alone; tested first, as each failed `case` below costs an isinstance.
+PLAINLY_NAMED = {
+    SaPayload,
+    KePayload,
+    IdPayload,
+    AuthPayload,
+    CertPayload,
+    CertReqPayload,
+    TsPayload,
+    EncryptedPayload,
+    DeletePayload,
+    VendorPayload,
+    EapPayload,
+}
+
+
 def short_name(payload: Payload, *, sender_is_initiator: bool) -> str:
     """RFC 7296 diagram name: "SA", "Ni", "N(COOKIE)", "CP(CFG_REQUEST)"; SK without its contents."""
+    if type(payload) in PLAINLY_NAMED:
+        return PAYLOAD_SHORT[payload.payload_type]
     match payload:
         case NoncePayload():
             return "Ni" if sender_is_initiator else "Nr"

@@ -16,10 +16,13 @@ from .reader import Reader
 # An IKE proposal has no SPI in IKE_SA_INIT and the new SA's SPI when rekeying (RFC 7296 §3.3.1).
 PROPOSAL_SPI_SIZES = {ProtocolId.IKE: (0, 8), ProtocolId.AH: (4,), ProtocolId.ESP: (4,)}
 
-# Built once: an SA payload has dozens of transforms.
+# Built once: an SA payload has dozens of transforms (and reading a member from an IntEnum class
+# goes through EnumType.__getattr__, which costs about as much as recording a field).
+KEY_LENGTH = TransformAttribute.KEY_LENGTH
 PROTOCOL_DISPLAY = enum_display(ProtocolId)
 TRANSFORM_TYPE_DISPLAY = enum_display(TransformType)
 TRANSFORM_ID_DISPLAYS = {ttype: enum_display(ids) for ttype, ids in TRANSFORM_ID_ENUMS.items()}
+TRANSFORM_TITLES = {ttype: f"Transform {ttype.name}" for ttype in TransformType}
 
 
 def decode_sa(r: Reader, ptype: int, next_payload: int) -> SaPayload:
@@ -39,7 +42,7 @@ def decode_sa(r: Reader, ptype: int, next_payload: int) -> SaPayload:
         groups.append(group)
         if last == 0:  # Last Substruc: 0 = last proposal
             break
-        if r.remaining == 0:
+        if r.pos == r.limit:
             raise r.error_at(group.children[0], "says more proposals follow (2) but the SA payload ends here")
     if r.remaining:
         raise r.error_at(groups[-1].children[0], f"says this is the last proposal (0) but {r.remaining} bytes follow")
@@ -123,11 +126,11 @@ def _decode_transform(r: Reader) -> tuple[Transform, Field, int]:
         _decode_attribute(r, transform)
     r.limit = outer_limit
     r.close_group(group)
-    group.name = f"Transform {name_of(TransformType, ttype)}"
+    group.name = TRANSFORM_TITLES.get(ttype) or f"Transform {name_of(TransformType, ttype)}"
     group.display = str(tid) if id_enum is None else name_of(id_enum, tid)
     if transform.key_length is not None:
         group.display += f" {transform.key_length}"
-    group.note = _transform_note(ttype)
+    group.note = TRANSFORM_NOTES.get(ttype, "")
     return transform, group, last
 
 
@@ -138,8 +141,8 @@ def _decode_attribute(r: Reader, transform: Transform) -> None:
         show=_attribute_type_display,
         note="Top bit set = TV format (value in the next 2 bytes), clear = TLV.",
     )
-    attr_type, tv = header & 0x7FFF, bool(header & 0x8000)
-    key_length = attr_type == TransformAttribute.KEY_LENGTH and transform.key_length is None
+    attr_type, tv = header & 0x7FFF, (header & 0x8000) != 0
+    key_length = attr_type == KEY_LENGTH and transform.key_length is None
     if tv:
         value: int | bytes = r.u16("Attribute Value", show=_bits_display if key_length else None)
     else:

@@ -1,9 +1,9 @@
 """A cursor that reads big-endian values and records a Field for each one it reads.
 
 Every field of every received message goes through here, so it is written for speed: a leaf is
-recorded as a tuple of Field's arguments (its group's `children` turns it into a Field when read)
-and its display text is computed only when read, values come from direct indexing, and groups and
-bounds are explicit calls rather than context managers.
+recorded as a tuple of Field's arguments with offsets in `data` (its group's `children` makes a
+Field of it when first read, see fields.from_record), its display text is computed only when read,
+values come from direct indexing, and groups and bounds are explicit calls, not context managers.
 """
 
 from __future__ import annotations
@@ -11,10 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .errors import DecodeError
-from .fields import Field
+from .fields import Field, from_record
 
 Show = Callable[[object], str] | None  # display text for a value; None: the value in decimal or hex
 Note = str | Callable[[object], str]  # a function of the value for notes that depend on it (see Field)
+
+from_bytes = int.from_bytes  # looked up once: `int.from_bytes` makes a bound method at each call
 
 HEX_PREVIEW = 32  # bytes shown in a display string before it is shortened
 RESERVED_NOTE = "Must be zero; ignored on receipt."
@@ -32,8 +34,8 @@ class Reader:
     """Reads `data[pos:limit]`; offsets in Fields and errors are `base + position in data`.
 
     Fields are appended to `out`; between `open_group()` and `close_group()` they are nested under
-    a parent Field. Leaves are read inside a group, whose `children` makes Fields of their tuples.
-    A substructure's length narrows the reads by setting `limit` (and restoring it).
+    a parent Field. Leaves are read inside a group (they are recorded as tuples that its `children`
+    makes Fields of). A substructure's length narrows the reads by setting `limit` (and restoring it).
     `context` names the payload in error messages ("KE payload").
 
     A DecodeError abandons the Reader, so groups and limits need no restoring on the way out.
@@ -80,28 +82,25 @@ class Reader:
         if end > self.limit:
             raise self.error("Reserved", f"needs {size} bytes but only {self.limit - pos} remain")
         self.pos = end
-        value = int.from_bytes(self.data[pos:end], "big")
-        base = self.base
+        value = self.data[pos] if size == 1 else from_bytes(self.data[pos:end], "big")  # 1: the common size
         note = RESERVED_NONZERO_NOTE if value else RESERVED_NOTE
-        self.out.append(("Reserved", base + pos, base + end, value, "", note, None, str))
+        self.out.append(("Reserved", pos, end, value, "", note, None, str))
 
-    def raw(self, name: str, n: int, *, show: Show = None, note: str = "") -> bytes:
+    def raw(self, name: str, n: int, *, show: Show = None, note: Note = "") -> bytes:
         pos = self.pos
         end = pos + n
         if end > self.limit:
             raise self.error(name, f"needs {n} bytes but only {self.limit - pos} remain")
         self.pos = end
         value = self.data[pos:end]
-        base = self.base
-        self.out.append((name, base + pos, base + end, value, "", note, None, show or hex_display))
+        self.out.append((name, pos, end, value, "", note, None, show or hex_display))
         return value
 
-    def rest(self, name: str, *, show: Show = None, note: str = "") -> bytes:
+    def rest(self, name: str, *, show: Show = None, note: Note = "") -> bytes:
         pos, end = self.pos, self.limit
         self.pos = end
         value = self.data[pos:end]
-        base = self.base
-        self.out.append((name, base + pos, base + end, value, "", note, None, show or hex_display))
+        self.out.append((name, pos, end, value, "", note, None, show or hex_display))
         return value
 
     def uint(self, name: str, size: int, *, show: Show = None, note: Note = "") -> int:
@@ -110,9 +109,8 @@ class Reader:
         if end > self.limit:
             raise self.error(name, f"needs {size} bytes but only {self.limit - pos} remain")
         self.pos = end
-        value = int.from_bytes(self.data[pos:end], "big")
-        base = self.base
-        self.out.append((name, base + pos, base + end, value, "", note, None, show or str))
+        value = from_bytes(self.data[pos:end], "big")
+        self.out.append((name, pos, end, value, "", note, None, show or str))
         return value
 
     def u8(self, name: str, *, show: Show = None, note: Note = "") -> int:
@@ -121,8 +119,7 @@ class Reader:
             raise self.error(name, f"needs 1 bytes but only {self.limit - pos} remain")
         self.pos = end = pos + 1
         value = self.data[pos]  # indexing: cheaper than int.from_bytes of a slice
-        base = self.base
-        self.out.append((name, base + pos, base + end, value, "", note, None, show or str))
+        self.out.append((name, pos, end, value, "", note, None, show or str))
         return value
 
     def u16(self, name: str, *, show: Show = None, note: Note = "") -> int:
@@ -133,28 +130,35 @@ class Reader:
         self.pos = end
         data = self.data
         value = data[pos] << 8 | data[pos + 1]
-        base = self.base
-        self.out.append((name, base + pos, base + end, value, "", note, None, show or str))
+        self.out.append((name, pos, end, value, "", note, None, show or str))
         return value
 
     def u32(self, name: str, *, show: Show = None, note: Note = "") -> int:
-        return self.uint(name, 4, show=show, note=note)
+        pos = self.pos
+        end = pos + 4
+        if end > self.limit:
+            raise self.error(name, f"needs 4 bytes but only {self.limit - pos} remain")
+        self.pos = end
+        value = from_bytes(self.data[pos:end], "big")
+        self.out.append((name, pos, end, value, "", note, None, show or str))
+        return value
 
     @property
     def last(self) -> Field:
         """The Field recorded most recently (to amend its display or note)."""
         out = self.out
         if type(out[-1]) is tuple:
-            out[-1] = Field(*out[-1])
+            out[-1] = from_record(out[-1], self.base)
         return out[-1]
 
     def open_group(self, name: str, *, note: str = "") -> Field:
         """Start a Field that holds the Fields read until `close_group()`."""
         start = self.base + self.pos
-        parent = Field.group(name, start, note)
+        records: list[Field | tuple] = []
+        parent = Field(name, start, start, None, "", note, None, None, records, self.base)
         self.out.append(parent)
         self._outer.append(self.out)
-        self.out = parent._children
+        self.out = records
         return parent
 
     def close_group(self, group: Field) -> None:

@@ -113,7 +113,7 @@ class OutboundSa:
         # Per packet only lookups remain: padding and trailer for every pad length, per next header.
         self._trailers: dict[int, tuple[bytes, ...]] = {}
         self._by_version = {4: self._trailer_table(NEXT_HEADER_IPV4), 6: self._trailer_table(NEXT_HEADER_IPV6)}
-        self._random_pool, self._random_used = b"", 0  # os.urandom bytes for CBC batches
+        self._random_pool, self._random_used = b"", 0  # os.urandom bytes for CBC IVs, used once each
 
     def _trailer_table(self, next_header: int) -> tuple[bytes, ...]:
         table = self._trailers.get(next_header)
@@ -156,7 +156,13 @@ class OutboundSa:
             iv = self._iv_for(seq)
             return header + iv + self._cipher.encrypt(iv, inner_ip_packet + trailer, header)
         if self._iv_source is None:  # the fast path: one OpenSSL call makes IV and ciphertext
-            body = header + self._cipher.encrypt_with_fresh_iv(inner_ip_packet + trailer)
+            # A random block first: the context turns it into the IV (encrypt_with_fresh_iv).
+            offset = self._random_used
+            if offset + 16 > len(self._random_pool):
+                self._random_pool, offset = os.urandom(_RANDOM_POOL), 0
+            self._random_used = offset + 16
+            block = self._random_pool[offset : offset + 16]
+            body = header + self._cipher.cbc_stream_encrypt(block + inner_ip_packet + trailer)
         else:
             iv = self._iv_for(seq)
             body = header + iv + self._cipher.encrypt(iv, inner_ip_packet + trailer)
@@ -316,7 +322,7 @@ class InboundSa:
         out: list[bytes] = []
         append = out.append
         window = self.replay_window
-        top, bitmap, size, window_mask = window.top, window._bitmap, window.size, window._mask
+        top, bitmap, size, window_mask = window.top, window.bitmap, window.size, window.mask
         spi, unpack_from, padding = self._spi, _U32.unpack_from, _PADDING
         min_length, icv_length, iv_end = self._min_length, self._icv_length, self._iv_end
         align_mask = self._align - 1
@@ -370,15 +376,15 @@ class InboundSa:
                     append(plaintext[skip:end])
                     continue
             # Off the common path: let decapsulate decide, and count, with the window up to date.
-            window.top, window._bitmap = top, bitmap
+            window.top, window.bitmap = top, bitmap
             try:
                 inner = self.decapsulate(esp)
                 if inner:
                     append(inner)
             except EspError:
                 pass
-            top, bitmap = window.top, window._bitmap
-        window.top, window._bitmap = top, bitmap
+            top, bitmap = window.top, window.bitmap
+        window.top, window.bitmap = top, bitmap
         counters = self.counters
         counters.packets += accepted
         counters.bytes += length_sum

@@ -20,13 +20,16 @@ Where the time goes, and what is done about it (measured under iperf3 on these 2
 - Each wake-up drains every ready source in batches and hands a batch to the SA at once
   (`encapsulate_batch`, `decapsulate_batch`: local variables, OpenSSL called directly, one
   getrandom per 256 CBC IVs). The selector check compares integers, cached per address pair.
-- After a wake-up that moved only a few packets (ping, interactive traffic) the worker keeps
-  polling, yielding the CPU, for LINGER seconds: on these VMs a process woken from sleep runs its
-  first packet about ten times slower than a warm one (cold caches after the vCPU idled), so the
-  reply of a ping finds it still warm. Under load it never lingers: its batches are larger.
-- TSO on the TUN device (reading 64 KiB super-packets and segmenting them here) was measured
-  too and dropped: computing every segment's TCP checksum in Python cost more than the kernel's
-  per-segment sending work it saved.
+- Latency: on these VMs a process woken from sleep runs about ten times slower than a warm one
+  (cold caches), so a ping's round trip is mostly the cold cost of its four hops through the
+  workers. So the first packet of a wake-up is sent (or, unless it is TCP, written) before
+  anything else is done; a lone packet takes the per-packet methods, whose code path is
+  shorter; and whether more is queued is asked with poll(0), not with a read that would raise
+  BlockingIOError (an exception is costly when cold).
+- Measured and dropped: TSO on the TUN device (reading 64 KiB super-packets and segmenting them
+  here: computing each segment's TCP checksum in Python cost more than the kernel work it saved),
+  a process per direction (more wake-ups, no gain), lingering in a polling loop after light
+  traffic (no gain in RTT here), larger batches and socket buffers (no difference).
 """
 
 from __future__ import annotations
@@ -60,8 +63,9 @@ BATCH = 64  # packets read per source and wake-up before polling again
 READ_SIZE = 65535 + VNET_HDR_LEN
 PR_SET_PDEATHSIG = 1
 CACHE_LIMIT = 4096  # entries per route or policy cache before it starts afresh
-LIGHT = 4  # a wake-up that moved at most this many packets ...
-LINGER = 0.002  # ... keeps the worker polling (and yielding) this many seconds before it sleeps
+PIN_ABOVE = 2000  # packets per second from which a worker given --cpu pins itself (iperf3: ~35000)
+PIN_WINDOW = 0.1  # seconds over which that rate is judged
+UNPIN_IDLE_MS = 10  # a pinned worker that waited this long for a packet floats again
 
 
 def open_tun(name: str) -> tuple[int, bool]:
@@ -171,8 +175,11 @@ class Worker:
             self.route_cache.clear()
             return {"ok": True}
         if op == "counters":
+            merged = self.coalescer
             return {"ok": True, "inbound": {s.hex(): vars(e.sa.counters) for s, e in self.inbound.items()},
-                    "outbound": {sa.sa.spi.hex(): vars(sa.counters) for _, sa in self.outbound}, "dropped": self.dropped}
+                    "outbound": {sa.sa.spi.hex(): vars(sa.counters) for _, sa in self.outbound}, "dropped": self.dropped,
+                    # GRO: packets written to the TUN device as one GSO packet, and the segments in them
+                    "gro": {"packets": merged.merged_packets if merged else 0, "segments": merged.merged_segments if merged else 0}}
         if op == "stop":
             return {"ok": True, "stop": True}
         return {"ok": False, "error": f"unknown command {op!r}"}
@@ -182,17 +189,6 @@ class Worker:
         chunk = self.control.recv(1 << 20)
         if not chunk:
             return False
-        if self.peer is not None:
-            self.peer.sendall(chunk)
-        if self.role == "out":
-            # handle silently
-            self._buffer += chunk
-            while b"\n" in self._buffer:
-                line, self._buffer = self._buffer.split(b"\n", 1)
-                r = self.handle(json.loads(line))
-                if r.get("stop"):
-                    return False
-            return True
         self._buffer += chunk
         keep_going = True
         while b"\n" in self._buffer:
@@ -219,129 +215,164 @@ class Worker:
         return found
 
     def from_tun(self) -> int:
-        """Read what the TUN device holds (up to a batch), then encrypt and send it per SA.
-        Returns the number of packets read."""
-        read, tun, more = os.read, self.tun, self._tun_ready.poll
+        """Encrypt and send what the TUN device holds: the first packet at once (a ping waits on
+        it), then, if more is queued, the rest in batches per SA. Returns the packets read."""
+        read, tun, skip = os.read, self.tun, VNET_HDR_LEN if self.vnet else 0
+        try:
+            data = read(tun, READ_SIZE)
+        except BlockingIOError:
+            return 0
+        # With virtio-net headers and no offloads enabled, the header is all zeros.
+        self.send([data[skip:] if skip else data])
+        if not self._tun_ready.poll(0):  # a poll, not a read that would raise when nothing is left
+            return 1
+        packets: list[bytes] = []
+        append = packets.append
+        while len(packets) < BATCH:
+            try:
+                data = read(tun, READ_SIZE)
+            except BlockingIOError:
+                break
+            append(data[skip:] if skip else data)
+        self.send(packets)
+        return 1 + len(packets)
+
+    def send(self, packets: list[bytes]) -> None:
+        """Route each IP packet to its outbound SA, encrypt per SA and send the ESP packets."""
         route_cache, route = self.route_cache, self.route
-        skip = VNET_HDR_LEN if self.vnet else 0
         groups: dict[tuple, list[bytes]] = {}
         last_target = last_group = None
-        count = 0
-        try:
-            while count < BATCH:
-                if count == 1 and not more(0):
-                    break
+        for packet in packets:
+            if len(packet) < 20:
+                continue
+            version = packet[0] >> 4
+            if version == 4:
+                dst = packet[16:20]
+            elif version == 6 and len(packet) >= 40:
+                dst = packet[24:40]
+            else:
+                continue
+            target = route_cache.get(dst) or route(dst)
+            if target is None:
+                self.dropped["no_sa"] += 1
+            elif target is last_target:
+                last_group.append(packet)
+            else:
+                last_group = groups.get(target)
+                if last_group is None:
+                    last_group = groups[target] = []
+                last_group.append(packet)
+                last_target = target
+        sendto = self.raw.sendto
+        for (sa, address), group in groups.items():
+            if len(group) == 1:  # a lone packet (ping): the per-packet path is leaner
                 try:
-                    data = read(tun, READ_SIZE)
-                except BlockingIOError:
-                    break
-                count += 1
-                # With virtio-net headers and no offloads enabled, the header is all zeros.
-                packet = data[skip:] if skip else data
-                if len(packet) < 20:
-                    continue
-                version = packet[0] >> 4
-                if version == 4:
-                    dst = packet[16:20]
-                elif version == 6 and len(packet) >= 40:
-                    dst = packet[24:40]
-                else:
-                    continue
-                target = route_cache.get(dst) or route(dst)
-                if target is None:
-                    self.dropped["no_sa"] += 1
-                elif target is last_target:
-                    last_group.append(packet)
-                else:
-                    last_group = groups.get(target)
-                    if last_group is None:
-                        last_group = groups[target] = []
-                    last_group.append(packet)
-                    last_target = target
-        finally:
-            sendto = self.raw.sendto
-            for (sa, address), packets in groups.items():
-                for esp in sa.encapsulate_batch(packets):
-                    try:
-                        sendto(esp, address)
-                    except OSError:
-                        pass  # e.g. ENOBUFS: dropped, as a full NIC queue would
-        return count
-
-    def from_wire(self) -> int:
-        """Read what the raw socket holds (up to a batch), decrypt it per SA, check the policy and
-        write the inner packets to the TUN device, merging TCP segments where it can. Returns
-        the number of datagrams read."""
-        recv, more, inbound, dropped = self.raw.recv, self._raw_ready.poll, self.inbound, self.dropped
-        groups: dict[Inbound, list[bytes]] = {}
-        last_entry = last_group = None
-        count = 0
-        try:
-            while count < BATCH:
-                if count == 1 and not more(0):
-                    break
-                try:
-                    datagram = recv(65535)
-                except BlockingIOError:
-                    break
-                count += 1
-                try:
-                    esp = ipv4_payload(datagram)
+                    esps: list[bytes] = [sa.encapsulate(group[0])]
                 except EspError:
                     continue
-                entry = inbound.get(esp[:4])
-                if entry is None:
-                    dropped["unknown_spi"] += 1
-                elif entry is last_entry:
-                    last_group.append(esp)
-                else:
-                    last_group = groups.get(entry)
-                    if last_group is None:
-                        last_group = groups[entry] = []
-                    last_group.append(esp)
-                    last_entry = entry
-        finally:
-            batch: list[bytes] = []
-            append = batch.append
-            for entry, packets in groups.items():
-                verdicts, allows = entry.verdicts, entry.allows
-                for inner in entry.sa.decapsulate_batch(packets):  # counted there: replay, ICV, ...
-                    # Authentic, but inside the agreed traffic selectors? (cached per IPv4 pair)
-                    verdict = verdicts.get(inner[12:20]) if inner[0] == 0x45 else None
-                    if verdict is None:
-                        verdict = allows(inner)
-                    if verdict:
-                        append(inner)
-                    else:
-                        dropped["policy"] += 1
-            if batch:
-                self.write_batch(batch)
+            else:
+                esps = sa.encapsulate_batch(group)
+            for esp in esps:
+                try:
+                    sendto(esp, address)
+                except OSError:
+                    pass  # e.g. ENOBUFS: dropped, as a full NIC queue would
+
+    def from_wire(self) -> int:
+        """Decrypt what the raw socket holds and write it to the TUN device. The first packet
+        goes at once unless it is TCP (a ping waits on it); TCP segments are gathered with what
+        else is queued, so that runs of them are written merged (GRO). Returns the datagrams read."""
+        recv, more = self.raw.recv, self._raw_ready.poll
+        try:
+            datagram = recv(65535)
+        except BlockingIOError:
+            return 0
+        inner = self.open([datagram])
+        if inner and not (inner[0][0] == 0x45 and inner[0][9] == 6):
+            self.write_batch(inner)
+            inner = []
+        count = 1
+        if more(0):  # a poll, not a read that would raise when nothing is left
+            datagrams: list[bytes] = []
+            append = datagrams.append
+            while len(datagrams) < BATCH:
+                try:
+                    append(recv(65535))
+                except BlockingIOError:
+                    break
+            inner += self.open(datagrams)
+            count += len(datagrams)
+        if inner:
+            self.write_batch(inner)
         return count
 
-    role = "both"
-    peer = None
+    def open(self, datagrams: list[bytes]) -> list[bytes]:
+        """The inner packets of the ESP datagrams that their SA accepts (replay window, ICV,
+        padding: counted there) and whose addresses its traffic selectors allow, in order per SA."""
+        inbound, dropped = self.inbound, self.dropped
+        groups: dict[Inbound, list[bytes]] = {}
+        last_entry = last_group = None
+        for datagram in datagrams:
+            try:
+                esp = ipv4_payload(datagram)
+            except EspError:
+                continue
+            entry = inbound.get(esp[:4])
+            if entry is None:
+                dropped["unknown_spi"] += 1
+            elif entry is last_entry:
+                last_group.append(esp)
+            else:
+                last_group = groups.get(entry)
+                if last_group is None:
+                    last_group = groups[entry] = []
+                last_group.append(esp)
+                last_entry = entry
+        accepted: list[bytes] = []
+        append = accepted.append
+        for entry, group in groups.items():
+            verdicts, allows = entry.verdicts, entry.allows
+            if len(group) == 1:  # a lone packet (ping): the per-packet path is leaner
+                try:
+                    inners: list[bytes] = [entry.sa.decapsulate(group[0])]
+                except EspError:  # counted by the SA: replay, ICV, malformed
+                    continue
+            else:
+                inners = entry.sa.decapsulate_batch(group)  # counts as decapsulate does
+            for inner in inners:
+                if not inner:
+                    continue  # a dummy packet (RFC 4303 §2.6)
+                # Authentic, but inside the agreed traffic selectors? (cached per IPv4 pair)
+                verdict = verdicts.get(inner[12:20]) if inner[0] == 0x45 else None
+                if verdict is None:
+                    verdict = allows(inner)
+                if verdict:
+                    append(inner)
+                else:
+                    dropped["policy"] += 1
+        return accepted
 
-    def loop(self) -> None:
+    def loop(self, cpu: int | None = None) -> None:
+        """Serve the TUN device, the raw socket and the control socket until told to stop. With
+        `cpu`, the worker pins itself to that CPU while traffic is heavy (see pin_to_cpu) and
+        floats again when it is light, where sharing the waker's CPU is what keeps a ping fast."""
         poller = select.poll()
-        fds = {"both": (self.tun, self.raw.fileno(), self.control.fileno()), "in": (self.raw.fileno(), self.control.fileno()), "out": (self.tun, self.control.fileno())}[self.role]
-        for fd in fds:
+        for fd in (self.tun, self.raw.fileno(), self.control.fileno()):
             poller.register(fd, select.POLLIN)
         raw_fd, control_fd, tun = self.raw.fileno(), self.control.fileno(), self.tun
-        from_tun, from_wire, poll = self.from_tun, self.from_wire, poller.poll
-        monotonic, sched_yield = time.monotonic, os.sched_yield
-        linger_until = 0.0
+        from_tun, from_wire, poll, monotonic = self.from_tun, self.from_wire, poller.poll, time.monotonic
+        anywhere = everywhere = os.sched_getaffinity(0)
+        if os.environ.get("IKELAB_X_IDLEPAIR") and cpu is not None:
+            allowed = sorted(anywhere)
+            anywhere = {allowed[(cpu // 2 * 2) % len(allowed)]}
+            os.sched_setaffinity(0, anywhere)
+        pinned = False
+        handled, since = 0, monotonic()
         while True:
-            if linger_until:
-                events = poll(0)
-                if not events:
-                    if monotonic() < linger_until:
-                        sched_yield()
-                        continue
-                    linger_until = 0.0
-                    events = poll()
-            else:
-                events = poll()
-            handled = 0
+            events = poll(UNPIN_IDLE_MS if pinned else None)
+            if pinned and not events:  # quiet for a while: float again, before a ping comes
+                os.sched_setaffinity(0, anywhere)
+                pinned = False
             for fd, _ in events:
                 if fd == tun:
                     handled += from_tun()
@@ -349,14 +380,36 @@ class Worker:
                     handled += from_wire()
                 elif fd == control_fd and not self.read_control():
                     return
-            if 0 < handled <= LIGHT:
-                linger_until = monotonic() + LINGER
+            if cpu is not None:
+                now = monotonic()
+                if now - since >= PIN_WINDOW:
+                    if not pinned and handled >= PIN_ABOVE * (now - since):
+                        pinned = pin_to_cpu(cpu, everywhere) is not None
+                    handled, since = 0, now
+
+
+def pin_to_cpu(cpu: int, among: set[int] | None = None) -> int | None:
+    """Keep this process on one CPU (`cpu` modulo the CPUs it may use); the CPU, or None if the
+    system refuses. The two workers of a lab hand every packet to each other, and the kernel's
+    wake-affine scheduling then tends to stack them on the waker's CPU, where they take turns
+    while the other CPU idles: pinned to different CPUs they run in parallel (measured here under
+    iperf3: +23% to +40% median in interleaved runs). A lone ping is the other way round: woken on
+    the waker's CPU it runs at once with warm caches, pinned elsewhere it waits for an idle CPU
+    to wake (an IPI, slow in a VM); hence pinning only while traffic is heavy (Worker.loop)."""
+    allowed = sorted(among or os.sched_getaffinity(0))
+    chosen = allowed[cpu % len(allowed)]
+    try:
+        os.sched_setaffinity(0, {chosen})
+    except OSError:
+        return None
+    return chosen
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--control-fd", type=int, required=True)
     parser.add_argument("--tun", default="ikelab0")
+    parser.add_argument("--cpu", type=int, help="the CPU to pin the worker to under heavy traffic (see pin_to_cpu)")
     args = parser.parse_args()
     # Die with the parent, even if it is killed with SIGKILL.
     ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -370,24 +423,8 @@ def main() -> int:
         control.sendall(json.dumps({"ok": False, "error": f"cannot open the TUN device or raw ESP socket: {e}"}).encode() + b"\n")
         return 1
     control.sendall(json.dumps({"ok": True, "ready": args.tun}).encode() + b"\n")
-    if os.environ.get("IKELAB_ESP_SPLIT"):
-        a, b = socket.socketpair()
-        pid = os.fork()
-        if pid == 0:
-            ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-            a.close(); control.close()
-            w = Worker(tun, raw, b, vnet)
-            w.role = "out"
-            w.loop()
-            os._exit(0)
-        b.close()
-        w = Worker(tun, raw, control, vnet)
-        w.role = "in"
-        w.peer = a
-        w.loop()
-        return 0
     try:
-        Worker(tun, raw, control, vnet).loop()
+        Worker(tun, raw, control, vnet).loop(cpu=args.cpu)
     except KeyboardInterrupt:
         pass
     return 0

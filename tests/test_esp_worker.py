@@ -1,0 +1,137 @@
+"""The ESP worker: its integer traffic-selector check, and TCP through a real tunnel - the receiver
+merges segments (GRO) while every ESP packet on the veth still carries one standard inner packet,
+as the sender's kernel made it, with valid checksums, inside the MTUs."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+
+import pytest
+from conftest import lesson_with, needs_lab
+from scapy.layers.inet import IP, TCP
+from scapy.layers.ipsec import ESP, SecurityAssociation
+from scapy.utils import rdpcap
+
+from ikelab.lab.esp_worker import Inbound, Selectors
+from ikelab.lab.lab import Lab
+from ikelab.lab.netns import in_namespace
+from ikelab.lab.session import Session
+from ikelab.trace import ChildSaEvent
+
+
+def ipv4(src: str, dst: str) -> bytes:
+    return bytes(IP(src=src, dst=dst) / (b"x" * 8))
+
+
+def test_selectors_are_integer_ranges():
+    selectors = Selectors(["198.51.100.0/24", "203.0.113.7/32", "2001:db8::/32"])
+    assert socket.inet_aton("198.51.100.255") in selectors
+    assert socket.inet_aton("198.51.101.0") not in selectors
+    assert socket.inet_aton("203.0.113.7") in selectors and socket.inet_aton("203.0.113.8") not in selectors
+    assert socket.inet_pton(socket.AF_INET6, "2001:db8:ffff::1") in selectors
+    assert socket.inet_pton(socket.AF_INET6, "2001:db9::1") not in selectors
+
+
+def test_inbound_policy_checks_source_and_destination_and_caches():
+    entry = Inbound(None, Selectors(["198.51.100.0/24"]), Selectors(["203.0.113.0/24"]))
+    assert entry.allows(ipv4("198.51.100.1", "203.0.113.1"))
+    assert not entry.allows(ipv4("198.51.100.1", "192.0.2.1"))  # destination outside
+    assert not entry.allows(ipv4("10.0.0.1", "203.0.113.1"))  # source outside
+    assert entry.verdicts == {
+        socket.inet_aton("198.51.100.1") + socket.inet_aton("203.0.113.1"): True,
+        socket.inet_aton("198.51.100.1") + socket.inet_aton("192.0.2.1"): False,
+        socket.inet_aton("10.0.0.1") + socket.inet_aton("203.0.113.1"): False,
+    }
+    assert not entry.allows(b"\x45" + bytes(10))  # too short to hold addresses
+    v6 = Inbound(None, Selectors(["2001:db8:1::/48"]), Selectors(["2001:db8:2::/48"]))
+    header = bytes.fromhex("6000000000003b40")
+    inside = header + socket.inet_pton(socket.AF_INET6, "2001:db8:1::1") + socket.inet_pton(socket.AF_INET6, "2001:db8:2::9")
+    assert v6.allows(inside) and not v6.allows(inside[:8] + inside[24:40] + inside[8:24])
+
+
+SCAPY_CIPHERS = {"aes128": "AES-CBC", "aes128gcm16": "AES-GCM"}
+SCAPY_AUTH = {"sha256": "SHA2-256-128", None: None}
+
+
+def scapy_sa(direction: dict) -> SecurityAssociation:
+    return SecurityAssociation(
+        ESP,
+        spi=int(direction["spi"], 16),
+        crypt_algo=SCAPY_CIPHERS[direction["cipher_name"]],
+        crypt_key=bytes.fromhex(direction["encryption_key"]),
+        auth_algo=SCAPY_AUTH[direction["integrity_name"]],
+        auth_key=bytes.fromhex(direction["integrity_key"]) if direction["integrity_key"] else None,
+        tunnel_header=IP(src=direction["src"], dst=direction["dst"]),
+    )
+
+
+def checksums_valid(packet: bytes) -> bool:
+    parsed, rebuilt = IP(packet), IP(packet)
+    del rebuilt.chksum
+    if parsed.haslayer(TCP):
+        del rebuilt[TCP].chksum
+    rebuilt = IP(bytes(rebuilt))
+    return parsed.chksum == rebuilt.chksum and (not parsed.haslayer(TCP) or parsed[TCP].chksum == rebuilt[TCP].chksum)
+
+
+@needs_lab()
+@pytest.mark.parametrize("esp", ["aes128-sha256", "aes128gcm16"])
+def test_tcp_through_the_tunnel_is_merged_on_receive_and_standard_on_the_wire(tmp_path, esp):
+    lesson = lesson_with(both={"esp": esp})
+    capture = tmp_path / "veth.pcap"
+    payload = os.urandom(2 << 20)
+    received = bytearray()
+    with Lab(lesson, capture=capture) as lab:
+        session = Session(lesson, lab.transport, seed=3, datapath=lab.datapath, namespaces=lab.namespaces)
+        session.run()
+        listener = in_namespace(lab.namespaces["right"], lambda: socket.create_server(("203.0.113.1", 0)))
+
+        def serve() -> None:
+            connection, _ = listener.accept()
+            with connection:
+                while chunk := connection.recv(1 << 16):
+                    received.extend(chunk)
+
+        server = threading.Thread(target=serve)
+        server.start()
+        port = listener.getsockname()[1]
+        client = in_namespace(
+            lab.namespaces["left"],
+            lambda: socket.create_connection(("203.0.113.1", port), timeout=30, source_address=("198.51.100.1", 0)),
+        )
+        with client:
+            client.sendall(payload)
+        server.join(timeout=30)
+        listener.close()
+        right = lab.datapath.workers["right"].call(op="counters")
+        lab.stop_capture()
+    assert bytes(received) == payload
+    assert right["gro"]["segments"] > 2 * right["gro"]["packets"] > 0, right["gro"]  # merged, often
+
+    child = session.trace.of(ChildSaEvent, "left")[0]
+    sas = {int(d["spi"], 16): scapy_sa(d) for d in (child.outbound, child.inbound)}
+    esp_packets = [p for p in rdpcap(str(capture)) if p.haslayer(ESP)]
+    assert len(esp_packets) > 300  # tcpdump may not keep up with all of them; it need not
+    full = 0
+    for packet in esp_packets:
+        assert len(packet[IP]) <= 1500  # the outer packet fits the veth, never fragmented
+        assert packet[IP].flags.MF == 0 and packet[IP].frag == 0
+        inner = bytes(sas[packet[ESP].spi].decrypt(packet[IP]))
+        assert len(inner) <= 1400  # one inner packet of at most the TUN MTU per ESP packet
+        assert checksums_valid(inner), IP(inner).summary()
+        full += len(inner) == 1400
+    assert full > 100  # full-sized segments (MSS 1348 + 52 bytes of headers), one per ESP packet
+
+
+def test_pin_to_cpu_picks_among_the_allowed_cpus():
+    from ikelab.lab.esp_worker import pin_to_cpu
+
+    before = os.sched_getaffinity(0)
+    try:
+        allowed = sorted(before)
+        assert pin_to_cpu(len(allowed) + 1) == allowed[1 % len(allowed)]
+        assert os.sched_getaffinity(0) == {allowed[1 % len(allowed)]}
+    finally:
+        os.sched_setaffinity(0, before)

@@ -141,6 +141,7 @@ class UserspaceEsp:
         self.sides = sides if sides is not None else list(topology.sides)  # the ikelab sides
         self.log = topology.log
         self.workers: dict[str, _WorkerHandle] = {}
+        self._routed: set[tuple[str, str]] = set()
 
     def start(self) -> None:
         try:
@@ -170,9 +171,19 @@ class UserspaceEsp:
         done = []
         for remote in child.remote_ts:
             args = ["ip", "-n", s.namespace, "route", "replace", remote, "dev", TUN_NAME, "src", s.protected]
-            self.log.run(args)
+            if (side, remote) not in self._routed:
+                self.log.run(args)
+                self._routed.add((side, remote))
             done.append(command_text(args))
         return done
+
+    def route_ahead(self, side: str, networks: list[str]) -> None:
+        """Routes for the networks a lesson expects, set before IKE runs: a subprocess less on the
+        handshake's critical path. Without an SA the worker drops such packets, as a kernel policy would."""
+        s = self.topology.sides[side]
+        for network in networks:
+            self.log.run(["ip", "-n", s.namespace, "route", "replace", network, "dev", TUN_NAME, "src", s.protected])
+            self._routed.add((side, network))
 
     def remove(self, side: str, child: ChildSa) -> None:
         self.workers[side].call(op="remove", inbound_spi=child.inbound.spi.hex(), outbound_spi=child.outbound.spi.hex())

@@ -132,6 +132,10 @@ class Lab:
             self.transport.name = "netns"
             self.datapath = datapaths.choose(self.topology, sample_child(self.lesson), self.prefer_datapath, ours)
             self.datapath.start()
+            if isinstance(self.datapath, datapaths.UserspaceEsp):
+                for peer in self.lesson.peers:
+                    if peer.name in ours:
+                        self.datapath.route_ahead(peer.name, list(peer.remote_ts))
         except BaseException:
             self.close()
             raise

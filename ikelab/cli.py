@@ -91,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     v1.add_argument("--gxr", type=_hex, metavar="HEX", default=b"", help="responder KE value, for the phase 1 IV")
     v1.add_argument("--json", action="store_true", help="print a JSON object keyed SKEYID, SKEYID_d, ...")
 
+    sub.add_parser("compare", help="IKEv1 against IKEv2: messages, round trips and bytes, counted from runs")
+
     crack = sub.add_parser("crack", help="recover a weak PSK from an IKEv1 aggressive-mode capture (offline dictionary attack)")
     crack.add_argument("capture", type=Path, help="a pcap or pcapng with aggressive-mode messages 1 and 2")
     crack.add_argument("--wordlist", type=Path, required=True, metavar="FILE", help="candidate PSKs, one per line")
@@ -123,6 +125,11 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_keys_ikev2(args) if args.version == "ikev2" else cmd_keys_ikev1(args)
         if args.command == "crack":
             return cmd_crack(args)
+        if args.command == "compare":
+            from ikelab.lab.compare import compare, table
+
+            print(table(compare()))
+            return 0
         if args.command == "lessons":
             return cmd_lessons(args)
         if args.command == "lab":

@@ -125,13 +125,23 @@ def test_tcp_through_the_tunnel_is_merged_on_receive_and_standard_on_the_wire(tm
     assert full > 100  # full-sized segments (MSS 1348 + 52 bytes of headers), one per ESP packet
 
 
-def test_pin_to_cpu_picks_among_the_allowed_cpus():
-    from ikelab.lab.esp_worker import pin_to_cpu
+def test_cpu_policy_keeps_to_the_busy_cpu_only_under_heavy_traffic():
+    from ikelab.lab.esp_worker import BUSY_RATE, BUSY_WINDOW, QUIET_MS, CpuPolicy
 
-    before = os.sched_getaffinity(0)
-    try:
-        allowed = sorted(before)
-        assert pin_to_cpu(len(allowed) + 1) == allowed[1 % len(allowed)]
-        assert os.sched_getaffinity(0) == {allowed[1 % len(allowed)]}
-    finally:
-        os.sched_setaffinity(0, before)
+    calls: list[set[int]] = []
+    policy = CpuPolicy(1, idle_cpu=0, set_cpus=lambda cpus: calls.append(cpus) or True, allowed=[4, 5])
+    assert calls == [{4}] and policy.timeout is None  # the quiet CPU from the start, sleeping freely
+    policy._since = now = 0.0
+    policy.update(False, 10, now + BUSY_WINDOW)  # a ping's worth: stays
+    assert calls == [{4}]
+    policy.update(False, BUSY_RATE, now + 2 * BUSY_WINDOW)  # iperf3 rates
+    assert calls == [{4}, {5}] and policy.timeout == QUIET_MS
+    policy.update(False, 0, now + 2.5 * BUSY_WINDOW)  # busy, still
+    assert calls == [{4}, {5}]
+    policy.update(True, 0, now + 2.6 * BUSY_WINDOW)  # QUIET_MS without a packet
+    assert calls == [{4}, {5}, {4}] and policy.timeout is None
+    floating = CpuPolicy(3, set_cpus=lambda cpus: calls.append(cpus) or True, allowed=[0, 1])
+    assert calls[-1] == {0, 1} and floating.busy == {1}
+    refused = CpuPolicy(1, 0, set_cpus=lambda cpus: False, allowed=[0, 1])
+    refused.update(False, 10**6, refused._since + 1)
+    assert not refused.enabled and not refused.on_busy_cpu

@@ -72,3 +72,19 @@ def test_lost_message_is_retransmitted_through_the_stepper():
     session.run()
     assert session.outcome.success
     assert [m.direction for m in session.trace.of(__import__("ikelab.trace", fromlist=["MessageEvent"]).MessageEvent)].count("retransmitted") >= 1
+
+
+def test_quick_mode_with_pfs_carries_ke():
+    lesson = load_lesson("ikev1-quick-mode-pfs")
+    session = run(lesson)
+    assert session.outcome.success
+    quick = [m for m in messages(session) if "Quick Mode" in message_label(m)]
+    assert "KE" in quick[0].summary and "KE" in quick[1].summary
+
+
+def test_compare_counts_messages_from_runs(capsys):
+    assert main(["compare"]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.startswith("ikev")}
+    assert rows["ikev2-psk"][2] == "4" and rows["ikev2-psk"][3] == "2"
+    assert rows["ikev1-main-psk"][-3] == "9" and rows["ikev1-aggressive-psk"][-3] == "6"

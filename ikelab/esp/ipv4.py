@@ -111,7 +111,7 @@ class TcpCoalescer:
     64 KiB for a TUN device with IFF_VNET_HDR, as GRO does for a NIC; anything else passes
     through alone, and order is kept (a packet that does not continue the run ends it first).
 
-    Segments merge only when everything but sequence number, IP ID and TTL, lengths, checksums
+    Segments merge only when everything but sequence number, IP ID, TTL and DF, lengths, checksums
     and a PSH on the last one matches (TCP options included, as Linux's tcp_gro_receive demands),
     every payload but the last has the same even size (the GSO size), and flags are ACK or
     ACK|PSH. The merged TCP checksum is derived from the segments' own checksums without reading

@@ -26,10 +26,14 @@ Where the time goes, and what is done about it (measured under iperf3 on these 2
   anything else is done; a lone packet takes the per-packet methods, whose code path is
   shorter; and whether more is queued is asked with poll(0), not with a read that would raise
   BlockingIOError (an exception is costly when cold).
+- With --cpu (and --idle-cpu), the worker keeps to a CPU of its own while traffic is heavy and
+  shares one with its peer while it is light (CpuPolicy): the kernel otherwise tends to stack
+  both workers on one CPU under load.
 - Measured and dropped: TSO on the TUN device (reading 64 KiB super-packets and segmenting them
   here: computing each segment's TCP checksum in Python cost more than the kernel work it saved),
   a process per direction (more wake-ups, no gain), lingering in a polling loop after light
-  traffic (no gain in RTT here), larger batches and socket buffers (no difference).
+  traffic (no gain in RTT here), larger batches and socket buffers, a noqueue qdisc on the TUN
+  device (no difference).
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ import socket
 import struct
 import sys
 import time
+from collections.abc import Callable
 
 from ikelab.esp.ipv4 import NO_OFFLOAD, VNET_HDR_LEN, TcpCoalescer, ipv4_payload
 from ikelab.esp.packet import EspError, InboundSa, OutboundSa
@@ -63,9 +68,9 @@ BATCH = 64  # packets read per source and wake-up before polling again
 READ_SIZE = 65535 + VNET_HDR_LEN
 PR_SET_PDEATHSIG = 1
 CACHE_LIMIT = 4096  # entries per route or policy cache before it starts afresh
-PIN_ABOVE = 2000  # packets per second from which a worker given --cpu pins itself (iperf3: ~35000)
-PIN_WINDOW = 0.1  # seconds over which that rate is judged
-UNPIN_IDLE_MS = 10  # a pinned worker that waited this long for a packet floats again
+BUSY_RATE = 2000  # packets per second from which a worker given --cpu keeps to it (iperf3: ~35000)
+BUSY_WINDOW = 0.1  # seconds over which that rate is judged
+QUIET_MS = 10  # a worker on its --cpu that waits this long for a packet goes back to --idle-cpu
 
 
 def open_tun(name: str) -> tuple[int, bool]:
@@ -352,27 +357,26 @@ class Worker:
                     dropped["policy"] += 1
         return accepted
 
-    def loop(self, cpu: int | None = None) -> None:
-        """Serve the TUN device, the raw socket and the control socket until told to stop. With
-        `cpu`, the worker pins itself to that CPU while traffic is heavy (see pin_to_cpu) and
-        floats again when it is light, where sharing the waker's CPU is what keeps a ping fast."""
+    def loop(self, cpus: CpuPolicy | None = None) -> None:
+        """Serve the TUN device, the raw socket and the control socket until told to stop."""
         poller = select.poll()
         for fd in (self.tun, self.raw.fileno(), self.control.fileno()):
             poller.register(fd, select.POLLIN)
         raw_fd, control_fd, tun = self.raw.fileno(), self.control.fileno(), self.tun
-        from_tun, from_wire, poll, monotonic = self.from_tun, self.from_wire, poller.poll, time.monotonic
-        anywhere = everywhere = os.sched_getaffinity(0)
-        if os.environ.get("IKELAB_X_IDLEPAIR") and cpu is not None:
-            allowed = sorted(anywhere)
-            anywhere = {allowed[(cpu // 2 * 2) % len(allowed)]}
-            os.sched_setaffinity(0, anywhere)
-        pinned = False
-        handled, since = 0, monotonic()
+        from_tun, from_wire, poll = self.from_tun, self.from_wire, poller.poll
+        if cpus is None:
+            while True:
+                for fd, _ in poll():
+                    if fd == tun:
+                        from_tun()
+                    elif fd == raw_fd:
+                        from_wire()
+                    elif fd == control_fd and not self.read_control():
+                        return
+        monotonic = time.monotonic
         while True:
-            events = poll(UNPIN_IDLE_MS if pinned else None)
-            if pinned and not events:  # quiet for a while: float again, before a ping comes
-                os.sched_setaffinity(0, anywhere)
-                pinned = False
+            events = poll(cpus.timeout)
+            handled = 0
             for fd, _ in events:
                 if fd == tun:
                     handled += from_tun()
@@ -380,36 +384,63 @@ class Worker:
                     handled += from_wire()
                 elif fd == control_fd and not self.read_control():
                     return
-            if cpu is not None:
-                now = monotonic()
-                if now - since >= PIN_WINDOW:
-                    if not pinned and handled >= PIN_ABOVE * (now - since):
-                        pinned = pin_to_cpu(cpu, everywhere) is not None
-                    handled, since = 0, now
+            cpus.update(not events, handled, monotonic())
 
 
-def pin_to_cpu(cpu: int, among: set[int] | None = None) -> int | None:
-    """Keep this process on one CPU (`cpu` modulo the CPUs it may use); the CPU, or None if the
-    system refuses. The two workers of a lab hand every packet to each other, and the kernel's
-    wake-affine scheduling then tends to stack them on the waker's CPU, where they take turns
-    while the other CPU idles: pinned to different CPUs they run in parallel (measured here under
-    iperf3: +23% to +40% median in interleaved runs). A lone ping is the other way round: woken on
-    the waker's CPU it runs at once with warm caches, pinned elsewhere it waits for an idle CPU
-    to wake (an IPI, slow in a VM); hence pinning only while traffic is heavy (Worker.loop)."""
-    allowed = sorted(among or os.sched_getaffinity(0))
-    chosen = allowed[cpu % len(allowed)]
+class CpuPolicy:
+    """Which CPU a worker keeps to: `cpu` while traffic is heavy, `idle_cpu` (or any CPU) while
+    it is light.
+
+    The two workers of a lab hand every packet to each other, and the kernel's wake-affine
+    scheduling tends to stack them on one CPU, where they take turns while the other idles: on
+    different CPUs they run in parallel (iperf3 here: +25% median over interleaved runs). A lone
+    ping is the other way round: on the CPU of the worker that woke it, the next hop runs at once
+    with warm caches, while a sleeping CPU must first be woken (an IPI, slow in a VM). So under
+    heavy traffic left and right get different CPUs, and under light traffic the same one."""
+
+    def __init__(self, cpu: int, idle_cpu: int | None = None, set_cpus: Callable[[set[int]], bool] | None = None,
+                 allowed: list[int] | None = None) -> None:
+        everywhere = sorted(allowed if allowed is not None else os.sched_getaffinity(0))
+        self.busy = {everywhere[cpu % len(everywhere)]}
+        self.quiet = {everywhere[idle_cpu % len(everywhere)]} if idle_cpu is not None else set(everywhere)
+        self._set = set_cpus or _set_cpus
+        self.enabled = self._set(self.quiet)  # if the system will not have it, leave it alone
+        self.on_busy_cpu = False
+        self._handled, self._since = 0, time.monotonic()
+
+    @property
+    def timeout(self) -> int | None:
+        """How long to poll: on the busy CPU, long enough to tell that traffic has stopped."""
+        return QUIET_MS if self.on_busy_cpu else None
+
+    def update(self, timed_out: bool, handled: int, now: float) -> None:
+        """After each wake-up: whether the poll timed out, how many packets it moved, and when."""
+        if not self.enabled:
+            return
+        if timed_out and self.on_busy_cpu:  # nothing for a while: the quiet CPU, before a ping
+            self._set(self.quiet)
+            self.on_busy_cpu = False
+        self._handled += handled
+        if now - self._since >= BUSY_WINDOW:
+            if not self.on_busy_cpu and self._handled >= BUSY_RATE * (now - self._since):
+                self.on_busy_cpu = self._set(self.busy)
+            self._handled, self._since = 0, now
+
+
+def _set_cpus(cpus: set[int]) -> bool:
     try:
-        os.sched_setaffinity(0, {chosen})
+        os.sched_setaffinity(0, cpus)
     except OSError:
-        return None
-    return chosen
+        return False
+    return True
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--control-fd", type=int, required=True)
     parser.add_argument("--tun", default="ikelab0")
-    parser.add_argument("--cpu", type=int, help="the CPU to pin the worker to under heavy traffic (see pin_to_cpu)")
+    parser.add_argument("--cpu", type=int, help="the CPU to keep to under heavy traffic (see CpuPolicy)")
+    parser.add_argument("--idle-cpu", type=int, help="the CPU to keep to under light traffic (default: any)")
     args = parser.parse_args()
     # Die with the parent, even if it is killed with SIGKILL.
     ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -424,7 +455,8 @@ def main() -> int:
         return 1
     control.sendall(json.dumps({"ok": True, "ready": args.tun}).encode() + b"\n")
     try:
-        Worker(tun, raw, control, vnet).loop(cpu=args.cpu)
+        cpus = CpuPolicy(args.cpu, args.idle_cpu) if args.cpu is not None else None
+        Worker(tun, raw, control, vnet).loop(cpus)
     except KeyboardInterrupt:
         pass
     return 0

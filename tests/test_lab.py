@@ -258,3 +258,15 @@ def test_real_nat_in_a_router_namespace(capsys):
     assert received[1]["dst"] == "192.0.2.130:4500"
     commands = next(e for e in events if e["kind"] == "commands")["commands"]
     assert any("masquerade" in c for c in commands)
+
+
+def test_ping_through_a_real_nat_in_udp(capsys, tmp_path):
+    target = tmp_path / "nat.pcapng"
+    assert main(["run", "ikev2-nat", "--headless", "--ping", "3", "--pcap", str(target)]) == 0
+    assert "3 packets transmitted, 3 received" in capsys.readouterr().out
+    from scapy.layers.inet import UDP
+
+    packets = rdpcap(str(target))
+    esp_in_udp = [p for p in packets if p.haslayer(UDP) and 4500 in (p[UDP].sport, p[UDP].dport)
+                  and bytes(p[UDP].payload)[:4] != bytes(4)]
+    assert len(esp_in_udp) == 6 and not [p for p in packets if p.haslayer(IP) and p[IP].proto == 50]

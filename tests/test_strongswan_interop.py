@@ -121,3 +121,18 @@ def test_ikev1_against_strongswan(roles, mode):
     ka = session.trace.of(Ikev1KeysEvent, "left")[0].keys["Ka"]
     # strongSwan logs the encryption key it derived: the same Ka as ours.
     assert " ".join(f"{b:02X}" for b in ka[:8]) in log
+
+
+@pytest.mark.parametrize("roles", ["ikelab initiates", "strongSwan initiates"])
+def test_ping_through_the_mixed_tunnel(roles, capsys):
+    """ikelab's ESP (in UDP, as strongSwan 5.9.8's libipsec insists) against strongSwan's."""
+    lesson = LESSON if roles == "ikelab initiates" else swapped(LESSON)
+    with Lab(lesson) as lab:
+        session = _peer_session(lesson, lab, seed=None)
+        session.run()
+        assert session.outcome.ike_up.get("left")
+        result = lab.ping(4)
+        counters = lab.datapath.counters("left")
+    assert (result.transmitted, result.received) == (4, 4), result.lines
+    assert list(counters["outbound"].values())[0]["packets"] == 4
+    assert list(counters["inbound"].values())[0]["packets"] == 4

@@ -93,7 +93,7 @@ class _WorkerHandle:
         # idle, both go back to CPU 0, which keeps a lone ping fast.
         cpu_args = ["--cpu", str(cpu), "--idle-cpu", "0"] if cpu is not None else []
         args = ["ip", "netns", "exec", side.namespace, sys.executable, "-m", "ikelab.lab.esp_worker",
-                "--control-fd", str(child.fileno()), "--tun", TUN_NAME, *cpu_args]
+                "--control-fd", str(child.fileno()), "--tun", TUN_NAME, "--encap-address", side.address, *cpu_args]
         self.process = subprocess.Popen(args, pass_fds=[child.fileno()], stdin=subprocess.DEVNULL)
         child.close()
         self._buffer = b""
@@ -195,6 +195,8 @@ class UserspaceEsp:
         self.workers[side].call(op="remove", inbound_spi=child.inbound.spi.hex(), outbound_spi=child.outbound.spi.hex())
 
     def counters(self, side: str) -> dict:
+        if side not in self.workers:
+            return {}  # a side ikelab does not run (strongSwan): its counters are its own
         reply = self.workers[side].call(op="counters")
         return {k: reply[k] for k in ("inbound", "outbound", "dropped")} if reply.get("ok") else {}
 

@@ -55,6 +55,7 @@ from collections.abc import Callable
 
 from ikelab.esp.ipv4 import NO_OFFLOAD, VNET_HDR_LEN, TcpCoalescer, ipv4_payload
 from ikelab.esp.packet import EspError, InboundSa, OutboundSa
+from ikelab.lab.reuseport import join_group
 from ikelab.lab.sa_messages import esp_sa_from_dict
 
 TUNSETIFF = 0x400454CA
@@ -128,8 +129,10 @@ class Inbound:
 
 
 class Worker:
-    def __init__(self, tun: int, raw: socket.socket, control: socket.socket, vnet: bool = False) -> None:
+    def __init__(self, tun: int, raw: socket.socket, control: socket.socket, vnet: bool = False,
+                 udp: socket.socket | None = None) -> None:
         self.tun, self.raw, self.control = tun, raw, control
+        self.udp = udp  # ESP-in-UDP on port 4500 (RFC 3948), shared with IKE through SO_REUSEPORT
         self.vnet = vnet
         self.outbound: list[tuple[Selectors, OutboundSa]] = []  # (remote selectors, SA)
         self.inbound: dict[bytes, Inbound] = {}  # SPI -> SA and policy
@@ -216,7 +219,8 @@ class Worker:
             if len(self.route_cache) >= CACHE_LIMIT:
                 self.route_cache.clear()
             sa = next((sa for selectors, sa in self.outbound if dst in selectors), None)
-            found = self.route_cache[dst] = None if sa is None else (sa, (sa.sa.dst, 0))
+            port = sa.sa.encap[1] if sa is not None and sa.sa.encap else 0  # 0: raw ESP, else UDP
+            found = self.route_cache[dst] = None if sa is None else (sa, (sa.sa.dst, port))
         return found
 
     def from_tun(self) -> int:
@@ -268,8 +272,8 @@ class Worker:
                     last_group = groups[target] = []
                 last_group.append(packet)
                 last_target = target
-        sendto = self.raw.sendto
         for (sa, address), group in groups.items():
+            sendto = self.udp.sendto if address[1] and self.udp is not None else self.raw.sendto
             if len(group) == 1:  # a lone packet (ping): the per-packet path is leaner
                 try:
                     esps: list[bytes] = [sa.encapsulate(group[0])]
@@ -311,7 +315,23 @@ class Worker:
             self.write_batch(inner)
         return count
 
-    def open(self, datagrams: list[bytes]) -> list[bytes]:
+    def from_udp(self) -> int:
+        """ESP that arrived inside UDP on port 4500: the same as from the raw socket, minus the
+        IPv4 header (the kernel's UDP socket took it off)."""
+        inner: list[bytes] = []
+        count = 0
+        while count < BATCH:
+            try:
+                datagram = self.udp.recv(65535)
+            except BlockingIOError:
+                break
+            count += 1
+            inner += self.open([datagram], ip=False)
+        if inner:
+            self.write_batch(inner)
+        return count
+
+    def open(self, datagrams: list[bytes], ip: bool = True) -> list[bytes]:
         """The inner packets of the ESP datagrams that their SA accepts (replay window, ICV,
         padding: counted there) and whose addresses its traffic selectors allow, in order per SA."""
         inbound, dropped = self.inbound, self.dropped
@@ -319,8 +339,10 @@ class Worker:
         last_entry = last_group = None
         for datagram in datagrams:
             try:
-                esp = ipv4_payload(datagram)
+                esp = ipv4_payload(datagram) if ip else datagram
             except EspError:
+                continue
+            if len(esp) < 8:
                 continue
             entry = inbound.get(esp[:4])
             if entry is None:
@@ -362,6 +384,9 @@ class Worker:
         poller = select.poll()
         for fd in (self.tun, self.raw.fileno(), self.control.fileno()):
             poller.register(fd, select.POLLIN)
+        udp_fd = self.udp.fileno() if self.udp is not None else -1
+        if self.udp is not None:
+            poller.register(udp_fd, select.POLLIN)
         raw_fd, control_fd, tun = self.raw.fileno(), self.control.fileno(), self.tun
         from_tun, from_wire, poll = self.from_tun, self.from_wire, poller.poll
         if cpus is None:
@@ -371,6 +396,8 @@ class Worker:
                         from_tun()
                     elif fd == raw_fd:
                         from_wire()
+                    elif fd == udp_fd:
+                        self.from_udp()
                     elif fd == control_fd and not self.read_control():
                         return
         monotonic = time.monotonic
@@ -382,6 +409,8 @@ class Worker:
                     handled += from_tun()
                 elif fd == raw_fd:
                     handled += from_wire()
+                elif fd == udp_fd:
+                    handled += self.from_udp()
                 elif fd == control_fd and not self.read_control():
                     return
             cpus.update(not events, handled, monotonic())
@@ -441,6 +470,7 @@ def main() -> int:
     parser.add_argument("--tun", default="ikelab0")
     parser.add_argument("--cpu", type=int, help="the CPU to keep to under heavy traffic (see CpuPolicy)")
     parser.add_argument("--idle-cpu", type=int, help="the CPU to keep to under light traffic (default: any)")
+    parser.add_argument("--encap-address", help="join UDP 4500 on this address for ESP-in-UDP (the lab bound IKE there first)")
     args = parser.parse_args()
     # Die with the parent, even if it is killed with SIGKILL.
     ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -450,13 +480,17 @@ def main() -> int:
         raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, IPPROTO_ESP)
         raw.setblocking(False)
         raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        udp = None
+        if args.encap_address:
+            udp = join_group(args.encap_address)
+            udp.setblocking(False)
     except OSError as e:
         control.sendall(json.dumps({"ok": False, "error": f"cannot open the TUN device or raw ESP socket: {e}"}).encode() + b"\n")
         return 1
     control.sendall(json.dumps({"ok": True, "ready": args.tun}).encode() + b"\n")
     try:
         cpus = CpuPolicy(args.cpu, args.idle_cpu) if args.cpu is not None else None
-        Worker(tun, raw, control, vnet).loop(cpus)
+        Worker(tun, raw, control, vnet, udp).loop(cpus)
     except KeyboardInterrupt:
         pass
     return 0

@@ -14,6 +14,7 @@ def esp_sa_to_dict(sa: EspSa) -> dict:
         "algorithms": sa.algorithms,
         "encryption_key": sa.encryption_key.hex(),
         "integrity_key": sa.integrity_key.hex(),
+        "encap": list(sa.encap) if sa.encap else None,
     }
 
 
@@ -28,4 +29,5 @@ def esp_sa_from_dict(d: dict) -> EspSa:
         encryption_key=bytes.fromhex(d["encryption_key"]),
         integrity_key=bytes.fromhex(d["integrity_key"]),
         esn=spec.esn[0] if spec.esn else False,
+        encap=tuple(d["encap"]) if d.get("encap") else None,
     )

@@ -39,14 +39,12 @@ Where the time goes, and what is done about it (measured under iperf3 on these 2
 from __future__ import annotations
 
 import argparse
-import ctypes
 import errno
 import fcntl
 import ipaddress
 import json
 import os
 import select
-import signal
 import socket
 import struct
 import sys
@@ -67,7 +65,6 @@ IFF_TUN, IFF_NO_PI, IFF_NAPI, IFF_VNET_HDR = 0x0001, 0x1000, 0x0010, 0x4000
 IPPROTO_ESP = 50
 BATCH = 64  # packets read per source and wake-up before polling again
 READ_SIZE = 65535 + VNET_HDR_LEN
-PR_SET_PDEATHSIG = 1
 CACHE_LIMIT = 4096  # entries per route or policy cache before it starts afresh
 BUSY_RATE = 2000  # packets per second from which a worker given --cpu keeps to it (iperf3: ~35000)
 BUSY_WINDOW = 0.1  # seconds over which that rate is judged
@@ -472,8 +469,8 @@ def main() -> int:
     parser.add_argument("--idle-cpu", type=int, help="the CPU to keep to under light traffic (default: any)")
     parser.add_argument("--encap-address", help="join UDP 4500 on this address for ESP-in-UDP (the lab bound IKE there first)")
     args = parser.parse_args()
-    # Die with the parent, even if it is killed with SIGKILL.
-    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    # No PR_SET_PDEATHSIG: it follows the *thread* that started us, not the process. When the
+    # process that runs the lab dies, even by SIGKILL, the control socket reads EOF and we stop.
     control = socket.socket(fileno=args.control_fd)
     try:
         tun, vnet = open_tun(args.tun)

@@ -144,7 +144,7 @@ class LabCa:
             .not_valid_before(now - BACKDATE)
             .not_valid_after(now + lifetime)
             .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
-            .add_extension(_ca_key_usage(), critical=True)
+            .add_extension(_key_usage(ca=True), critical=True)
             .add_extension(ski, critical=False)
         )
         seeded = rng is not None and not isinstance(rng, SystemRandom)
@@ -214,7 +214,7 @@ class LabCa:
             .not_valid_before(not_before)
             .not_valid_after(not_after)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(key_usage or _ee_key_usage(), critical=True)
+            .add_extension(key_usage or _key_usage(ca=False), critical=True)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(private_key.public_key()), critical=False)
             .add_extension(self._authority_key_id(), critical=False)
         )
@@ -234,7 +234,7 @@ class LabCa:
             .not_valid_before(self.now - BACKDATE)
             .not_valid_after(min(self.now + CA_LIFETIME, self.certificate.not_valid_after_utc))
             .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
-            .add_extension(_ca_key_usage(), critical=True)
+            .add_extension(_key_usage(ca=True), critical=True)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(private_key.public_key()), critical=False)
             .add_extension(self._authority_key_id(), critical=False)
         )
@@ -256,29 +256,16 @@ class LabCa:
         return private_key_pem(self.private_key)
 
 
-def _ca_key_usage() -> x509.KeyUsage:
+def _key_usage(*, ca: bool) -> x509.KeyUsage:
+    """A CA signs certificates and CRLs; an end entity signs (its IKE AUTH), nothing else."""
     return x509.KeyUsage(
-        digital_signature=False,
+        digital_signature=not ca,
         content_commitment=False,
         key_encipherment=False,
         data_encipherment=False,
         key_agreement=False,
-        key_cert_sign=True,
-        crl_sign=True,
-        encipher_only=False,
-        decipher_only=False,
-    )
-
-
-def _ee_key_usage() -> x509.KeyUsage:
-    return x509.KeyUsage(
-        digital_signature=True,
-        content_commitment=False,
-        key_encipherment=False,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=False,
-        crl_sign=False,
+        key_cert_sign=ca,
+        crl_sign=ca,
         encipher_only=False,
         decipher_only=False,
     )

@@ -30,10 +30,6 @@ if TYPE_CHECKING:
 AGGRESSIVE = ExchangeType.AGGRESSIVE
 
 
-def _index(payloads: list, cls: type) -> int | None:
-    return next((i for i, p in enumerate(payloads) if isinstance(p, cls)), None)
-
-
 # ------------------------------------------------------------------------- initiator
 
 
@@ -69,7 +65,7 @@ def _message_2(peer: "Ikev1Peer", sa: IsakmpSa, data: bytes, src: "Endpoint", ds
     message = decoded.message
     payloads = message.payloads
     reply, ke, nonce = message.find(SaPayload), message.find(KePayload), message.find(NoncePayload)
-    id_at, hash_at = _index(payloads, IdPayload), _index(payloads, HashPayload)
+    id_at, hash_at = phase1.payload_index(payloads, IdPayload), phase1.payload_index(payloads, HashPayload)
     if reply is None or ke is None or nonce is None or id_at is None or hash_at is None:
         peer.fail(sa, "aggressive mode message 2 lacks SA, KE, Nonce, ID or HASH", "PAYLOAD_MALFORMED")
         return
@@ -114,7 +110,7 @@ def respond(peer: "Ikev1Peer", data: bytes, src: "Endpoint", dst: "Endpoint") ->
         return
     message = decoded.message
     payloads, cky_i = message.payloads, message.header.cky_i
-    sa_at, id_at = _index(payloads, SaPayload), _index(payloads, IdPayload)
+    sa_at, id_at = phase1.payload_index(payloads, SaPayload), phase1.payload_index(payloads, IdPayload)
     ke, nonce = message.find(KePayload), message.find(NoncePayload)
     if sa_at is None or ke is None or nonce is None or id_at is None:
         phase1.refuse(peer, cky_i, bytes(8), NotifyType.PAYLOAD_MALFORMED, "aggressive mode message 1 lacks SA, KE, Nonce or ID", dst, src)

@@ -31,10 +31,6 @@ if TYPE_CHECKING:
 MAIN = ExchangeType.IDENTITY_PROTECTION
 
 
-def _index(payloads: list, cls: type) -> int | None:
-    return next((i for i, p in enumerate(payloads) if isinstance(p, cls)), None)
-
-
 # ------------------------------------------------------------------------- initiator
 
 
@@ -130,7 +126,7 @@ def _message_6(peer: "Ikev1Peer", sa: IsakmpSa, data: bytes, src: "Endpoint", ds
 
 
 def _authenticate(peer: "Ikev1Peer", sa: IsakmpSa, chain, *, peer_is_initiator: bool) -> str | None:
-    id_at, hash_at = _index(chain.payloads, IdPayload), _index(chain.payloads, HashPayload)
+    id_at, hash_at = phase1.payload_index(chain.payloads, IdPayload), phase1.payload_index(chain.payloads, HashPayload)
     if id_at is None or hash_at is None:
         return "the message lacks the ID or HASH payload"
     refusal = phase1.check_identity(peer, sa, chain.payloads[id_at], chain.raw[id_at][4:])
@@ -148,7 +144,7 @@ def respond(peer: "Ikev1Peer", data: bytes, src: "Endpoint", dst: "Endpoint") ->
         return
     message = decoded.message
     cky_i = message.header.cky_i
-    at = _index(message.payloads, SaPayload)
+    at = phase1.payload_index(message.payloads, SaPayload)
     if at is None:
         phase1.refuse(peer, cky_i, bytes(8), NotifyType.PAYLOAD_MALFORMED, "main mode message 1 has no SA payload", dst, src)
         return

@@ -200,3 +200,8 @@ def established(peer: "Ikev1Peer", sa: IsakmpSa) -> None:
     peer.effect(IkeSaUp(sa.cky_i, sa.cky_r))
     if sa.is_initiator:
         quick_mode.start(peer, sa)
+
+
+def payload_index(payloads: list, cls: type) -> int | None:
+    """Where the first payload of `cls` sits in the chain (HASH_I/R covers the bytes around it)."""
+    return next((i for i, p in enumerate(payloads) if isinstance(p, cls)), None)

@@ -27,6 +27,12 @@ class Send:
 
 
 @dataclass(frozen=True)
+class NatKeepalive(Send):
+    """A NAT keepalive (RFC 3948 §2.3): the single byte 0xFF from our port 4500, sent without the
+    non-ESP marker, so the NAT in front of us keeps its mapping while nothing else flows."""
+
+
+@dataclass(frozen=True)
 class InstallChildSa:
     child: ChildSa
 
@@ -57,4 +63,4 @@ class IkeSaFailed:
 # What a lesson, the TUI or a timer may ask a peer to start on its established IKE SA.
 ACTIONS = ("create-child", "rekey-child", "rekey-ike", "delete-child", "delete-ike", "liveness")
 
-Effect = Union[Send, InstallChildSa, DeleteChildSa, IkeSaUp, IkeSaFailed]
+Effect = Union[Send, NatKeepalive, InstallChildSa, DeleteChildSa, IkeSaUp, IkeSaFailed]

@@ -54,6 +54,7 @@ class PeerSpec:
     rekey_child_after: float | None = None
     rekey_ike_after: float | None = None
     liveness_every: float | None = None
+    nat_keepalive_every: float = 20.0  # behind a NAT: a one-byte UDP keepalive this often (RFC 3948 §2.3)
     cookie_threshold: int | None = None
     auth: str = "psk"  # "psk" or "pubkey" (a certificate from the lesson's lab CA)
     encap: bool = False  # pretend to be behind a NAT: IKE on 4500 and ESP in UDP
@@ -268,7 +269,7 @@ class _Parser:
         known = {"role", "address", "local_ts", "remote_ts", "protected"}
         if not manual:
             known |= {"id", "remote_id", "psk", "ike", "esp", "rekey_child_after", "rekey_ike_after", "liveness_every",
-                      "cookie_threshold", "auth", "certificate", "encap", "implementation", "port"}
+                      "nat_keepalive_every", "cookie_threshold", "auth", "certificate", "encap", "implementation", "port"}
         for key in table:
             if key not in known:
                 hint = " (a manually keyed lesson has no IKE settings)" if manual else ""
@@ -302,6 +303,7 @@ class _Parser:
             rekey_child_after=self._seconds(table, "rekey_child_after", w),
             rekey_ike_after=self._seconds(table, "rekey_ike_after", w),
             liveness_every=self._seconds(table, "liveness_every", w),
+            nat_keepalive_every=self._seconds(table, "nat_keepalive_every", w) or 20.0,
             cookie_threshold=self._count(table, "cookie_threshold", w),
             encap=self._bool(table, "encap", w),
             port=self._port(table, w),
@@ -354,6 +356,12 @@ class _Parser:
             raise self.error(where + "implementation", f"must be 'ikelab' or 'strongswan', not {value!r}")
         if value == "strongswan" and auth != "psk":
             raise self.error(where + "auth", "a strongSwan peer authenticates with a PSK in this version")
+        if value == "strongswan":
+            # charon counts these in whole seconds (rekey_time in swanctl.conf, keep_alive in strongswan.conf).
+            for key in ("rekey_child_after", "rekey_ike_after", "nat_keepalive_every"):
+                seconds = table.get(key)
+                if seconds is not None and seconds != int(seconds):
+                    raise self.error(where + key, f"strongSwan takes whole seconds here, not {seconds!r}")
         return value
 
     def _port(self, table: dict, where: str) -> int:

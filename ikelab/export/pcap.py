@@ -16,8 +16,8 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 from scapy.utils import wrpcapng
 
-from ikelab.esp.udp_encap import NAT_T_PORT, NON_ESP_MARKER
-from ikelab.trace import ChildSaEvent, Ikev1MessageEvent, MessageEvent, Trace
+from ikelab.esp.udp_encap import KEEPALIVE, NAT_T_PORT, NON_ESP_MARKER
+from ikelab.trace import ChildSaEvent, Ikev1MessageEvent, MessageEvent, NoteEvent, Trace
 
 EPOCH = 1767225600.0  # 2026-01-01T00:00:00Z: the virtual clock's zero in captures
 NAMES = {"left": 1, "right": 2}
@@ -35,6 +35,24 @@ def _mac(peer: str) -> str:
 def wire_messages(trace: Trace) -> list[MessageEvent]:
     """The datagrams that crossed the wire, once each: what a peer sent or sent again."""
     return [e for e in trace.of(MessageEvent) if e.direction in ("sent", "retransmitted")]
+
+
+def keepalives_sent(trace: Trace) -> list[NoteEvent]:
+    """The NAT keepalives a peer sent (they are notes in the trace: no IKE message)."""
+    return [e for e in trace.of(NoteEvent) if e.detail.get("nat_keepalive") and "src" in e.detail]
+
+
+def keepalive_comments(sender: str = "") -> list[str]:
+    who = f" from {sender}" if sender else ""
+    return [f"NAT keepalive{who}: the single byte 0xFF on UDP 4500 (RFC 3948 §2.3), no non-ESP marker",
+            "Sent by the side behind a NAT so the NAT keeps its port mapping while nothing else flows; "
+            "the receiver ignores it."]
+
+
+def keepalive_frame(event: NoteEvent, receiver: str):
+    (src, sport), (dst, dport) = _split(event.detail["src"]), _split(event.detail["dst"])
+    ip = IP(src=src, dst=dst, id=0, flags="DF") if ipaddress.ip_address(src).version == 4 else IPv6(src=src, dst=dst)
+    return Ether(src=_mac(event.peer), dst=_mac(receiver)) / ip / UDP(sport=sport, dport=dport) / Raw(KEEPALIVE)
 
 
 def frame(event: MessageEvent, receiver: str):
@@ -109,6 +127,8 @@ def annotate_captured(source: Path, path: Path, trace: Trace, narratives: dict[s
         if udp in by_data:
             event = by_data.pop(udp)
             lines = comments(event, _narrative(event, narratives))
+        elif udp == KEEPALIVE and NAT_T_PORT in (packet[UDP].sport, packet[UDP].dport):
+            lines = keepalive_comments()
         elif udp and len(udp) >= 8 and NAT_T_PORT in (packet[UDP].sport, packet[UDP].dport):
             lines = esp_comments(udp[:4], int.from_bytes(udp[4:8], "big"), trace, encapsulated=True)
         elif packet.haslayer(IP) and packet[IP].proto == 50:
@@ -125,10 +145,16 @@ def write_pcapng(path: Path, trace: Trace, narratives: dict[str, str] | None = N
     """Write the capture; `narratives` maps "IKE_SA_INIT request" to the lesson's text for it."""
     narratives = narratives or {}
     packets = []
-    for event in wire_messages(trace):
+    keepalives = {e.seq for e in keepalives_sent(trace)}
+    sent = {e.seq for e in wire_messages(trace)}
+    for event in (e for e in trace if e.seq in sent or e.seq in keepalives):
         receiver = "right" if event.peer == "left" else "left"
-        packet = frame(event, receiver)
-        packet.comments = [line.encode() for line in comments(event, _narrative(event, narratives))]
+        if event.seq in keepalives:
+            packet = keepalive_frame(event, receiver)
+            packet.comments = [line.encode() for line in keepalive_comments(event.peer)]
+        else:
+            packet = frame(event, receiver)
+            packet.comments = [line.encode() for line in comments(event, _narrative(event, narratives))]
         packet.time = EPOCH + event.time
         packets.append(packet)
     path.parent.mkdir(parents=True, exist_ok=True)

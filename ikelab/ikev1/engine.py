@@ -299,6 +299,9 @@ class Ikev1Peer:
     def _receive(self, data: bytes, src: Endpoint, dst: Endpoint) -> None:
         from ikelab.ikev1.exchanges import aggressive_mode, informational, main_mode, quick_mode
 
+        if data == b"\xff":  # a NAT keepalive (RFC 3948 §2.3): no ISAKMP message is one byte long
+            self.note("info", f"NAT keepalive from {src}: nothing to do, ignored (RFC 3948 §2.3)", nat_keepalive=True)
+            return
         try:
             header = decode_header(data)
         except DecodeError as e:

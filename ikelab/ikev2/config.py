@@ -89,6 +89,8 @@ class Ikev2Config:
     rekey_child_after: float | None = None
     rekey_ike_after: float | None = None
     liveness_every: float | None = None  # an empty INFORMATIONAL when this long has passed
+    # Behind a NAT: a one-byte keepalive on port 4500 this often (RFC 3948 §2.3 suggests 20 s); None: never.
+    nat_keepalive_every: float | None = 20.0
     cookie_threshold: int | None = None  # half-open IKE SAs above which a responder demands a COOKIE
     # Certificates (auth = "pubkey"): our certificate and key, and the CAs we trust for the peer's.
     auth: str = "psk"

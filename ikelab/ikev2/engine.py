@@ -15,7 +15,8 @@ import traceback
 from dataclasses import dataclass
 from typing import Callable
 
-from ikelab.effects import ACTIONS, DeleteChildSa, Effect, Endpoint, IkeSaFailed, Send
+from ikelab.effects import ACTIONS, DeleteChildSa, Effect, Endpoint, IkeSaFailed, NatKeepalive, Send
+from ikelab.esp.udp_encap import KEEPALIVE
 from ikelab.ikev2.config import Ikev2Config
 from ikelab.ikev2.ike_sa import IkeSa, PendingRequest, State
 from ikelab.ikev2.protection import ProtectionError, open_sk, seal
@@ -131,6 +132,18 @@ class Ikev2Peer:
     def schedule(self, sa: IkeSa, after: float | None, action: str) -> None:
         if after is not None:
             sa.timers.append((self.now + after, action))
+
+    def schedule_keepalive(self, sa: IkeSa) -> None:
+        """Only the side behind a NAT keeps the NAT's mapping alive (RFC 3948 §2.3)."""
+        if sa.nat_local:
+            self.schedule(sa, self.config.nat_keepalive_every, "nat-keepalive")
+
+    def _send_keepalive(self, sa: IkeSa) -> None:
+        # Sent on a fixed period, even when ESP flows (RFC 3948 lets an implementation skip it then).
+        self.note("info", f"NAT keepalive: one byte 0xFF from {sa.local} to {sa.remote}, so the NAT keeps our mapping (RFC 3948 §2.3)",
+                  nat_keepalive=True, src=str(sa.local), dst=str(sa.remote))
+        self.effect(NatKeepalive(KEEPALIVE, sa.local, sa.remote, "NAT keepalive"))
+        self.schedule_keepalive(sa)
 
     # ----------------------------------------------------------------- helpers for exchanges
 
@@ -257,6 +270,9 @@ class Ikev2Peer:
         )
 
     def _receive(self, data: bytes, src: Endpoint, dst: Endpoint) -> None:
+        if data == KEEPALIVE:  # no IKE message is one byte long
+            self.note("info", f"NAT keepalive from {src}: nothing to do, ignored (RFC 3948 §2.3)", nat_keepalive=True)
+            return
         try:
             header = decode_header(data)
         except DecodeError as e:
@@ -386,6 +402,9 @@ class Ikev2Peer:
                     if sa.state is State.INIT_DONE:
                         self.note("info", f"half-open IKE SA {sa.label} got no IKE_AUTH in time: dropped")
                         self.sas.pop(sa.local_spi, None)
+                elif action == "nat-keepalive":
+                    if sa.state is State.ESTABLISHED:
+                        self._send_keepalive(sa)
                 elif sa.state is State.ESTABLISHED:
                     self.note("info", f"timer: {action} is due")
                     self._act(action, sa)

@@ -47,6 +47,7 @@ def peer_config(spec: PeerSpec, credentials: Credentials | None = None) -> Ikev2
         rekey_child_after=spec.rekey_child_after,
         rekey_ike_after=spec.rekey_ike_after,
         liveness_every=spec.liveness_every,
+        nat_keepalive_every=spec.nat_keepalive_every,
         cookie_threshold=spec.cookie_threshold,
         force_encap=spec.encap,
         ike_port=spec.port,

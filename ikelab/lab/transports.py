@@ -12,8 +12,8 @@ import socket
 from dataclasses import dataclass
 from typing import Protocol
 
-from ikelab.effects import Endpoint, Send
-from ikelab.esp.udp_encap import NAT_T_PORT, NON_ESP_MARKER
+from ikelab.effects import Endpoint, NatKeepalive, Send
+from ikelab.esp.udp_encap import KEEPALIVE, NAT_T_PORT, NON_ESP_MARKER
 
 IKE_PORT = 500
 
@@ -112,7 +112,8 @@ class UdpTransport:
         if owner is None:
             return None
         sock = owner[1]
-        data = NON_ESP_MARKER + send.data if send.src.port == NAT_T_PORT else send.data
+        # IKE on port 4500 goes behind the non-ESP marker; a NAT keepalive is its one byte alone.
+        data = NON_ESP_MARKER + send.data if send.src.port == NAT_T_PORT and not isinstance(send, NatKeepalive) else send.data
         try:
             sock.sendto(data, tuple(send.dst))
         except OSError:
@@ -120,7 +121,7 @@ class UdpTransport:
         return sock
 
     def receive(self, exclude: socket.socket | None = None, timeout: float | None = None) -> Delivery | None:
-        """The next IKE datagram on any socket; keepalives and stray ESP are skipped."""
+        """The next IKE datagram (or NAT keepalive, for the peer to trace) on any socket; stray ESP is skipped."""
         socks = [s for _, s in self._owner.values() if s is not exclude]
         timeout = self.RECEIVE_TIMEOUT if timeout is None else timeout
         while True:
@@ -130,9 +131,9 @@ class UdpTransport:
             sock = ready[0]
             data, addr = sock.recvfrom(65535)
             local = Endpoint(*sock.getsockname()[:2])
-            if local.port == NAT_T_PORT:
+            if local.port == NAT_T_PORT and data != KEEPALIVE:
                 if not data.startswith(NON_ESP_MARKER):
-                    continue  # a NAT keepalive, or ESP that is the datapath's business
+                    continue  # ESP: the datapath's business
                 data = data[len(NON_ESP_MARKER):]
             return Delivery(data, Endpoint(*addr[:2]), local, self._owner[local][0])
 

@@ -234,6 +234,10 @@ def _take_over(peer: "Ikev2Peer", old: IkeSa, new: IkeSa) -> None:
     """The rekeyed IKE SA inherits the Child SAs; the old one only waits to be deleted."""
     derive_rekeyed_ike_keys(peer, old, new)
     new.children, old.children = old.children, []
+    # The NAT is still there: the new IKE SA keeps following it, encapsulating and keeping it alive.
+    new.nat_local, new.nat_remote = old.nat_local, old.nat_remote
+    # The keepalives are for the NAT's mapping, which the new IKE SA shares: they keep their rhythm.
+    new.timers += [t for t in old.timers if t[1] == "nat-keepalive"]
     old.state = State.REKEYED
     old.timers.clear()
     peer.sas[new.local_spi] = new

@@ -151,6 +151,7 @@ def _established(peer: "Ikev2Peer", sa: IkeSa) -> None:
     peer.effect(IkeSaUp(sa.spi_i, sa.spi_r))
     peer.schedule(sa, peer.config.rekey_ike_after, "rekey-ike")
     peer.schedule(sa, peer.config.liveness_every, "liveness")
+    peer.schedule_keepalive(sa)
 
 
 def _check_peer_auth(peer: "Ikev2Peer", sa: IkeSa, payloads: list, *, peer_is_initiator: bool) -> str | None:

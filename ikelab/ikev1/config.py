@@ -6,7 +6,9 @@ plus what only IKEv1 has: the phase 1 mode and explicit lifetimes, which IKEv1 n
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
+from typing import Any
 
 from ikelab.crypto.names import ProposalSpec
 from ikelab.ikev2.config import Identity, RetransmitPolicy
@@ -31,14 +33,32 @@ class Ikev1Config:
     force_encap: bool = False  # pretend to be behind a NAT so ESP is UDP-encapsulated (strongSwan's encap)
     ike_lifetime: int = 10800  # seconds, offered in the phase 1 SA
     esp_lifetime: int = 3600  # seconds, offered in the quick mode SA
+    # Signatures (auth = "pubkey"): our certificate and key, and the CAs we trust for the peer's.
+    auth: str = "psk"
+    certificate: Any = None  # cryptography x509.Certificate
+    private_key: Any = None
+    trusted_cas: tuple = ()
+    clock_origin: dt.datetime | None = None  # the run's clock counts from here for validity (None: wall clock)
+    # Dead peer detection (RFC 3706): an R-U-THERE when this long has passed since the peer was last
+    # heard from; unanswered ones are repeated on the retransmission schedule, then the peer is dead.
+    dpd_every: float | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"IKEv1 mode must be 'main' or 'aggressive', not {self.mode!r}")
+        if self.auth not in ("psk", "pubkey"):
+            raise ValueError(f"IKEv1 auth must be 'psk' or 'pubkey', not {self.auth!r}")
+        if self.auth == "pubkey" and (self.certificate is None or self.private_key is None):
+            raise ValueError("IKEv1 auth 'pubkey' needs a certificate and its private key")
 
 
-def config_for(spec, mode: str) -> Ikev1Config:
-    """The IKEv1 configuration of a lesson's peer (a `lessons.PeerSpec`); `mode` is the lesson's phase 1 mode."""
+def config_for(spec, mode: str, credentials=None) -> Ikev1Config:
+    """The IKEv1 configuration of a lesson's peer (a `lessons.PeerSpec`); `mode` is the lesson's phase 1
+    mode, `credentials` the peer's certificate from the lab CA (`lab.credentials.Credentials`) if it has one."""
+    pki = {}
+    if credentials is not None:
+        pki = dict(auth="pubkey", certificate=credentials.certificate, private_key=credentials.private_key,
+                   trusted_cas=credentials.trusted_cas, clock_origin=credentials.clock_origin)
     return Ikev1Config(
         name=spec.name,
         local_id=spec.identity,
@@ -49,4 +69,6 @@ def config_for(spec, mode: str) -> Ikev1Config:
         local_ts=spec.local_ts,
         remote_ts=spec.remote_ts,
         mode=mode,
+        dpd_every=getattr(spec, "liveness_every", None),
+        **pki,
     )

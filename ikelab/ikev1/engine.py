@@ -33,7 +33,7 @@ from ikelab.wire.isakmp import (
     encode_message,
 )
 from ikelab.wire.isakmp_constants import ExchangeType, exchange_label
-from ikelab.wire.isakmp_payloads import HashPayload, IdPayload, short_name
+from ikelab.wire.isakmp_payloads import HashPayload, IdPayload, SigPayload, short_name
 
 PHASE1 = (ExchangeType.IDENTITY_PROTECTION, ExchangeType.AGGRESSIVE)
 
@@ -48,6 +48,8 @@ def summarize(payloads: list[Payload], *, encrypted: bool, exchange: int, sender
             name = ("IDii" if sender_is_initiator else "IDir") if exchange in PHASE1 else next(ids, "ID")
         elif isinstance(p, HashPayload):
             name = ("HASH_I" if sender_is_initiator else "HASH_R") if exchange in PHASE1 else f"HASH({number})"
+        elif isinstance(p, SigPayload):
+            name = "SIG_I" if sender_is_initiator else "SIG_R"
         names.append(name)
     return ", ".join(["HDR*" if encrypted else "HDR"] + names)
 
@@ -76,14 +78,15 @@ class Ikev1Peer:
 
     def next_timer(self) -> float | None:
         deadlines = [e.deadline for e in self._exchanges() if e.deadline is not None]
+        deadlines += [sa.dpd.due for sa in self.sas.values() if sa.dpd is not None]
         return min(deadlines) if deadlines else None
 
     def on_timer(self, now: float) -> list[Effect]:
-        return self._run(now, self._retransmit_due)
+        return self._run(now, self._timers_due)
 
     def busy(self) -> bool:
-        """An exchange waits for the peer's next message (IKEv1's only timers are retransmissions)."""
-        return self.next_timer() is not None
+        """An exchange waits for the peer's next message (dead peer detection's R-U-THEREs do not count)."""
+        return any(e.deadline is not None for e in self._exchanges())
 
     def established(self) -> list[IsakmpSa]:
         return [sa for sa in self.sas.values() if sa.state is State.ESTABLISHED]
@@ -361,6 +364,14 @@ class Ikev1Peer:
         sent = exchange.last_sent
         self._emit_message("retransmitted", sent.data, sa.local, sa.remote, exchange, sent.summary, sent.plaintext, sent.protection, number=sent.number)
         self.effect(Send(sent.data, sa.local, sa.remote, f"{sent.label} (retransmission)"))
+
+    def _timers_due(self) -> None:
+        from ikelab.ikev1.exchanges import informational
+
+        self._retransmit_due()
+        for sa in list(self.sas.values()):
+            if sa.dpd is not None and sa.dpd.due <= self.now and sa.state is State.ESTABLISHED:
+                informational.dpd_due(self, sa)
 
     def _retransmit_due(self) -> None:
         policy = self.config.retransmit

@@ -23,16 +23,14 @@ def _blocks(expansion: kdf.Expansion) -> list[dict]:
 def derive_phase1_keys(peer: "Ikev1Peer", sa: "IsakmpSa") -> None:
     """SKEYID, SKEYID_d/a/e, the encryption key Ka and the phase 1 IV, once g^xy and both nonces are known."""
     prf, c = sa.ike.prf, sa.ike.cipher
-    sa.skeyid = kdf.skeyid_psk(prf, peer.config.psk, sa.ni, sa.nr)
-    peer.emit(
-        PrfEvent,
-        label="SKEYID",
-        formula="SKEYID = prf(pre-shared-key, Ni_b | Nr_b)",
-        prf=prf.description,
-        key=peer.config.psk,
-        data=sa.ni + sa.nr,
-        output=sa.skeyid,
-    )
+    if sa.ike.signatures:
+        # No secret goes in: the nonces key the prf over g^xy, and the signatures prove who is who.
+        sa.skeyid = kdf.skeyid_signature(prf, sa.ni, sa.nr, sa.g_xy)
+        formula, key, data = "SKEYID = prf(Ni_b | Nr_b, g^xy) (signature authentication)", sa.ni + sa.nr, sa.g_xy
+    else:
+        sa.skeyid = kdf.skeyid_psk(prf, peer.config.psk, sa.ni, sa.nr)
+        formula, key, data = "SKEYID = prf(pre-shared-key, Ni_b | Nr_b)", peer.config.psk, sa.ni + sa.nr
+    peer.emit(PrfEvent, label="SKEYID", formula=formula, prf=prf.description, key=key, data=data, output=sa.skeyid)
     children = kdf.skeyid_children(prf, sa.skeyid, sa.g_xy, sa.cky_i, sa.cky_r)
     formulas = {
         "SKEYID_d": "SKEYID_d = prf(SKEYID, g^xy | CKY-I | CKY-R | 0)",

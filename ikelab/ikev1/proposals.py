@@ -69,6 +69,16 @@ ESP_KNOWN = {
 }
 
 
+# Phase 1 authentication methods ikelab speaks: a pre-shared key, RSA and ECDSA (RFC 4754) signatures.
+AUTH_METHODS = (
+    AuthMethod.PRE_SHARED_KEY,
+    AuthMethod.RSA_SIGNATURES,
+    AuthMethod.ECDSA_SHA256_P256,
+    AuthMethod.ECDSA_SHA384_P384,
+    AuthMethod.ECDSA_SHA512_P521,
+)
+
+
 @dataclass(frozen=True)
 class Phase1Algorithms:
     cipher: Cipher
@@ -83,6 +93,11 @@ class Phase1Algorithms:
 
     def keywords(self) -> str:
         return f"{self.cipher.name}-{self.hash_name}-{self.dh.name}"
+
+    @property
+    def signatures(self) -> bool:
+        """Authentication by signatures: SKEYID without a secret, HASH_I/HASH_R signed into SIG payloads."""
+        return self.auth_method != AuthMethod.PRE_SHARED_KEY
 
 
 @dataclass(frozen=True)
@@ -100,9 +115,10 @@ def _product(spec: ProposalSpec, groups: tuple[DhGroup | None, ...]):
 # --- phase 1 ---------------------------------------------------------------------------------
 
 
-def phase1_offer(specs: tuple[ProposalSpec, ...], lifetime: int, group: DhGroup | None = None) -> SaPayload:
+def phase1_offer(specs: tuple[ProposalSpec, ...], lifetime: int, group: DhGroup | None = None, auth_method: int = AuthMethod.PRE_SHARED_KEY) -> SaPayload:
     """One ISAKMP proposal whose transforms are the alternatives; `group` keeps only that DH group
-    (aggressive mode sends its KE payload with the offer, so it can offer only one group)."""
+    (aggressive mode sends its KE payload with the offer, so it can offer only one group).
+    `auth_method` is the same in every transform: PRE_SHARED_KEY, or the signature method of our key."""
     transforms = []
     for spec in specs:
         for c, integ, g in _product(spec, spec.dh):
@@ -112,7 +128,7 @@ def phase1_offer(specs: tuple[ProposalSpec, ...], lifetime: int, group: DhGroup 
             attributes += [
                 (IkeAttribute.HASH_ALGORITHM, HASH_OF_INTEGRITY[integ.name]),
                 (IkeAttribute.GROUP_DESCRIPTION, g.number),
-                (IkeAttribute.AUTHENTICATION_METHOD, AuthMethod.PRE_SHARED_KEY),
+                (IkeAttribute.AUTHENTICATION_METHOD, auth_method),
                 (IkeAttribute.LIFE_TYPE, LifeType.SECONDS),
                 number_attribute(IkeAttribute.LIFE_DURATION, lifetime),
             ]
@@ -141,13 +157,24 @@ def phase1_algorithms(t: Transform) -> tuple[Phase1Algorithms | None, str]:
     if group is None:
         return None, f"DH group {t.get(IkeAttribute.GROUP_DESCRIPTION)} is not supported"
     method = t.get(IkeAttribute.AUTHENTICATION_METHOD)
-    if method != AuthMethod.PRE_SHARED_KEY:
-        return None, f"authentication method {name_of(AuthMethod, method or 0)} is not supported (only PRE_SHARED_KEY)"
+    if method not in AUTH_METHODS:
+        return None, f"authentication method {name_of(AuthMethod, method or 0)} is not supported (PRE_SHARED_KEY, RSA or ECDSA signatures)"
     lifetime = t.get(IkeAttribute.LIFE_DURATION) if t.get(IkeAttribute.LIFE_TYPE) == LifeType.SECONDS else None
     return Phase1Algorithms(c, PRF_OF_HASH[hash_id], group, method, lifetime), ""
 
 
-def _phase1_fits(algorithms: Phase1Algorithms, spec: ProposalSpec) -> str:
+def auth_family(method: int) -> str:
+    """"psk", "RSA" or "ECDSA": both sides of a phase 1 SA authenticate the same way (strongSwan
+    checks the key type only, so a P-256 and a P-384 key can meet under one ECDSA method)."""
+    if method == AuthMethod.PRE_SHARED_KEY:
+        return "psk"
+    return "RSA" if method == AuthMethod.RSA_SIGNATURES else "ECDSA"
+
+
+def _phase1_fits(algorithms: Phase1Algorithms, spec: ProposalSpec, own_method: int) -> str:
+    if auth_family(algorithms.auth_method) != auth_family(own_method):
+        ours = "a pre-shared key" if own_method == AuthMethod.PRE_SHARED_KEY else f"{auth_family(own_method)} signatures (our certificate's key)"
+        return f"authentication by {name_of(AuthMethod, algorithms.auth_method)}, but we are configured for {ours}"
     if algorithms.cipher not in spec.encryption:
         return f"cipher {algorithms.cipher.name} not configured ({', '.join(c.name for c in spec.encryption)})"
     if algorithms.hash_name not in [i.name for i in spec.integrity]:
@@ -157,7 +184,7 @@ def _phase1_fits(algorithms: Phase1Algorithms, spec: ProposalSpec) -> str:
     return ""
 
 
-def phase1_select(offered: SaPayload, specs: tuple[ProposalSpec, ...]) -> Selection:
+def phase1_select(offered: SaPayload, specs: tuple[ProposalSpec, ...], own_method: int = AuthMethod.PRE_SHARED_KEY) -> Selection:
     reasons: list[str] = []
     proposals = [p for p in offered.proposals if p.protocol == ProtocolId.ISAKMP]
     if len(proposals) != len(offered.proposals):
@@ -166,7 +193,7 @@ def phase1_select(offered: SaPayload, specs: tuple[ProposalSpec, ...]) -> Select
         for p in proposals:
             for t in p.transforms:
                 algorithms, why = phase1_algorithms(t)
-                why = why or _phase1_fits(algorithms, spec)
+                why = why or _phase1_fits(algorithms, spec, own_method)
                 label = f"transform #{t.number} ({describe_transform(t, ProtocolId.ISAKMP)})"
                 if why:
                     reasons.append(f"{label} vs configured {spec.keywords()}: {why}")

@@ -87,6 +87,16 @@ class QuickMode:
 
 
 @dataclass
+class Dpd:
+    """Dead peer detection on one ISAKMP SA (RFC 3706): when to ask next, and what is unanswered."""
+
+    due: float  # the next R-U-THERE (or, while one is unanswered, its repetition) is due then
+    sequence: int  # the last sequence number we sent; each R-U-THERE takes the next one (§7)
+    unanswered: list[int] = field(default_factory=list)  # sequence numbers still waiting for an ACK
+    attempt: int = 0  # R-U-THEREs sent since the peer was last heard from
+
+
+@dataclass
 class IsakmpSa:
     role: str  # "initiator" or "responder" of phase 1, which fixes the meaning of I and R
     mode: str  # "main" or "aggressive"
@@ -114,6 +124,8 @@ class IsakmpSa:
     last_phase1_block: bytes = b""  # seeds the IV of every later exchange
     peer_id: Identity | None = None
     peer_nat_t: bool = False  # the peer sent the RFC 3947 vendor ID
+    peer_dpd: bool = False  # the peer sent the RFC 3706 vendor ID: it answers R-U-THERE
+    dpd: "Dpd | None" = None  # our dead peer detection, once phase 1 is up and it is configured
     nat_local: bool = False
     nat_remote: bool = False
     quick: dict[int, QuickMode] = field(default_factory=dict)  # by message ID

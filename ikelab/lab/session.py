@@ -113,7 +113,7 @@ class Session:
             rng: RandomSource = SeededRandom(seed, spec.name) if seed is not None else SystemRandom()
             endpoint = transport.endpoint(spec.name)
             if lesson.ike_version == 1:
-                config = dataclasses.replace(ikev1_config_for(spec, lesson.mode), force_encap=spec.encap)
+                config = dataclasses.replace(ikev1_config_for(spec, lesson.mode, credentials.get(spec.name)), force_encap=spec.encap)
                 self.peers[spec.name] = Ikev1Peer(config, rng, self.trace, endpoint)
             else:
                 config = peer_config(spec, credentials.get(spec.name))

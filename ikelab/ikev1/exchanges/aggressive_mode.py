@@ -1,4 +1,4 @@
-"""Aggressive mode with a pre-shared key (RFC 2409 §5, §5.4).
+"""Aggressive mode with a pre-shared key or signatures (RFC 2409 §5, §5.1, §5.4).
 
     1  HDR, SA, KE, Ni, IDii                          -->
     2                    <--  HDR, SA, KE, Nr, IDir [, NAT-D, NAT-D], HASH_R
@@ -8,6 +8,7 @@ Three messages instead of six, but the identities travel in the clear and messag
 HASH_R = prf(SKEYID, ...) with SKEYID = prf(PSK, Ni_b | Nr_b): everything but the PSK is on the
 wire, so whoever sees messages 1 and 2 can test PSK guesses offline (see ikelab.ikev1.crack).
 Message 3 is encrypted here, as strongSwan does; an unencrypted one is accepted as well.
+With signatures, message 1 adds CR, HASH_R becomes [CERT,] SIG_R and HASH_I becomes [CERT,] SIG_I.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from typing import TYPE_CHECKING
 from ikelab.crypto.dh import DhError
 from ikelab.ikev1 import proposals
 from ikelab.ikev1.exchanges import phase1
-from ikelab.ikev1.keys import auth_hash, derive_phase1_keys
+from ikelab.ikev1.keys import derive_phase1_keys
+from ikelab.ikev1.signatures import SignatureError
 from ikelab.ikev1.sa import Exchange, IsakmpSa, State
 from ikelab.wire.errors import DecodeError
-from ikelab.wire.isakmp import HashPayload, IdPayload, KePayload, NoncePayload, SaPayload, decode_header
+from ikelab.wire.isakmp import IdPayload, KePayload, NoncePayload, SaPayload, decode_header
 from ikelab.wire.isakmp_constants import ExchangeType, NotifyType
 
 if TYPE_CHECKING:
@@ -36,8 +38,13 @@ AGGRESSIVE = ExchangeType.AGGRESSIVE
 def start(peer: "Ikev1Peer", sa: IsakmpSa) -> None:
     cfg = peer.config
     group = next((g for spec in cfg.ike_proposals for g in spec.dh), None)
+    try:
+        method = phase1.own_auth_method(peer)
+    except SignatureError as e:
+        peer.fail(sa, f"cannot authenticate with our certificate: {e}")
+        return
     # KE goes out with the offer, so every transform must use the group of that KE.
-    sa.offer = proposals.phase1_offer(cfg.ike_proposals, cfg.ike_lifetime, group)
+    sa.offer = proposals.phase1_offer(cfg.ike_proposals, cfg.ike_lifetime, group, method)
     if group is None or not sa.offer.proposals[0].transforms:
         peer.fail(sa, "no configured IKE proposal can be offered in IKEv1 (phase 1 needs AES-CBC with a hash)")
         return
@@ -45,7 +52,7 @@ def start(peer: "Ikev1Peer", sa: IsakmpSa) -> None:
     sa.dh = phase1.generate_dh(peer, group, "DH")
     sa.ke_i, sa.ni = sa.dh.public, peer.random(phase1.NONCE_LENGTH, "Ni")
     sa.state = State.AGGRESSIVE_SENT
-    payloads = [sa.offer, KePayload(sa.ke_i), NoncePayload(sa.ni), phase1.own_id(peer)] + phase1.vendor_ids(peer)
+    payloads = [sa.offer, KePayload(sa.ke_i), NoncePayload(sa.ni), phase1.own_id(peer)] + phase1.certificate_request(peer) + phase1.vendor_ids(peer)
     peer.send(sa, sa.exchange, AGGRESSIVE, payloads, encrypt=False, expect_reply=True, sender_is_initiator=True)
 
 
@@ -65,9 +72,9 @@ def _message_2(peer: "Ikev1Peer", sa: IsakmpSa, data: bytes, src: "Endpoint", ds
     message = decoded.message
     payloads = message.payloads
     reply, ke, nonce = message.find(SaPayload), message.find(KePayload), message.find(NoncePayload)
-    id_at, hash_at = phase1.payload_index(payloads, IdPayload), phase1.payload_index(payloads, HashPayload)
-    if reply is None or ke is None or nonce is None or id_at is None or hash_at is None:
-        peer.fail(sa, "aggressive mode message 2 lacks SA, KE, Nonce, ID or HASH", "PAYLOAD_MALFORMED")
+    id_at = phase1.payload_index(payloads, IdPayload)
+    if reply is None or ke is None or nonce is None or id_at is None:
+        peer.fail(sa, "aggressive mode message 2 lacks SA, KE, Nonce or ID", "PAYLOAD_MALFORMED")
         return
     selection = proposals.phase1_accept(reply, sa.offer)
     phase1.trace_choice(peer, sa.offer, selection)
@@ -88,12 +95,16 @@ def _message_2(peer: "Ikev1Peer", sa: IsakmpSa, data: bytes, src: "Endpoint", ds
     phase1.check_nat(peer, sa, payloads, src, dst)
     derive_phase1_keys(peer, sa)
     refusal = phase1.check_identity(peer, sa, payloads[id_at], decoded.raw[id_at][4:])
-    refusal = refusal or phase1.verify_hash(peer, sa, payloads[hash_at].data, peer_is_initiator=False)
+    refusal = refusal or phase1.verify_proof(peer, sa, payloads, peer_is_initiator=False)
     if refusal is not None:
         phase1.refuse_and_fail(peer, sa, NotifyType.AUTHENTICATION_FAILED, f"responder authentication failed: {refusal}")
         return
-    hash_i, _ = auth_hash(peer, sa, of_initiator=True, id_b=phase1.own_id(peer).encode_body())
-    payloads = [HashPayload(hash_i)] + phase1.nat_d_payloads(peer, sa)
+    try:
+        proof = phase1.own_proof(peer, sa, of_initiator=True, id_b=phase1.own_id(peer).encode_body())
+    except SignatureError as e:
+        phase1.refuse_and_fail(peer, sa, NotifyType.AUTHENTICATION_FAILED, f"cannot sign HASH_I: {e}")
+        return
+    payloads = proof + phase1.nat_d_payloads(peer, sa)
     phase1.float_to_nat_t_port(peer, sa)
     peer.send(sa, sa.exchange, AGGRESSIVE, payloads, encrypt=True, expect_reply=False, sender_is_initiator=True)
     phase1.established(peer, sa)
@@ -116,7 +127,12 @@ def respond(peer: "Ikev1Peer", data: bytes, src: "Endpoint", dst: "Endpoint") ->
         phase1.refuse(peer, cky_i, bytes(8), NotifyType.PAYLOAD_MALFORMED, "aggressive mode message 1 lacks SA, KE, Nonce or ID", dst, src)
         return
     offer = payloads[sa_at]
-    selection = proposals.phase1_select(offer, peer.config.ike_proposals)
+    try:
+        method = phase1.own_auth_method(peer)
+    except SignatureError as e:
+        phase1.refuse(peer, cky_i, bytes(8), NotifyType.NO_PROPOSAL_CHOSEN, f"cannot authenticate with our certificate: {e}", dst, src)
+        return
+    selection = proposals.phase1_select(offer, peer.config.ike_proposals, method)
     phase1.trace_choice(peer, offer, selection)
     if selection.negotiated is None:
         phase1.refuse(peer, cky_i, bytes(8), NotifyType.NO_PROPOSAL_CHOSEN, "no offered ISAKMP transform matches ours", dst, src)
@@ -138,9 +154,13 @@ def respond(peer: "Ikev1Peer", data: bytes, src: "Endpoint", dst: "Endpoint") ->
         return
     derive_phase1_keys(peer, sa)
     id_r = phase1.own_id(peer)
-    hash_r, _ = auth_hash(peer, sa, of_initiator=False, id_b=id_r.encode_body())
+    try:
+        proof = phase1.own_proof(peer, sa, of_initiator=False, id_b=id_r.encode_body())
+    except SignatureError as e:
+        phase1.refuse_and_fail(peer, sa, NotifyType.AUTHENTICATION_FAILED, f"cannot sign HASH_R: {e}")
+        return
     reply = [phase1.reply_sa(offer, selection), KePayload(sa.ke_r), NoncePayload(sa.nr), id_r] + phase1.vendor_ids(peer)
-    reply += phase1.nat_d_payloads(peer, sa) + [HashPayload(hash_r)]
+    reply += phase1.nat_d_payloads(peer, sa) + proof
     sa.state = State.AGGRESSIVE_REPLIED
     peer.send(sa, exchange, AGGRESSIVE, reply, encrypt=False, expect_reply=True, sender_is_initiator=False)
 
@@ -162,13 +182,9 @@ def _message_3(peer: "Ikev1Peer", sa: IsakmpSa, data: bytes, src: "Endpoint", ds
         payloads = decoded.message.payloads if decoded is not None else None
     if payloads is None:
         return
-    hash_i = next((p for p in payloads if isinstance(p, HashPayload)), None)
-    if hash_i is None:
-        phase1.refuse_and_fail(peer, sa, NotifyType.PAYLOAD_MALFORMED, "aggressive mode message 3 has no HASH payload")
-        return
     # The initiator hashed the addresses of messages 1 and 2; this one may already come from port 4500.
     phase1.check_nat(peer, sa, payloads, sa.remote, sa.local)
-    refusal = phase1.verify_hash(peer, sa, hash_i.data, peer_is_initiator=True)
+    refusal = phase1.verify_proof(peer, sa, payloads, peer_is_initiator=True)
     if refusal is not None:
         phase1.refuse_and_fail(peer, sa, NotifyType.AUTHENTICATION_FAILED, f"initiator authentication failed: {refusal}")
         return

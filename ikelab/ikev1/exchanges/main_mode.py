@@ -1,4 +1,4 @@
-"""Main mode (identity protection) with a pre-shared key (RFC 2409 §5, §5.4).
+"""Main mode (identity protection) with a pre-shared key or signatures (RFC 2409 §5, §5.1, §5.4).
 
     1  HDR, SA                      -->
     2                               <--  HDR, SA
@@ -9,6 +9,9 @@
 
 Messages 5 and 6 are encrypted with a key made from the PSK, so the identities stay hidden. That
 is also why a wrong PSK shows up already as message 5 that the responder cannot decrypt.
+
+With signatures (§5.1) messages 3 and 4 add CR (the CAs each side trusts), and messages 5 and 6
+carry [CERT,] SIG_I / SIG_R, the signed HASH_I / HASH_R, instead of the HASH itself.
 """
 
 from __future__ import annotations
@@ -18,10 +21,11 @@ from typing import TYPE_CHECKING
 from ikelab.crypto.dh import DhError
 from ikelab.ikev1 import proposals
 from ikelab.ikev1.exchanges import phase1
-from ikelab.ikev1.keys import auth_hash, derive_phase1_keys
+from ikelab.ikev1.keys import derive_phase1_keys
+from ikelab.ikev1.signatures import SignatureError
 from ikelab.ikev1.sa import Exchange, IsakmpSa, State
 from ikelab.wire.errors import DecodeError
-from ikelab.wire.isakmp import HashPayload, IdPayload, KePayload, NoncePayload, NotifyPayload, SaPayload
+from ikelab.wire.isakmp import IdPayload, KePayload, NoncePayload, NotifyPayload, SaPayload
 from ikelab.wire.isakmp_constants import ExchangeType, NotifyType, ProtocolId
 
 if TYPE_CHECKING:
@@ -36,7 +40,12 @@ MAIN = ExchangeType.IDENTITY_PROTECTION
 
 def start(peer: "Ikev1Peer", sa: IsakmpSa) -> None:
     cfg = peer.config
-    sa.offer = proposals.phase1_offer(cfg.ike_proposals, cfg.ike_lifetime)
+    try:
+        method = phase1.own_auth_method(peer)
+    except SignatureError as e:
+        peer.fail(sa, f"cannot authenticate with our certificate: {e}")
+        return
+    sa.offer = proposals.phase1_offer(cfg.ike_proposals, cfg.ike_lifetime, auth_method=method)
     if not sa.offer.proposals[0].transforms:
         peer.fail(sa, "no configured IKE proposal can be offered in IKEv1 (phase 1 needs AES-CBC with a hash)")
         return
@@ -81,7 +90,7 @@ def _message_2(peer: "Ikev1Peer", sa: IsakmpSa, data: bytes, src: "Endpoint", ds
     sa.dh = phase1.generate_dh(peer, sa.ike.dh, "DH")
     sa.ke_i, sa.ni = sa.dh.public, peer.random(phase1.NONCE_LENGTH, "Ni")
     sa.state = State.KE_SENT
-    payloads = [KePayload(sa.ke_i), NoncePayload(sa.ni)] + phase1.nat_d_payloads(peer, sa)
+    payloads = [KePayload(sa.ke_i), NoncePayload(sa.ni)] + phase1.certificate_request(peer) + phase1.nat_d_payloads(peer, sa)
     peer.send(sa, sa.exchange, MAIN, payloads, encrypt=False, expect_reply=True, sender_is_initiator=True)
 
 
@@ -104,10 +113,14 @@ def _message_4(peer: "Ikev1Peer", sa: IsakmpSa, data: bytes, src: "Endpoint", ds
     derive_phase1_keys(peer, sa)
     phase1.float_to_nat_t_port(peer, sa)
     id_i = phase1.own_id(peer)
-    hash_i, _ = auth_hash(peer, sa, of_initiator=True, id_b=id_i.encode_body())
+    try:
+        proof = phase1.own_proof(peer, sa, of_initiator=True, id_b=id_i.encode_body())
+    except SignatureError as e:
+        peer.fail(sa, f"cannot sign HASH_I: {e}")
+        return
     contact = NotifyPayload(NotifyType.INITIAL_CONTACT, ProtocolId.ISAKMP, sa.cookies)
     sa.state = State.ID_SENT
-    peer.send(sa, sa.exchange, MAIN, [id_i, HashPayload(hash_i), contact], encrypt=True, expect_reply=True, sender_is_initiator=True)
+    peer.send(sa, sa.exchange, MAIN, [id_i, *proof, contact], encrypt=True, expect_reply=True, sender_is_initiator=True)
 
 
 def _message_6(peer: "Ikev1Peer", sa: IsakmpSa, data: bytes, src: "Endpoint", dst: "Endpoint") -> None:
@@ -126,11 +139,11 @@ def _message_6(peer: "Ikev1Peer", sa: IsakmpSa, data: bytes, src: "Endpoint", ds
 
 
 def _authenticate(peer: "Ikev1Peer", sa: IsakmpSa, chain, *, peer_is_initiator: bool) -> str | None:
-    id_at, hash_at = phase1.payload_index(chain.payloads, IdPayload), phase1.payload_index(chain.payloads, HashPayload)
-    if id_at is None or hash_at is None:
-        return "the message lacks the ID or HASH payload"
+    id_at = phase1.payload_index(chain.payloads, IdPayload)
+    if id_at is None:
+        return "the message lacks the ID payload"
     refusal = phase1.check_identity(peer, sa, chain.payloads[id_at], chain.raw[id_at][4:])
-    return refusal or phase1.verify_hash(peer, sa, chain.payloads[hash_at].data, peer_is_initiator=peer_is_initiator)
+    return refusal or phase1.verify_proof(peer, sa, chain.payloads, peer_is_initiator=peer_is_initiator)
 
 
 # ------------------------------------------------------------------------- responder
@@ -149,7 +162,12 @@ def respond(peer: "Ikev1Peer", data: bytes, src: "Endpoint", dst: "Endpoint") ->
         phase1.refuse(peer, cky_i, bytes(8), NotifyType.PAYLOAD_MALFORMED, "main mode message 1 has no SA payload", dst, src)
         return
     offer = message.payloads[at]
-    selection = proposals.phase1_select(offer, peer.config.ike_proposals)
+    try:
+        method = phase1.own_auth_method(peer)
+    except SignatureError as e:
+        phase1.refuse(peer, cky_i, bytes(8), NotifyType.NO_PROPOSAL_CHOSEN, f"cannot authenticate with our certificate: {e}", dst, src)
+        return
+    selection = proposals.phase1_select(offer, peer.config.ike_proposals, method)
     phase1.trace_choice(peer, offer, selection)
     if selection.negotiated is None:
         phase1.refuse(peer, cky_i, bytes(8), NotifyType.NO_PROPOSAL_CHOSEN, "no offered ISAKMP transform matches ours", dst, src)
@@ -181,7 +199,7 @@ def _message_3(peer: "Ikev1Peer", sa: IsakmpSa, data: bytes, src: "Endpoint", ds
     phase1.check_nat(peer, sa, message.payloads, src, dst)
     derive_phase1_keys(peer, sa)
     sa.state = State.KE_REPLIED
-    payloads = [KePayload(sa.ke_r), NoncePayload(sa.nr)] + phase1.nat_d_payloads(peer, sa)
+    payloads = [KePayload(sa.ke_r), NoncePayload(sa.nr)] + phase1.certificate_request(peer) + phase1.nat_d_payloads(peer, sa)
     peer.send(sa, sa.exchange, MAIN, payloads, encrypt=False, expect_reply=True, sender_is_initiator=False)
 
 
@@ -194,6 +212,8 @@ def _message_5(peer: "Ikev1Peer", sa: IsakmpSa, data: bytes, src: "Endpoint", ds
             "main mode message 5 does not decrypt into valid payloads with our encryption key Ka. Both sides made "
             "Ka from SKEYID = prf(pre-shared-key, Ni_b | Nr_b) with the same nonces and g^xy, so the pre-shared keys differ"
         )
+        if sa.ike.signatures:  # no secret went into Ka: the message was damaged or the keys were computed wrongly
+            reason = "main mode message 5 does not decrypt into valid payloads with our Ka = f(prf(Ni_b | Nr_b, g^xy)): it was altered on the way"
         phase1.refuse_and_fail(peer, sa, NotifyType.PAYLOAD_MALFORMED, reason)
         return
     refusal = _authenticate(peer, sa, chain, peer_is_initiator=True)
@@ -202,6 +222,10 @@ def _message_5(peer: "Ikev1Peer", sa: IsakmpSa, data: bytes, src: "Endpoint", ds
         return
     peer.follow(sa, src, dst)
     id_r = phase1.own_id(peer)
-    hash_r, _ = auth_hash(peer, sa, of_initiator=False, id_b=id_r.encode_body())
-    peer.send(sa, sa.exchange, MAIN, [id_r, HashPayload(hash_r)], encrypt=True, expect_reply=False, sender_is_initiator=False)
+    try:
+        proof = phase1.own_proof(peer, sa, of_initiator=False, id_b=id_r.encode_body())
+    except SignatureError as e:
+        phase1.refuse_and_fail(peer, sa, NotifyType.AUTHENTICATION_FAILED, f"cannot sign HASH_R: {e}")
+        return
+    peer.send(sa, sa.exchange, MAIN, [id_r, *proof], encrypt=True, expect_reply=False, sender_is_initiator=False)
     phase1.established(peer, sa)

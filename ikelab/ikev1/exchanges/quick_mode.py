@@ -135,6 +135,7 @@ def _verify(peer: "Ikev1Peer", sa: IsakmpSa, qm: QuickMode, chain: "DecodedChain
         peer.note("error", f"HASH({number}) of quick mode 0x{qm.exchange.message_id:08x} does not match: the message was altered or is not from our peer; dropped")
         return False
     peer.follow(sa, src, dst)
+    informational.heard_from(peer, sa)  # an authenticated message: the peer is alive, DPD may wait
     return True
 
 

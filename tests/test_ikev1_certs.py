@@ -1,0 +1,208 @@
+"""IKEv1 phase 1 with signatures (RFC 2409 §5.1): certificates from the lab CA, SIG_I/SIG_R, and
+every way the peer's certificate or signature can be refused, each with a one-line reason."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import subprocess
+from functools import cache
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.asymmetric.utils import NoDigestInfo
+from test_ikev1_handshake import carries_ping, config, run_configs, summaries
+
+from ikelab.crypto import ikev1_kdf as kdf
+from ikelab.ikev1.exchanges import phase1
+from ikelab.ikev2.config import Identity
+from ikelab.pki.ca import SEEDED_EPOCH, LabCa
+from ikelab.trace import CertificateEvent, Ikev1HashEvent, Ikev1KeysEvent, NoteEvent, PrfEvent, ProposalEvent
+from ikelab.wire.isakmp import SigPayload
+
+NOW = SEEDED_EPOCH
+
+
+@cache
+def lab_ca(name: str) -> LabCa:
+    return LabCa.create(name, "ecdsa256", NOW)
+
+
+@cache
+def issued(who: str, key: str = "rsa2048", ca: str = "ikelab Lab CA", **kw):
+    san = kw.pop("san", (f"{who}.example",))
+    return lab_ca(ca).issue(f"{who}.example", san, (), key, **kw)
+
+
+def cert_config(name: str, key: str = "rsa2048", *, ca: str = "ikelab Lab CA", trusted: str = "ikelab Lab CA", **changes):
+    cert = issued(name, key, ca)
+    pki = dict(auth="pubkey", psk=b"", certificate=cert.certificate, private_key=cert.private_key,
+               trusted_cas=(lab_ca(trusted).certificate,), clock_origin=NOW)
+    return config(name, **(pki | changes))
+
+
+def run_certs(left=None, right=None, **kw):
+    return run_configs(cert_config("left", **(left or {})), cert_config("right", **(right or {})), **kw)
+
+
+@pytest.mark.parametrize("key", ["rsa2048", "ecdsa256", "ecdsa384"])
+@pytest.mark.parametrize("mode", ["main", "aggressive"])
+def test_signature_handshake_then_quick_mode(mode, key):
+    r = run_certs({"key": key, "mode": mode}, {"key": key})
+    assert r.success and carries_ping(r), (r.failed, r.notes("left"), r.notes("right"))
+    if mode == "main":
+        assert summaries(r)[:6] == [
+            "left Main Mode message 1: HDR, SA, VID, VID",
+            "right Main Mode message 2: HDR, SA, VID, VID",
+            "left Main Mode message 3: HDR, KE, Ni, CR, NAT-D, NAT-D",
+            "right Main Mode message 4: HDR, KE, Nr, CR, NAT-D, NAT-D",
+            "left Main Mode message 5: HDR*, IDii, CERT, SIG_I, N(INITIAL_CONTACT)",
+            "right Main Mode message 6: HDR*, IDir, CERT, SIG_R",
+        ]
+    else:
+        assert summaries(r)[:3] == [
+            "left Aggressive Mode message 1: HDR, SA, KE, Ni, IDii, CR, VID, VID",
+            "right Aggressive Mode message 2: HDR, SA, KE, Nr, IDir, VID, VID, NAT-D, NAT-D, CERT, SIG_R",
+            "left Aggressive Mode message 3: HDR*, CERT, SIG_I, NAT-D, NAT-D",
+        ]
+    method = {"rsa2048": "RSA_SIGNATURES", "ecdsa256": "ECDSA_SHA256_P256", "ecdsa384": "ECDSA_SHA384_P384"}[key]
+    assert r.trace.of(ProposalEvent, "right")[0].chosen.endswith(method)
+    for peer in ("left", "right"):
+        (cert,) = r.trace.of(CertificateEvent, peer)
+        assert cert.ok and [c["name"] for c in cert.checks if not c["ok"]] == []
+        verified = [e for e in r.trace.of(Ikev1HashEvent, peer) if e.label.startswith("SIG_") and e.action == "verified"]
+        assert len(verified) == 1 and verified[0].ok
+
+
+def test_skeyid_for_signatures_is_keyed_with_the_nonces_and_traced():
+    r = run_certs()
+    for peer in ("left", "right"):
+        skeyid = next(e for e in r.trace.of(PrfEvent, peer) if e.label == "SKEYID")
+        assert skeyid.formula.startswith("SKEYID = prf(Ni_b | Nr_b, g^xy)")
+        sa = r.peers[peer]
+        keys = r.trace.of(Ikev1KeysEvent, peer)[0].keys
+        assert keys["SKEYID"] == skeyid.output == kdf.skeyid_signature(sa.established()[0].ike.prf, skeyid.key[:32], skeyid.key[32:], skeyid.data)
+
+
+def test_rsa_sig_is_pkcs1_over_the_bare_hash():
+    """SIG_I is HASH_I under the private key with PKCS#1 type 1 padding and no DigestInfo: what
+    strongSwan's SIGN_RSA_EMSA_PKCS1_NULL makes; checked here against cryptography directly."""
+    r = run_certs()
+    sig_i = next(e for e in r.trace.of(Ikev1HashEvent, "left") if e.label == "SIG_I")
+    hash_i = next(e for e in r.trace.of(Ikev1HashEvent, "left") if e.label == "HASH_I")
+    assert sig_i.parts == {"HASH_I": hash_i.output}
+    public = issued("left", "rsa2048", "ikelab Lab CA").certificate.public_key()
+    assert public.recover_data_from_signature(sig_i.output, padding.PKCS1v15(), None) == hash_i.output
+    public.verify(sig_i.output, hash_i.output, padding.PKCS1v15(), NoDigestInfo())
+
+
+def _refused(r, peer: str) -> str:
+    assert not r.success
+    return r.failed[peer].reason
+
+
+def test_certificate_from_an_unknown_ca_is_refused():
+    r = run_certs(right={"ca": "Mallory CA"})
+    reason = _refused(r, "left")
+    assert "responder authentication failed: the peer's certificate is refused" in reason
+    assert "Mallory CA" in reason and "not by the lab CA" in reason
+    assert r.failed["left"].notify == "AUTHENTICATION_FAILED"
+
+
+def test_expired_certificate_is_refused():
+    expired = lab_ca("ikelab Lab CA").issue("right.example", ("right.example",), (), "rsa2048", NOW - dt.timedelta(days=30), NOW - dt.timedelta(days=1))
+    right = cert_config("right", certificate=expired.certificate, private_key=expired.private_key)
+    r = run_configs(cert_config("left"), right)
+    assert "expired" in _refused(r, "left")
+
+
+def test_identity_not_in_the_certificate_is_refused():
+    r = run_certs(right={"local_id": Identity.parse("mallory.example")})
+    reason = _refused(r, "left")
+    assert "mallory.example" in reason and "certificate" in reason
+
+
+def test_dn_identity_matches_the_certificate_subject():
+    subject = str(Identity.from_wire(9, issued("right", "rsa2048", "ikelab Lab CA").certificate.subject.public_bytes()))
+    r = run_certs(right={"local_id": Identity.parse(subject)}, left={"remote_id": Identity.parse(subject)})
+    assert r.success, r.failed
+    assert next(e for e in r.trace.of(Ikev1HashEvent, "left") if e.label == "HASH_R").parts["IDir_b"][0] == 9
+
+
+def test_psk_on_one_side_signatures_on_the_other_gives_no_proposal_chosen():
+    r = run_configs(config("left"), cert_config("right"))
+    assert r.failed["left"].notify == "NO_PROPOSAL_CHOSEN"
+    reasons = r.trace.of(ProposalEvent, "right")[0].reasons
+    assert any("PRE_SHARED_KEY, but we are configured for RSA signatures" in x for x in reasons)
+
+
+def test_rsa_and_ecdsa_keys_do_not_meet():
+    r = run_certs(right={"key": "ecdsa256"})
+    assert r.failed["left"].notify == "NO_PROPOSAL_CHOSEN"
+
+
+def test_an_ed25519_key_has_no_ikev1_method():
+    r = run_certs(left={"key": "ed25519"})
+    assert "IKEv1 has no signature method for an Ed25519" in r.failed["left"].reason
+
+
+# --- hostile input: a peer that sends broken CERT or SIG payloads ------------------------------------
+
+
+def _tamper(r_builder, mutate):
+    """Run with right's phase 1 proof payloads passed through `mutate` before they are sent."""
+    original = phase1.own_proof
+
+    def proof(peer, sa, **kw):
+        payloads = original(peer, sa, **kw)
+        return mutate(payloads) if peer.config.name == "right" else payloads
+
+    phase1.own_proof = proof
+    try:
+        return r_builder()
+    finally:
+        phase1.own_proof = original
+
+
+@pytest.mark.parametrize("mode", ["main", "aggressive"])
+@pytest.mark.parametrize("mutation, words", [
+    (lambda ps: [ps[0], SigPayload(bytes(len(ps[1].data)))], "SIG_R of right.example is wrong"),
+    (lambda ps: [ps[0], SigPayload(ps[1].data[:-1])], "the SIG payload has 255"),
+    (lambda ps: [ps[0], SigPayload(b"")], "SIG_R of right.example is wrong"),
+    (lambda ps: [ps[1]], "no certificate (CERT payload)"),
+    (lambda ps: [ps[0]], "lacks the SIG payload"),
+    (lambda ps: [type(ps[0])(4, b"\x30\x03\x02\x01"), ps[1]], "certificate is refused"),
+    (lambda ps: [type(ps[0])(4, b""), ps[1]], "certificate is refused"),
+    (lambda ps: [type(ps[0])(1, ps[0].data), ps[1]], "no certificate (CERT payload)"),
+])
+def test_broken_cert_or_sig_is_refused_with_a_reason(mode, mutation, words):
+    r = _tamper(lambda: run_certs({"mode": mode}), mutation)
+    reason = _refused(r, "left")
+    assert words in reason and "\n" not in reason
+    assert r.failed["left"].notify == "AUTHENTICATION_FAILED"
+    assert not [e for e in r.trace.of(NoteEvent) if e.text.startswith("internal error")]
+
+
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed")
+@pytest.mark.parametrize("mode", ["main", "aggressive"])
+def test_tshark_decrypts_phase1_with_certificates(tmp_path, mode):
+    """Wireshark, with the Ka from the ikev1_decryption_table, finds our certificates and signatures."""
+    from ikelab.export.pcap import write_pcapng
+
+    r = run_certs({"mode": mode})
+    assert r.success
+    path = tmp_path / "ikev1-certs.pcapng"
+    write_pcapng(path, r.trace)
+    keys = r.trace.of(Ikev1KeysEvent, "left")[0]
+    record = f"{keys.cky_i.hex()},{keys.keys['Ka'].hex()}"
+    out = subprocess.run(
+        ["tshark", "-r", str(path), "-o", f"uat:ikev1_decryption_table:{record}", "-T", "fields",
+         "-e", "isakmp.sig", "-e", "isakmp.cert.data", "-e", "_ws.malformed"],
+        capture_output=True, text=True, check=True,
+    ).stdout.split("\n")
+    rows = [line.split("\t") for line in out if line.strip()]
+    signatures = [row[0] for row in rows if row[0]]
+    ours = [e.output.hex() for e in r.trace.of(Ikev1HashEvent) if e.label.startswith("SIG_") and e.action == "computed"]
+    assert signatures == ours and len(ours) == 2
+    assert sum(1 for row in rows if row[1]) == 2  # one CERT per side, in messages 5/6 (or 2/3)
+    assert not any(row[-1] for row in rows)

@@ -61,6 +61,8 @@ class PeerSpec:
     port: int = 500  # where an initiator starts IKE: 500, or 4500 (with the non-ESP marker) where 500 is blocked
     implementation: str = "ikelab"  # or "strongswan": charon runs this side in the lab
     certificate: "CertSpec | None" = None
+    fragmentation: bool = True  # offer IKE fragmentation (RFC 7383), as strongSwan does by default
+    fragment_size: int = 1280  # largest IP datagram an SKF fragment fills (strongSwan's charon.fragment_size)
 
 
 @dataclass(frozen=True)
@@ -269,7 +271,8 @@ class _Parser:
         known = {"role", "address", "local_ts", "remote_ts", "protected"}
         if not manual:
             known |= {"id", "remote_id", "psk", "ike", "esp", "rekey_child_after", "rekey_ike_after", "liveness_every",
-                      "nat_keepalive_every", "cookie_threshold", "auth", "certificate", "encap", "implementation", "port"}
+                      "nat_keepalive_every", "cookie_threshold", "auth", "certificate", "encap", "implementation", "port",
+                      "fragmentation", "fragment_size"}
         for key in table:
             if key not in known:
                 hint = " (a manually keyed lesson has no IKE settings)" if manual else ""
@@ -308,6 +311,8 @@ class _Parser:
             encap=self._bool(table, "encap", w),
             port=self._port(table, w),
             implementation=self._implementation(table, w, auth),
+            fragmentation=self._bool(table, "fragmentation", w) if "fragmentation" in table else True,
+            fragment_size=self._fragment_size(table, w),
         )
 
     def _certificate(self, table: dict, where: str) -> CertSpec:
@@ -362,6 +367,13 @@ class _Parser:
                 seconds = table.get(key)
                 if seconds is not None and seconds != int(seconds):
                     raise self.error(where + key, f"strongSwan takes whole seconds here, not {seconds!r}")
+        return value
+
+    def _fragment_size(self, table: dict, where: str) -> int:
+        value = table.get("fragment_size", 1280)
+        # Below 576 (the IPv4 minimum) a certificate IKE_AUTH would need dozens of fragments.
+        if isinstance(value, bool) or not isinstance(value, int) or not 576 <= value <= 65535:
+            raise self.error(where + "fragment_size", f"must be an IP datagram size from 576 to 65535 bytes, not {value!r}")
         return value
 
     def _port(self, table: dict, where: str) -> int:

@@ -73,8 +73,12 @@ class MessageEvent(Event):
             inner = None
             if self.plaintext:
                 chain = self.plaintext[: -(self.plaintext[-1] + 1)]
-                first = decoded.message.payloads[-1].first_inner
-                _, inner = decode_payloads(chain, first, sender_is_initiator=decoded.message.header.is_initiator)
+                last = decoded.message.payloads[-1]
+                if hasattr(last, "fragment_number"):
+                    # An SKF fragment (RFC 7383) holds a slice of the payload chain, not whole payloads.
+                    inner = [_fragment_field(last.fragment_number, last.total_fragments, chain)]
+                else:
+                    _, inner = decode_payloads(chain, last.first_inner, sender_is_initiator=decoded.message.header.is_initiator)
             self._decoded = (decoded.tree, inner)
         return self._decoded
 
@@ -83,6 +87,18 @@ class MessageEvent(Event):
         out["tree"] = to_jsonable(self.tree)
         out["inner_tree"] = to_jsonable(self.inner_tree)
         return out
+
+
+def _fragment_field(number: int, total: int, chunk: bytes) -> Field:
+    return Field(
+        f"Fragment {number} of {total}",
+        0,
+        len(chunk),
+        chunk,
+        display=f"{len(chunk)} bytes of the payload chain",
+        note="A slice of the encrypted message's payloads; the receiver joins the slices of all fragments in order "
+        "and only then decodes the payloads (RFC 7383 §2.6).",
+    )
 
 
 @dataclass

@@ -101,3 +101,7 @@ class Ikev2Config:
     signature: str = "auto"  # "auto", "classic" (methods 1/9/10/11) or "rfc7427" (method 14)
     # When "now" is for certificate validity: the run's clock counts from here (None: the wall clock).
     clock_origin: dt.datetime | None = None
+    # IKE fragmentation (RFC 7383): offered in IKE_SA_INIT; used when both offer it. An encrypted
+    # message whose IP datagram would exceed fragment_size bytes then goes out as SKF fragments.
+    fragmentation: bool = True
+    fragment_size: int = 1280

@@ -19,11 +19,13 @@ from ikelab.effects import ACTIONS, DeleteChildSa, Effect, Endpoint, IkeSaFailed
 from ikelab.esp.udp_encap import KEEPALIVE
 from ikelab.ikev2.config import Ikev2Config
 from ikelab.ikev2.ike_sa import IkeSa, PendingRequest, State
+from ikelab.ikev2 import fragmentation
 from ikelab.ikev2.protection import ProtectionError, open_sk, seal
 from ikelab.rng import RandomSource
 from ikelab.trace import Event, IkeSaEvent, MessageEvent, NoteEvent, Trace
 from ikelab.wire.errors import DecodeError, UnsupportedCriticalPayload
 from ikelab.wire.ikev2 import (
+    EncryptedFragmentPayload,
     EncryptedPayload,
     Header,
     Message,
@@ -33,6 +35,7 @@ from ikelab.wire.ikev2 import (
     decode_message,
     decode_payloads,
     encode_message,
+    encode_payloads,
 )
 from ikelab.wire.ikev2_constants import ExchangeType, HeaderFlags, NotifyType, name_of
 
@@ -170,15 +173,16 @@ class Ikev2Peer:
         message_id = sa.next_request_id
         sa.next_request_id += 1
         header = self._header(sa, exchange, message_id, response=False)
-        data, plaintext = self._send(sa, header, payloads, protected=exchange != ExchangeType.IKE_SA_INIT)
+        data, plaintext, fragments = self._send(sa, header, payloads, protected=exchange != ExchangeType.IKE_SA_INIT)
         label = f"{name_of(ExchangeType, exchange)} request"
         deadline = self.now + self.config.retransmit.delay(0)
-        sa.pending = PendingRequest(exchange, message_id, data, plaintext, label, deadline, on_response)
+        sa.pending = PendingRequest(exchange, message_id, data, plaintext, label, deadline, on_response, fragments=fragments)
 
     def send_response(self, sa: IkeSa, request: Header, payloads: list[Payload]) -> None:
         header = self._header(sa, request.exchange, request.message_id, response=True)
-        data, plaintext = self._send(sa, header, payloads, protected=request.exchange != ExchangeType.IKE_SA_INIT)
+        data, plaintext, fragments = self._send(sa, header, payloads, protected=request.exchange != ExchangeType.IKE_SA_INIT)
         sa.last_response = (request.message_id, data, plaintext)
+        sa.last_response_fragments = fragments
 
     def send_bare_response(self, request: Header, payloads: list[Payload], src: Endpoint, dst: Endpoint) -> None:
         """An unprotected answer that creates no state (e.g. NO_PROPOSAL_CHOSEN, INVALID_KE_PAYLOAD)."""
@@ -217,7 +221,12 @@ class Ikev2Peer:
         flags = (HeaderFlags.INITIATOR if sa.is_initiator else 0) | (HeaderFlags.RESPONSE if response else 0)
         return Header(sa.spi_i, sa.spi_r, 0, exchange, flags, message_id)
 
-    def _send(self, sa: IkeSa, header: Header, payloads: list[Payload], *, protected: bool) -> tuple[bytes, bytes | None]:
+    def _send(self, sa: IkeSa, header: Header, payloads: list[Payload], *, protected: bool) -> tuple[bytes, bytes | None, list]:
+        """Send one message: (datagram, SK plaintext, []), or its first SKF fragment and all fragments."""
+        if protected and sa.fragmentation:
+            fragments = self._send_fragmented(sa, header, payloads)
+            if fragments:
+                return fragments[0][0], fragments[0][1], fragments
         if protected:
             data, plaintext = seal(sa, header, payloads, self.random(sa.ike.cipher.iv_length, "IV"))
             summary = Message(header, [EncryptedPayload(0, b"")]).summary(payloads)
@@ -227,7 +236,40 @@ class Ikev2Peer:
         self.emit_message("sent", data, sa.local, sa.remote, header=header, summary=summary, plaintext=plaintext)
         label = f"{name_of(ExchangeType, header.exchange)} {'response' if header.flags & HeaderFlags.RESPONSE else 'request'}"
         self.effect(Send(data, sa.local, sa.remote, label))
-        return data, plaintext
+        return data, plaintext, []
+
+    def _send_fragmented(self, sa: IkeSa, header: Header, payloads: list[Payload]) -> list[tuple[bytes, bytes]]:
+        """RFC 7383 §2.5: SKF fragments, each its own datagram, if the message is too big for one; else []."""
+        first, chain = encode_payloads(payloads)
+        budget = fragmentation.ike_budget(self.config.fragment_size, sa.local)
+        length = fragmentation.message_length(sa, len(chain))
+        if length <= budget:
+            return []
+        fragments = fragmentation.split(sa, header, first, chain, budget, lambda n: self.random(sa.ike.cipher.iv_length, f"IV of fragment {n}"))
+        label = f"{name_of(ExchangeType, header.exchange)} {'response' if header.is_response else 'request'}"
+        self.note(
+            "info",
+            f"the {label} would be a {length}-byte IKE message, more than the {budget} bytes that fit into an IP datagram of "
+            f"fragment_size {self.config.fragment_size}: sending its {len(chain)} bytes of payloads as {len(fragments)} SKF "
+            "fragments, each encrypted and authenticated on its own (RFC 7383 §2.5)",
+        )
+        for n, (data, plaintext) in enumerate(fragments, 1):
+            skf = EncryptedFragmentPayload(first if n == 1 else 0, n, len(fragments), b"")
+            # The first fragment names what the whole message carries; the others are its continuation.
+            summary = Message(header, [skf]).summary(payloads if n == 1 else None)
+            self.emit_message("sent", data, sa.local, sa.remote, header=header, summary=summary, plaintext=plaintext)
+            self.effect(Send(data, sa.local, sa.remote, f"{label} fragment {n}/{len(fragments)}"))
+        return fragments
+
+    def _retransmit(self, sa: IkeSa, copies: list[tuple[bytes, bytes | None]], label: str, *, fragmented: bool) -> None:
+        """Send a message again: every fragment of it when it went out fragmented (RFC 7383 §2.6.1)."""
+        for data, plaintext in copies:
+            header = summary = None
+            if fragmented:  # a fragment's plaintext is a slice of the payloads: nothing to decode
+                message = decode_message(data).message
+                header, summary = message.header, message.summary()
+            self.emit_message("retransmitted", data, sa.local, sa.remote, header=header, summary=summary, plaintext=plaintext)
+            self.effect(Send(data, sa.local, sa.remote, label))
 
     def emit_message(
         self,
@@ -322,6 +364,16 @@ class Ikev2Peer:
         except DecodeError as e:
             self.note("warning", f"dropped malformed {name_of(ExchangeType, header.exchange)} from {src}: {e}", data=data)
             return None
+        if sa.keys is None:
+            self.note("warning", f"dropped {name_of(ExchangeType, header.exchange)} message {header.message_id} from {src}: this IKE SA has no keys yet")
+            return None
+        last = message.payloads[-1] if message.payloads else None
+        if isinstance(last, EncryptedFragmentPayload):
+            inner = self._reassemble(sa, data, message, last, src, dst)
+            if inner is None:
+                return None
+            self._follow_nat(sa, src, dst)
+            return message, inner
         try:
             opened = open_sk(sa, data, message, sender_is_initiator=header.is_initiator)
         except ProtectionError as e:
@@ -331,31 +383,72 @@ class Ikev2Peer:
             return None
         except DecodeError as e:
             self.emit_message("received", data, src, dst, header=header, summary=message.summary())
-            self.note("error", f"decrypted {name_of(ExchangeType, header.exchange)} is malformed: {e}")
-            if not header.is_response:
-                if isinstance(e, UnsupportedCriticalPayload):
-                    notify = NotifyPayload(NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD, data=bytes([e.payload_type]))
-                else:
-                    notify = NotifyPayload(NotifyType.INVALID_SYNTAX)
-                sa.expected_request_id += 1
-                self.send_response(sa, header, [notify])
-            if not isinstance(e, UnsupportedCriticalPayload):
-                self.fail(sa, f"malformed protected message: {e}", "INVALID_SYNTAX")
+            self._malformed_inner(sa, header, e)
             return None
         summary = message.summary(opened.payloads)
         self.emit_message("received", data, src, dst, header=header, summary=summary, plaintext=opened.plaintext)
+        self._follow_nat(sa, src, dst)
+        return message, opened.payloads
+
+    def _malformed_inner(self, sa: IkeSa, header: Header, e: DecodeError) -> None:
+        """The decrypted payloads do not parse: answer a request with the notify RFC 7296 §2.21 asks for."""
+        self.note("error", f"decrypted {name_of(ExchangeType, header.exchange)} is malformed: {e}")
+        if not header.is_response:
+            if isinstance(e, UnsupportedCriticalPayload):
+                notify = NotifyPayload(NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD, data=bytes([e.payload_type]))
+            else:
+                notify = NotifyPayload(NotifyType.INVALID_SYNTAX)
+            sa.expected_request_id += 1
+            self.send_response(sa, header, [notify])
+        if not isinstance(e, UnsupportedCriticalPayload):
+            self.fail(sa, f"malformed protected message: {e}", "INVALID_SYNTAX")
+
+    def _follow_nat(self, sa: IkeSa, src: Endpoint, dst: Endpoint) -> None:
         if (sa.nat_local or sa.nat_remote) and (sa.remote, sa.local) != (src, dst):
             # RFC 7296 §2.23: behind a NAT, answer where authenticated messages come from.
             self.note("info", f"the peer now talks from {src} to {dst}: following it")
             sa.remote, sa.local = src, dst
-        return message, opened.payloads
+
+    def _reassemble(self, sa: IkeSa, data: bytes, message: Message, fragment: EncryptedFragmentPayload,
+                    src: Endpoint, dst: Endpoint) -> list[Payload] | None:
+        """Keep one checked SKF fragment; the whole message's payloads once the last one is in."""
+        header = message.header
+        what = f"{name_of(ExchangeType, header.exchange)} message {header.message_id}"
+        if not sa.fragmentation:
+            self.emit_message("received", data, src, dst, header=header, summary=message.summary())
+            self.note("warning", f"dropped an SKF fragment of {what}: IKE fragmentation was not negotiated (RFC 7383 §2.5)")
+            return None
+        result = fragmentation.accept(sa, data, header, fragment)
+        inner = None
+        if result.chain is not None:
+            try:
+                inner, _ = decode_payloads(result.chain, result.first_inner, sender_is_initiator=header.is_initiator)
+            except DecodeError as e:
+                self.emit_message("received", data, src, dst, header=header, summary=message.summary(), plaintext=result.plaintext)
+                self.note("info", result.note)
+                self._malformed_inner(sa, header, e)
+                return None
+        summary = message.summary()
+        if inner is not None:
+            summary += " completes {" + ", ".join(Message(header, inner).summary().split(", ")[1:]) + "}"
+        self.emit_message("received", data, src, dst, header=header, summary=summary, plaintext=result.plaintext)
+        if result.reason:
+            self.note("warning", f"dropped an SKF fragment of {what}: {result.reason}")
+            return None
+        self.note("info", result.note, reassembled=inner is not None)
+        return inner
 
     def _receive_request(self, sa: IkeSa, data: bytes, header: Header, src: Endpoint, dst: Endpoint) -> None:
         if sa.last_response and header.message_id == sa.last_response[0] and header.message_id == sa.expected_request_id - 1:
+            number = fragmentation.fragment_number(data)
+            if number is not None and number != 1:
+                # RFC 7383 §2.6.1: only fragment 1 of a repeated request triggers our retransmission.
+                self.note("info", f"fragment {number} of request {header.message_id} arrived again: ignored (only fragment 1 makes us resend)")
+                return
             self.note("info", f"request {header.message_id} arrived again: retransmitting our response")
             _, data, plaintext = sa.last_response
-            self.emit_message("retransmitted", data, sa.local, sa.remote, plaintext=plaintext)
-            self.effect(Send(data, sa.local, sa.remote, "response (retransmission)"))
+            copies = sa.last_response_fragments or [(data, plaintext)]
+            self._retransmit(sa, copies, "response (retransmission)", fragmented=bool(sa.last_response_fragments))
             return
         if header.message_id != sa.expected_request_id:
             self.note("warning", f"dropped request with message ID {header.message_id}: expected {sa.expected_request_id}")
@@ -425,5 +518,5 @@ class Ikev2Peer:
                 "info",
                 f"no response to {pending.label} (message ID {pending.message_id}): retransmission {pending.attempt} of {policy.tries}, next timeout in {policy.delay(pending.attempt):.1f} s",
             )
-            self.emit_message("retransmitted", pending.data, sa.local, sa.remote, plaintext=pending.plaintext)
-            self.effect(Send(pending.data, sa.local, sa.remote, f"{pending.label} (retransmission)"))
+            copies = pending.fragments or [(pending.data, pending.plaintext)]
+            self._retransmit(sa, copies, f"{pending.label} (retransmission)", fragmented=bool(pending.fragments))

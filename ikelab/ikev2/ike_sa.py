@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 from ikelab.crypto.dh import DhKeyPair
 from ikelab.crypto.ikev2_kdf import IkeSaKeys
@@ -38,6 +38,7 @@ class PendingRequest:
     deadline: float
     on_response: Callable  # called with the engine's Received
     attempt: int = 0
+    fragments: list[tuple[bytes, bytes]] = field(default_factory=list)  # (datagram, plaintext) when sent as SKF fragments
 
 
 @dataclass
@@ -72,6 +73,9 @@ class IkeSa:
     peer_hashes: tuple[int, ...] | None = None  # SIGNATURE_HASH_ALGORITHMS the peer announced (RFC 7427)
     nat_local: bool = False  # our side is behind a NAT (from NAT detection)
     nat_remote: bool = False
+    fragmentation: bool = False  # both sides sent IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383)
+    last_response_fragments: list[tuple[bytes, bytes]] = field(default_factory=list)  # last_response as SKF fragments
+    reassembly: Any = None  # fragmentation.Reassembly: the fragments of a message that arrived so far
 
     @property
     def is_initiator(self) -> bool:

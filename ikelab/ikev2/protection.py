@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from ikelab.crypto.cipher import IntegrityError
 from ikelab.wire.fields import Field
-from ikelab.wire.ikev2 import EncryptedPayload, Header, Message, Payload, decode_payloads, encode_message, encode_payloads
+from ikelab.wire.ikev2 import EncryptedFragmentPayload, EncryptedPayload, Header, Message, Payload, decode_payloads, encode_message, encode_payloads
 from ikelab.ikev2.ike_sa import IkeSa
 
 
@@ -27,18 +27,32 @@ class Opened:
 
 def seal(sa: IkeSa, header: Header, inner: list[Payload], iv: bytes) -> tuple[bytes, bytes]:
     """The encoded message with `inner` encrypted in an SK payload, and the padded plaintext."""
+    first, chain = encode_payloads(inner)
+    return _seal(sa, header, lambda body: EncryptedPayload(first, body), chain, iv)
+
+
+def seal_fragment(
+    sa: IkeSa, header: Header, first_inner: int, chunk: bytes, number: int, total: int, iv: bytes
+) -> tuple[bytes, bytes]:
+    """One SKF fragment (RFC 7383 §2.5) of an encrypted message, padded, encrypted and
+    authenticated on its own; only fragment 1 names the first inner payload."""
+    make = lambda body: EncryptedFragmentPayload(first_inner if number == 1 else 0, number, total, body)  # noqa: E731
+    return _seal(sa, header, make, chunk, iv)
+
+
+def _seal(sa: IkeSa, header: Header, make, chain: bytes, iv: bytes) -> tuple[bytes, bytes]:
     cipher, integ = sa.ike.cipher, sa.ike.integrity
     sk_e, sk_a = sa.sending_keys()
-    first, chain = encode_payloads(inner)
     pad = (-(len(chain) + 1)) % cipher.block_size
     plaintext = chain + bytes(pad) + bytes([pad])
     icv_length = cipher.icv_length if cipher.is_aead else integ.icv_length
     # Both ciphers keep the plaintext's length; the ICV (HMAC or GCM tag) follows it.
     placeholder = iv + bytes(len(plaintext) + icv_length)
-    data = encode_message(Message(header, [EncryptedPayload(first, placeholder)]))
+    data = encode_message(Message(header, [make(placeholder)]))
     body_at = len(data) - len(placeholder)
     if cipher.is_aead:
-        # RFC 5282 §5.1: the associated data is everything from the IKE header up to the IV.
+        # RFC 5282 §5.1 (and RFC 7383 §2.5 for SKF): the associated data is everything from the IKE
+        # header up to the IV, so an SKF's fragment number and total are authenticated too.
         sealed = cipher.encrypt(sk_e, iv, plaintext, data[:body_at])
         return data[:body_at] + iv + sealed, plaintext
     encrypted = cipher.encrypt(sk_e, iv, plaintext)
@@ -54,12 +68,27 @@ def open_sk(sa: IkeSa, data: bytes, message: Message, *, sender_is_initiator: bo
     sk = message.payloads[-1] if message.payloads else None
     if not isinstance(sk, EncryptedPayload):
         raise ProtectionError("the message has no Encrypted (SK) payload although it must be protected")
+    chain, plaintext = _open(sa, data, sk.body, sender_is_initiator)
+    # A DecodeError here (malformed inner payloads) goes to the caller, which answers it.
+    payloads, fields = decode_payloads(chain, sk.first_inner, sender_is_initiator=sender_is_initiator)
+    return Opened(payloads, fields, plaintext)
+
+
+def open_fragment(sa: IkeSa, data: bytes, fragment: EncryptedFragmentPayload, *, sender_is_initiator: bool) -> tuple[bytes, bytes]:
+    """Check and decrypt one SKF fragment: (its share of the payload chain, the padded plaintext).
+
+    Raises ProtectionError when its ICV or tag is wrong or the padding is garbage.
+    """
+    return _open(sa, data, fragment.body, sender_is_initiator)
+
+
+def _open(sa: IkeSa, data: bytes, body: bytes, sender_is_initiator: bool) -> tuple[bytes, bytes]:
+    """Check the ICV over the whole datagram (`body` is its tail), decrypt, strip the padding."""
     cipher, integ = sa.ike.cipher, sa.ike.integrity
     sk_e, sk_a = sa.receiving_keys()
     icv_length = cipher.icv_length if cipher.is_aead else integ.icv_length
-    body = sk.body
     if len(body) < cipher.iv_length + icv_length + 1:
-        raise ProtectionError(f"SK payload body of {len(body)} bytes is too short for IV and ICV")
+        raise ProtectionError(f"encrypted payload body of {len(body)} bytes is too short for IV and ICV")
     body_at = len(data) - len(body)
     iv = body[: cipher.iv_length]
     if cipher.is_aead:
@@ -78,7 +107,4 @@ def open_sk(sa: IkeSa, data: bytes, message: Message, *, sender_is_initiator: bo
     pad = plaintext[-1] if plaintext else 0
     if not plaintext or pad + 1 > len(plaintext):
         raise ProtectionError(f"pad length {pad} is larger than the decrypted data")
-    chain = plaintext[: -(pad + 1)]
-    # A DecodeError here (malformed inner payloads) goes to the caller, which answers it.
-    payloads, fields = decode_payloads(chain, sk.first_inner, sender_is_initiator=sender_is_initiator)
-    return Opened(payloads, fields, plaintext)
+    return plaintext[: -(pad + 1)], plaintext

@@ -51,6 +51,8 @@ def peer_config(spec: PeerSpec, credentials: Credentials | None = None) -> Ikev2
         cookie_threshold=spec.cookie_threshold,
         force_encap=spec.encap,
         ike_port=spec.port,
+        fragmentation=spec.fragmentation,
+        fragment_size=spec.fragment_size,
         **pki,
     )
 

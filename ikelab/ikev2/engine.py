@@ -72,8 +72,15 @@ class Ikev2Peer:
         self.sas: dict[bytes, IkeSa] = {}  # by our own SPI
         self.cookie_secret = b""  # drawn when first needed (RFC 7296 §2.6)
         self._effects: list[Effect] = []
+        self.spare_dh: dict = {}  # DH key pairs made ahead, by purpose (see prepare)
 
     # ----------------------------------------------------------------- entry points
+
+    def prepare(self) -> None:
+        """Work that needs no datagram, done before any arrives: the key pair of our first DH group."""
+        from ikelab.ikev2.exchanges import ike_sa_init
+
+        ike_sa_init.prepare(self)
 
     def initiate(self, remote: Endpoint, now: float) -> list[Effect]:
         """Start IKE_SA_INIT towards `remote`."""

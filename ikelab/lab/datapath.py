@@ -42,6 +42,8 @@ class Datapath(Protocol):
 
     def remove(self, side: str, child: ChildSa) -> None: ...
 
+    def settle(self) -> None: ...  # installs are done (or LabError says why not)
+
     def counters(self, side: str) -> dict: ...
 
     def stop(self) -> None: ...
@@ -71,6 +73,9 @@ class KernelXfrm:
         self._installed.setdefault(side, []).append(child)
         return done
 
+    def settle(self) -> None:
+        pass  # `ip xfrm` has finished when install returns
+
     def remove(self, side: str, child: ChildSa) -> None:
         for args in xfrm.delete_commands(self.topology.sides[side].namespace, child):
             self.log.run(args, check=False)
@@ -85,19 +90,22 @@ class KernelXfrm:
 
 
 class _WorkerHandle:
-    def __init__(self, side: Side, log: CommandLog, cpu: int | None = None) -> None:
+    def __init__(self, side: Side, log: CommandLog, cpu: int | None = None, udp_gso: bool = True) -> None:
         self.side = side
         parent, child = socket.socketpair()
         self.control = parent
         # Under traffic each worker keeps to its own CPU (both on one halved the throughput here);
         # idle, both go back to CPU 0, which keeps a lone ping fast.
         cpu_args = ["--cpu", str(cpu), "--idle-cpu", "0"] if cpu is not None else []
+        cpu_args += [] if udp_gso else ["--no-udp-gso"]
         args = ["ip", "netns", "exec", side.namespace, sys.executable, "-m", "ikelab.lab.esp_worker",
                 "--control-fd", str(child.fileno()), "--tun", TUN_NAME, "--encap-address", side.address, *cpu_args]
         self.process = subprocess.Popen(args, pass_fds=[child.fileno()], stdin=subprocess.DEVNULL)
         child.close()
         self._buffer = b""
         self._lock = threading.Lock()  # the live stage installs SAs while the ping reads counters
+        self._unanswered = 0  # posted commands whose answers are still to be read (see post)
+        self.refusal: str | None = None  # the first error a posted command got back
 
     def wait_ready(self) -> None:
         ready = self.reply()
@@ -120,11 +128,37 @@ class _WorkerHandle:
 
     def call(self, **command) -> dict:
         with self._lock:
+            self._read_answers()
             try:
                 self.control.sendall(json.dumps(command).encode() + b"\n")
             except OSError:
                 return {"ok": False, "error": "the ESP worker is gone"}
             return self.reply()
+
+    def post(self, **command) -> None:
+        """Send a command without waiting for its answer, which `settle()` (or the next call) reads:
+        an install then costs the handshake a write, not a round trip to a worker that was asleep."""
+        with self._lock:
+            try:
+                self.control.sendall(json.dumps(command).encode() + b"\n")
+            except OSError:
+                self.refusal = self.refusal or "the ESP worker is gone"
+                return
+            self._unanswered += 1
+
+    def settle(self) -> str | None:
+        """Wait for the answers to posted commands; the first refusal among them, or None."""
+        with self._lock:
+            self._read_answers()
+            refusal, self.refusal = self.refusal, None
+            return refusal
+
+    def _read_answers(self) -> None:
+        while self._unanswered:
+            self._unanswered -= 1
+            answer = self.reply()
+            if not answer.get("ok"):
+                self.refusal = self.refusal or answer.get("error", "no answer")
 
     def close(self) -> None:
         if self.process.poll() is None:
@@ -146,34 +180,61 @@ class UserspaceEsp:
         self.log = topology.log
         self.workers: dict[str, _WorkerHandle] = {}
         self._routed: set[tuple[str, str]] = set()
+        # False while the lab captures the wire: a run sent with UDP GSO would show in the capture as
+        # one large datagram (see udp_gso), not as the packets the peer receives.
+        self.udp_gso = True
+        self._ready: set[str] = set()  # sides whose worker answered and whose TUN device is up
+        self._ahead: dict[str, list[str]] = {}  # route_ahead networks waiting for their TUN device
 
     def start(self) -> None:
+        self.spawn()
+        self.ready()
+
+    def spawn(self) -> None:
+        """Start every worker without waiting for it: their start-ups (a Python each) overlap each
+        other and whatever the caller does meanwhile (the CLI imports the IKE engines). `ready()`
+        waits for them."""
         try:
-            # Start every worker first, then wait: their start-ups (a Python each) overlap.
             cpus = os.cpu_count() or 1
             for index, name in enumerate(self.sides):
                 cpu = index % cpus if cpus > 1 else None
-                self.workers[name] = _WorkerHandle(self.topology.sides[name], self.log, cpu)
+                self.workers[name] = _WorkerHandle(self.topology.sides[name], self.log, cpu, self.udp_gso)
+        except BaseException:
+            self.stop()
+            raise
+
+    def ready(self) -> None:
+        """Wait for the spawned workers, bring their TUN devices up and set the routes route_ahead
+        asked for; nothing the second time."""
+        try:
             for name in self.sides:
+                if name in self._ready:
+                    continue
                 side = self.topology.sides[name]
                 self.workers[name].wait_ready()
                 self.log.lines.append(f"# {side.namespace}: ikelab's ESP worker opened TUN device {TUN_NAME} and a raw socket for protocol 50")
                 self.log.run(["ip", "-n", side.namespace, "link", "set", TUN_NAME, "mtu", str(TUN_MTU), "up"])
+                self._ready.add(name)
+                self.route_ahead(name, self._ahead.pop(name, []))
         except BaseException:
             self.stop()
             raise
 
     def install(self, side: str, child: ChildSa) -> list[str]:
+        """Hand the Child SA to the side's worker without waiting for its answer (`settle()` reads it,
+        once the IKE response that follows has left). No ESP is lost for it: the command is in the
+        worker's control socket before the response is sent, and the worker reads its control socket
+        before the packets that arrived with it (esp_worker's poll order)."""
         s = self.topology.sides[side]
-        reply = self.workers[side].call(
+        self.ready()
+        self.settle()
+        self.workers[side].post(
             op="install",
             inbound=esp_sa_to_dict(child.inbound),
             outbound=esp_sa_to_dict(child.outbound),
             local_ts=list(child.local_ts),
             remote_ts=list(child.remote_ts),
         )
-        if not reply.get("ok"):
-            raise LabError(f"the ESP worker of {side} refused the Child SA: {reply.get('error')}")
         done = []
         for remote in child.remote_ts:
             args = ["ip", "-n", s.namespace, "route", "replace", remote, "dev", TUN_NAME, "src", s.protected]
@@ -183,20 +244,32 @@ class UserspaceEsp:
             done.append(command_text(args))
         return done
 
+    def settle(self) -> None:
+        """Read the workers' answers to the installs handed to them; LabError if one was refused."""
+        for side, worker in self.workers.items():
+            refusal = worker.settle()
+            if refusal is not None:
+                raise LabError(f"the ESP worker of {side} refused the Child SA: {refusal}")
+
     def route_ahead(self, side: str, networks: list[str]) -> None:
         """Routes for the networks a lesson expects, set before IKE runs: a subprocess less on the
         handshake's critical path. Without an SA the worker drops such packets, as a kernel policy would."""
         s = self.topology.sides[side]
+        if side not in self._ready:  # the TUN device is not there yet: ready() sets them
+            self._ahead.setdefault(side, []).extend(networks)
+            return
         for network in networks:
             self.log.run(["ip", "-n", s.namespace, "route", "replace", network, "dev", TUN_NAME, "src", s.protected])
             self._routed.add((side, network))
 
     def remove(self, side: str, child: ChildSa) -> None:
+        self.settle()
         self.workers[side].call(op="remove", inbound_spi=child.inbound.spi.hex(), outbound_spi=child.outbound.spi.hex())
 
     def counters(self, side: str) -> dict:
         if side not in self.workers:
             return {}  # a side ikelab does not run (strongSwan): its counters are its own
+        self.ready()
         reply = self.workers[side].call(op="counters")
         return {k: reply[k] for k in ("inbound", "outbound", "dropped")} if reply.get("ok") else {}
 

@@ -52,7 +52,10 @@ import time
 from collections.abc import Callable
 
 from ikelab.esp.ipv4 import NO_OFFLOAD, VNET_HDR_LEN, TcpCoalescer, ipv4_payload
+from ikelab.crypto.cipher import CIPHERS
+from ikelab.crypto.integrity import INTEGRITY
 from ikelab.esp.packet import EspError, InboundSa, OutboundSa
+from ikelab.esp.sa import EspSa
 from ikelab.lab.reuseport import join_group
 from ikelab.lab.sa_messages import esp_sa_from_dict
 
@@ -379,7 +382,10 @@ class Worker:
     def loop(self, cpus: CpuPolicy | None = None) -> None:
         """Serve the TUN device, the raw socket and the control socket until told to stop."""
         poller = select.poll()
-        for fd in (self.tun, self.raw.fileno(), self.control.fileno()):
+        # The control socket first: poll() lists ready descriptors in this order, so an install that
+        # arrived with (or before) the first packets of its SA is handled before them (see
+        # UserspaceEsp.install, which does not wait for the answer).
+        for fd in (self.control.fileno(), self.tun, self.raw.fileno()):
             poller.register(fd, select.POLLIN)
         udp_fd = self.udp.fileno() if self.udp is not None else -1
         if self.udp is not None:
@@ -453,6 +459,19 @@ class CpuPolicy:
             self._handled, self._since = 0, now
 
 
+def warm_up() -> None:
+    """Build and drop an SA pair of every ESP cipher before reporting ready. OpenSSL's first context
+    of an algorithm costs about a millisecond (a later one a few microseconds); without this, that
+    cost fell on the first install, between an IKE_AUTH request and its response."""
+    for cipher in CIPHERS.values():
+        integrity = None if cipher.is_aead else INTEGRITY[12]  # AUTH_HMAC_SHA2_256_128
+        for mac in (integrity,) if integrity is None else INTEGRITY.values():
+            sa = EspSa(b"\0\0\0\1", "192.0.2.1", "192.0.2.2", cipher, mac, bytes(cipher.key_length),
+                       bytes(mac.key_length) if mac else b"")
+            InboundSa(sa), OutboundSa(sa)
+    Selectors(["192.0.2.0/24", "2001:db8::/32"])
+
+
 def _set_cpus(cpus: set[int]) -> bool:
     try:
         os.sched_setaffinity(0, cpus)
@@ -484,6 +503,7 @@ def main() -> int:
     except OSError as e:
         control.sendall(json.dumps({"ok": False, "error": f"cannot open the TUN device or raw ESP socket: {e}"}).encode() + b"\n")
         return 1
+    warm_up()
     control.sendall(json.dumps({"ok": True, "ready": args.tun}).encode() + b"\n")
     try:
         cpus = CpuPolicy(args.cpu, args.idle_cpu) if args.cpu is not None else None

@@ -51,4 +51,6 @@ class ManualSession:
             ))
             install_child(self.trace, self.clock, self.datapath, self.namespaces, side, child)
             self.outcome.children[side].append(child)
+        if self.datapath is not None:
+            self.datapath.settle()  # the installs were handed over without waiting
         return self.outcome

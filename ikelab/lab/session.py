@@ -120,6 +120,7 @@ class Session:
             else:
                 config = peer_config(spec, credentials.get(spec.name))
                 self.peers[spec.name] = Ikev2Peer(config, rng, self.trace, endpoint)
+                self.peers[spec.name].prepare()  # its first DH key pair, off the handshake's path
             self.outcome.children[spec.name] = []
         self._started = False
         self.until = lesson.duration  # timers and actions up to this clock are part of the run
@@ -219,6 +220,10 @@ class Session:
         return nearest if waiting or nearest <= self.until else None
 
     def _record(self, kind: str, label: str, first: int) -> Step:
+        if not self._queue and self.datapath is not None:
+            # The datapath takes Child SAs without waiting (off the critical path of the response that
+            # follows an install); before the run pauses, every install is confirmed.
+            self.datapath.settle()
         step = Step(len(self.steps), kind, label, first, len(self.trace))
         self.steps.append(step)
         return step

@@ -48,8 +48,23 @@ def start(peer: "Ikev2Peer", remote: Endpoint) -> None:
     _send_request(peer, sa, cfg.ike_proposals[0].dh[0])
 
 
+def prepare(peer: "Ikev2Peer") -> None:
+    """The key pair of the DH group we offer first (and would choose first as responder), made before
+    any message, so neither our request nor our response waits for it. It is drawn under the purpose
+    it is used with, so a seeded run gets the same values as without it."""
+    groups = peer.config.ike_proposals[0].dh if peer.config.ike_proposals else ()
+    if groups and _dh_purpose(peer, groups[0]) not in peer.spare_dh:
+        purpose = _dh_purpose(peer, groups[0])
+        peer.spare_dh[purpose] = groups[0].generate(peer.rng, purpose)
+
+
+def _dh_purpose(peer: "Ikev2Peer", group: DhGroup) -> str:
+    return f"{peer.config.name} DH {group.name} private"
+
+
 def _generate_dh(peer: "Ikev2Peer", sa: IkeSa, group: DhGroup) -> None:
-    sa.dh = group.generate(peer.rng, f"{peer.config.name} DH {group.name} private")
+    purpose = _dh_purpose(peer, group)
+    sa.dh = peer.spare_dh.pop(purpose, None) or group.generate(peer.rng, purpose)
     peer.emit(DhKeyPairEvent, group=group.number, group_name=group.name, private=sa.dh.private, public=sa.dh.public)
 
 

@@ -377,9 +377,32 @@ def cmd_run(args) -> int:
     if fallback:
         print(f"ikelab: {fallback}", file=sys.stderr)
         args.ping = 0
+    if lesson.compare:
+        return _run_compare(args, lesson, transport)
     if transport == "netns":
         return _run_in_lab(args, lesson)
     return _run_plain(args, lesson, transport)
+
+
+def _run_compare(args, lesson, transport: str) -> int:
+    """A lesson that compares protocols: one run each, then the table counted from their traces."""
+    from ikelab.lab.compare import protocol_name, run_variant, side_by_side_text
+    from ikelab.lab.netns import LabError
+    from ikelab.lab.transports import TransportError
+
+    if args.json or args.pcap or args.ping:
+        raise UsageError(f"{lesson.slug} prints a comparison of two runs: --json, --pcap and --ping work with a lesson of one protocol")
+    try:
+        sessions = [run_variant(variant, transport, args.seed) for variant in lesson.variants()]
+    except (LabError, TransportError) as e:
+        raise UsageError(f"the run failed: {e}") from None
+    print(f"== {lesson.title} ({lesson.slug}), transport {transport}" + (f", seed {args.seed}" if args.seed is not None else ""))
+    print(side_by_side_text(sessions))
+    for session in sessions:
+        print()
+        print(f"{protocol_name(session.lesson)}:")
+        print(summary(session))
+    return 0 if all(s.outcome.success for s in sessions) else 3
 
 
 def _run_plain(args, lesson, transport_name: str) -> int:

@@ -12,7 +12,7 @@ import ipaddress
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ikelab.crypto.names import ProposalSpec, UnknownAlgorithm, parse_proposal
@@ -20,6 +20,9 @@ from ikelab.effects import ACTIONS
 from ikelab.ikev2.config import Identity
 
 LESSONS_DIR = Path(os.environ.get("IKELAB_LESSONS", Path(__file__).resolve().parent.parent / "lessons"))
+
+# What `compare` may name: ike_version and IKEv1 phase 1 mode of each.
+PROTOCOLS = {"ikev2": (2, "main"), "ikev1-main": (1, "main"), "ikev1-aggressive": (1, "aggressive")}
 
 # Traffic only ever goes to documentation addresses (RFC 5737, RFC 3849).
 DOCUMENTATION_NETWORKS = [
@@ -139,6 +142,12 @@ class Lesson:
     pki: PkiSpec = PkiSpec()
     mode: str = "main"  # IKEv1 phase 1: "main" or "aggressive"
     router: "RouterSpec | None" = None  # a third namespace between the peers
+    compare: tuple[str, ...] = ()  # two protocols of PROTOCOLS run side by side, in this order
+
+    def variants(self) -> tuple["Lesson", ...]:
+        """A comparison lesson as one lesson per protocol it runs, sharing peers and story."""
+        return tuple(replace(self, slug=f"{self.slug}.{name}", ike_version=PROTOCOLS[name][0], mode=PROTOCOLS[name][1], compare=())
+                     for name in self.compare)
 
     @property
     def external(self) -> list[PeerSpec]:
@@ -466,7 +475,7 @@ class _Parser:
 
     def lesson(self, data: dict) -> Lesson:
         known = {"title", "slug", "summary", "ike_version", "keying", "left", "right", "manual", "step", "checkpoint",
-                 "duration", "action", "flood", "pki", "mode", "router"}
+                 "duration", "action", "flood", "pki", "mode", "router", "compare"}
         for key in data:
             if key not in known:
                 raise self.error(key, f"unknown setting (known: {', '.join(sorted(known))})")
@@ -523,7 +532,29 @@ class _Parser:
             pki=self.pki(data),
             mode=mode,
             router=router,
+            compare=self.compare(data),
         )
+
+    def compare(self, data: dict) -> tuple[str, ...]:
+        """`compare = ["ikev1-main", "ikev2"]`: the same peers run once per protocol, side by side."""
+        value = data.get("compare")
+        if value is None:
+            return ()
+        known = ", ".join(PROTOCOLS)
+        if not isinstance(value, list) or len(value) != 2 or not all(isinstance(v, str) for v in value):
+            raise self.error("compare", f'must name two protocols, e.g. ["ikev1-main", "ikev2"] (known: {known})')
+        for name in value:
+            if name not in PROTOCOLS:
+                raise self.error("compare", f"unknown protocol {name!r} (known: {known})")
+        if value[0] == value[1]:
+            raise self.error("compare", "name two different protocols")
+        for key in ("ike_version", "mode", "keying"):
+            if key in data:
+                raise self.error(key, "a lesson that compares protocols takes them from `compare` alone")
+        for side in ("left", "right"):
+            if data[side].get("implementation", "ikelab") != "ikelab":
+                raise self.error(f"{side}.implementation", "a comparison runs ikelab on both sides")
+        return tuple(value)
 
 
 def _inside(value, network) -> bool:

@@ -41,12 +41,19 @@ class IkelabApp(App):
         for signum in (signal.SIGHUP, signal.SIGTERM):
             loop.add_signal_handler(signum, self.exit)
         if self.lesson is not None:
-            self.push_screen(LessonScreen(self._runner(self.lesson)))
+            self.push_screen(self._screen(self.lesson))
         else:
             self.push_screen(LessonPicker(self.lessons))
 
     def open_lesson(self, lesson: Lesson) -> None:
-        self.push_screen(LessonScreen(self._runner(lesson), from_picker=True))
+        self.push_screen(self._screen(lesson, from_picker=True))
+
+    def _screen(self, lesson: Lesson, from_picker: bool = False) -> Screen:
+        if lesson.compare:  # two protocols side by side: one run each
+            from ikelab.tui.compare_screen import CompareScreen
+
+            return CompareScreen(lesson, [self._runner(v) for v in lesson.variants()], from_picker=from_picker)
+        return LessonScreen(self._runner(lesson), from_picker=from_picker)
 
     def _runner(self, lesson: Lesson) -> Runner:
         runner = Runner(lesson, self.seed, self.transport)
@@ -66,3 +73,8 @@ class IkelabApp(App):
         if isinstance(screen, LessonScreen):
             for title, help_text, action in STEP_COMMANDS:
                 yield SystemCommand(title, help_text, getattr(screen, f"action_{action}"))
+        elif hasattr(screen, "action_both"):  # the side-by-side screen
+            yield SystemCommand("Step both runs", "Carry the next datagram of each run to its peer", screen.action_both)
+            for title, help_text, action in STEP_COMMANDS:
+                if hasattr(screen, f"action_{action}") and action != "next":
+                    yield SystemCommand(title, help_text, getattr(screen, f"action_{action}"))

@@ -46,7 +46,8 @@ def focus_message(events: list[Event], step: Step | None) -> MessageEvent | None
 def narrative_key(message: MessageEvent | None, step: Step | None) -> str | None:
     """What a lesson's `match` names for this step: "IKE_SA_INIT request", "install", ..."""
     if message is not None:
-        return f"{message.exchange} {role(message)}"
+        # IKEv1 has no requests and responses: its steps name the message ("Main Mode message 5").
+        return message.label if message.ike_version == 1 else f"{message.exchange} {role(message)}"
     return step.kind if step is not None else None
 
 

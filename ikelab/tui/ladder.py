@@ -24,8 +24,8 @@ SHORT_ROLE = {False: "req", True: "resp"}
 class Arrow:
     """One message as an arrow that fills the width it is given (a Rich renderable)."""
 
-    def __init__(self, message: MessageEvent, to_right: bool, state: str) -> None:
-        self.label = f"{message.exchange} {SHORT_ROLE[message.is_response]}  {message.summary}"
+    def __init__(self, message: MessageEvent, to_right: bool, state: str, label: str | None = None) -> None:
+        self.label = label or f"{message.exchange} {SHORT_ROLE[message.is_response]}  {message.summary}"
         self.to_right = to_right
         self.state = state  # one of focus.arrow_states
 
@@ -79,6 +79,10 @@ class Ladder(Vertical):
         gap = max(self.size.width - 2 - len(a) - len(b), 2)
         return Text.assemble((a, "bold"), " " * gap, (b, "bold"))
 
+    def arrow_label(self, number: int, message: MessageEvent) -> str | None:
+        """The text of the `number`th arrow; None: the exchange, its role and the summary."""
+        return None
+
     def show(self, events: list[Event], steps: list[Step], focus: MessageEvent | None) -> None:
         """Draw every message so far and highlight `focus` (which opens it in the message tab)."""
         arrows = self.query_one("#arrows", OptionList)
@@ -88,7 +92,8 @@ class Ladder(Vertical):
         if drawn != self._drawn or not messages:
             self.messages, self._drawn = messages, drawn
             # Anything the right peer did not send goes to it (a flood's requests come from left's side).
-            options = [Option(Arrow(m, sender(m, self.lesson) != self.lesson.right.name, state)) for m, state in zip(messages, states)]
+            options = [Option(Arrow(m, sender(m, self.lesson) != self.lesson.right.name, state, self.arrow_label(i, m)))
+                       for i, (m, state) in enumerate(zip(messages, states), start=1)]
             if not options:
                 options = [Option(Text("no message on the wire yet: press n to take the first step", "dim italic"), disabled=True)]
             arrows.set_options(options)

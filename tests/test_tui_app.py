@@ -356,3 +356,15 @@ async def test_a_failing_job_is_reported_and_the_screen_keeps_working(monkeypatc
         assert "the lab failed: ip netns add failed: no room" in str(app.screen.query_one("#status").content)
         await press(pilot, "n")  # nothing to step, and nothing breaks
         assert app.screen.runner.steps == []
+
+
+@pilot_test
+async def test_an_ikev1_step_shows_the_lesson_text_of_its_message():
+    # IKEv1 messages are named by number ("Main Mode message 5"), not request and response.
+    app = make_app(load_lesson("ikev1-main-psk"))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await press(pilot, "n", "n", "n", "n", "n")
+        text = await shown(pilot, LessonText)
+        assert "Step 5: left received Main Mode message 4" in text
+        assert "HDR* means encrypted. Left sends its identity" in text

@@ -20,13 +20,13 @@ pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is no
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def app_command(transport: str) -> str:
+def app_command(transport: str, lesson: str = "ikev2-psk") -> str:
     """`ikelab tui` once the CLI has it; until then the same entry point called directly."""
     commands = next(a for a in build_parser()._actions if a.dest == "command").choices
     if "tui" in commands:
-        args = [sys.executable, "-m", "ikelab.cli", "tui", "ikev2-psk", "--seed", "1", "--transport", transport]
+        args = [sys.executable, "-m", "ikelab.cli", "tui", lesson, "--seed", "1", "--transport", transport]
     else:
-        code = f"import sys; from ikelab.tui import run_app; sys.exit(run_app('ikev2-psk', 1, {transport!r}))"
+        code = f"import sys; from ikelab.tui import run_app; sys.exit(run_app({lesson!r}, 1, {transport!r}))"
         args = [sys.executable, "-c", code]
     # pytest may export COLUMNS/LINES, which Textual would believe over the pane's real size.
     return shlex.join(["env", "-u", "COLUMNS", "-u", "LINES", *args])
@@ -67,6 +67,27 @@ def test_the_app_steps_in_a_real_terminal():
         assert "established on both sides" in screen
         tmux("send-keys", "-t", "app", "3")
         tmux.wait_for("both sides computed the same")
+        tmux("send-keys", "-t", "app", "q")
+        assert "EXITED 0" in tmux.wait_for("EXITED")
+    finally:
+        tmux("kill-server")
+
+
+def test_ikev1_and_ikev2_side_by_side_in_an_80x24_terminal():
+    tmux = Tmux()
+    tmux("new-session", "-d", "-s", "app", "-x", "80", "-y", "24", "-c", str(ROOT),
+         app_command("memory", "ikev1-vs-ikev2") + "; echo EXITED $?; sleep 60")
+    try:
+        screen = tmux.wait_for("IKEv1 main + quick mode")
+        assert "IKEv2" in screen
+        for _ in range(5):
+            tmux("send-keys", "-t", "app", "n")
+        screen = tmux.wait_for("IKEv2: ✓ Child SA after 4 messages")
+        assert "5 Main Mode 5" in screen and "4 IKE_AUTH response" in screen
+        tmux("send-keys", "-t", "app", "c", "2")
+        screen = tmux.wait_for("IKEv1: ✓ Child SA after 9 messages")
+        rows = {line.split("  ")[0].strip(): line.split() for line in screen.splitlines()}
+        assert rows["messages on the wire"][-2:] == ["9", "4"] and rows["round trips"][-2:] == ["4.5", "2"]
         tmux("send-keys", "-t", "app", "q")
         assert "EXITED 0" in tmux.wait_for("EXITED")
     finally:

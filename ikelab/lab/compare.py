@@ -27,9 +27,9 @@ def count(lesson: Lesson, seed: int = 1) -> Count:
     session.run()
     if not (session.outcome.success and all(session.outcome.children.values())):
         raise RuntimeError(f"{lesson.slug} did not set up its Child SA: nothing to compare")
-    sent = [e for e in session.trace.of(MessageEvent) if e.direction == "sent"]
+    p = profile(lesson, session.trace.events)
     protocol = "IKEv2" if lesson.ike_version == 2 else f"IKEv1 {lesson.mode} mode + quick mode"
-    return Count(lesson.slug, protocol, len(sent), len(sent) / 2, sum(len(e.data) for e in sent))
+    return Count(lesson.slug, protocol, p.messages, p.messages / 2, p.bytes)
 
 
 def table(counts: list[Count]) -> str:

@@ -368,8 +368,6 @@ class _Parser:
         value = self._str(table, "implementation", where, default="ikelab")
         if value not in ("ikelab", "strongswan"):
             raise self.error(where + "implementation", f"must be 'ikelab' or 'strongswan', not {value!r}")
-        if value == "strongswan" and auth != "psk":
-            raise self.error(where + "auth", "a strongSwan peer authenticates with a PSK in this version")
         if value == "strongswan":
             # charon counts these in whole seconds (rekey_time in swanctl.conf, keep_alive in strongswan.conf).
             for key in ("rekey_child_after", "rekey_ike_after", "nat_keepalive_every"):

@@ -105,6 +105,9 @@ class Lab:
         self.datapath = None
         self.capture: Capture | None = None
         self.charons: dict = {}  # strongSwan sides
+        # Certificates of every `auth = "pubkey"` side, issued once when a strongSwan side needs them,
+        # so charon and the ikelab side trust the same lab CA (pass them on to the Session).
+        self.credentials: dict = {}
         self._workdir: tempfile.TemporaryDirectory | None = None
 
     @property
@@ -162,10 +165,21 @@ class Lab:
             ike_proposal=",".join(s.keywords() for s in peer.ike), esp_proposal=",".join(s.keywords() for s in peer.esp),
             local_ts=list(peer.local_ts), remote_ts=list(peer.remote_ts), role=peer.role, workdir=workdir,
             version=self.lesson.ike_version, aggressive=self.lesson.ike_version == 1 and self.lesson.mode == "aggressive",
+            fragmentation=peer.fragmentation, fragment_size=peer.fragment_size, **self._certificate_of(peer),
         )
         charon = Charon(config, self.topology.log)
         self.charons[peer.name] = charon
         charon.start()
+
+    def _certificate_of(self, peer) -> dict:
+        if peer.auth != "pubkey":
+            return {}
+        if not self.credentials:
+            from ikelab.lab.credentials import issue_credentials
+
+            self.credentials = issue_credentials(self.lesson, None)  # strongSwan checks dates on the wall clock
+        mine = self.credentials[peer.name]
+        return dict(certificate=mine.certificate, private_key=mine.private_key, trusted_cas=mine.trusted_cas)
 
     def close(self) -> None:
         """Undo everything, in reverse order; safe to call twice and after a partial start. The

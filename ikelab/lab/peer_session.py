@@ -105,5 +105,5 @@ def strongswan_session(lesson, lab, seed: int | None) -> PeerSession:
         threading.Thread(target=initiate, name="swanctl-initiate", daemon=True).start()
 
     session = PeerSession(lesson, lab.transport, ours=ours, start_remote=start_remote, seed=seed,
-                          datapath=lab.datapath, namespaces=lab.namespaces)
+                          datapath=lab.datapath, namespaces=lab.namespaces, credentials=lab.credentials)
     return session

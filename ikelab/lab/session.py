@@ -96,7 +96,8 @@ def install_child(trace: Trace, clock: float, datapath, namespaces: dict[str, st
 
 class Session:
     def __init__(self, lesson: Lesson, transport: Transport, seed: int | None = None, datapath=None,
-                 namespaces: dict[str, str] | None = None, sides: list[str] | None = None) -> None:
+                 namespaces: dict[str, str] | None = None, sides: list[str] | None = None,
+                 credentials: dict | None = None) -> None:
         self.lesson = lesson
         self.transport = transport
         self.datapath = datapath  # installs Child SAs for real (the lab), or None
@@ -108,7 +109,8 @@ class Session:
         self.outcome = Outcome()
         self._queue: deque[Send] = deque()
         self.peers: dict[str, Ikev2Peer] = {}
-        credentials = issue_credentials(lesson, seed)
+        # A lab with a strongSwan side issued them already: both sides must share the lab CA.
+        credentials = credentials or issue_credentials(lesson, seed)
         for spec in lesson.peers:
             if spec.implementation != "ikelab" or (sides is not None and spec.name not in sides):
                 continue

@@ -24,6 +24,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ikelab.lab.netns import CommandLog, LabError, _quote
 
@@ -54,7 +55,7 @@ def available() -> str | None:
 
 @dataclass(kw_only=True)
 class StrongswanPeer:
-    """One strongSwan side of a lab: IKEv2, PSK, one tunnel-mode Child SA named `net`."""
+    """One strongSwan side of a lab: a PSK or a certificate, one tunnel-mode Child SA named `net`."""
 
     name: str
     namespace: str
@@ -71,20 +72,32 @@ class StrongswanPeer:
     workdir: Path
     version: int = 2  # 1: IKEv1 (main mode, or aggressive mode with `aggressive`)
     aggressive: bool = False
+    # Certificate authentication (`auth = pubkey`, the same for IKEv1 and IKEv2): this side's
+    # certificate and private key (cryptography objects, e.g. from ikelab.lab.credentials) and the CA
+    # certificates it trusts for the peer's. Without a certificate the side uses `psk`.
+    certificate: Any = None
+    private_key: Any = None
+    trusted_cas: tuple = ()
+    fragmentation: bool = True  # swanctl's `fragmentation` (RFC 7383 for IKEv2), on by default as in strongSwan
+    fragment_size: int | None = None  # charon.fragment_size, the largest IP datagram of a fragment; None: 1280
+
+    @property
+    def auth(self) -> str:
+        return "pubkey" if self.certificate is not None else "psk"
 
     def __post_init__(self) -> None:
         if self.role not in ("initiator", "responder"):
             raise ValueError(f"role must be 'initiator' or 'responder', not {self.role!r}")
 
 
-def strongswan_conf(workdir: Path, aggressive_psk: bool = False) -> str:
+def strongswan_conf(workdir: Path, aggressive_psk: bool = False, fragment_size: int | None = None) -> str:
     vici = f"unix://{workdir / 'charon.vici'}"
     # A responder refuses aggressive mode with a PSK unless told otherwise: the hash it sends can be
     # cracked offline (which is what the aggressive-mode lesson shows).
     aggressive = "  i_dont_care_about_security_and_use_aggressive_mode_psk = yes\n" if aggressive_psk else ""
     return f"""\
 charon {{
-{aggressive}  load_modular = no
+{aggressive}{_fragment_size(fragment_size)}  load_modular = no
   load = {PLUGINS}
   filelog {{
     lab {{
@@ -109,6 +122,42 @@ swanctl {{
 """
 
 
+def _fragment_size(size: int | None) -> str:
+    return "" if size is None else f"  fragment_size = {size}\n"
+
+
+CERT_NAME = "local"  # x509/local.pem and private/local.pem, as ikelab.pki.ca.write_swanctl names them
+
+
+def _auth(peer: StrongswanPeer, local: bool) -> str:
+    """The lines of a `local` or `remote` section: PSK, or certificates (the peer's is checked
+    against the CAs in x509ca/)."""
+    lines = [f"auth = {peer.auth}"]
+    if local and peer.certificate is not None:
+        lines.append(f"certs = {CERT_NAME}.pem")
+    lines.append(f"id = {peer.local_id if local else peer.remote_id}")
+    return "".join(f"      {line}\n" for line in lines)
+
+
+def _send_cert(peer: StrongswanPeer) -> str:
+    # Always, not only when the peer's CERTREQ names our CA: a student's bad-CA lesson still shows it.
+    return "    send_cert = always\n" if peer.certificate is not None else ""
+
+
+def _secrets(peer: StrongswanPeer) -> str:
+    if peer.certificate is not None:
+        return ""  # the private key comes from private/, matched to the certificate by its public key
+    return f"""\
+secrets {{
+  ike-{CONNECTION} {{
+    id-local = {peer.local_id}
+    id-remote = {peer.remote_id}
+    secret = 0x{peer.psk.hex()}
+  }}
+}}
+"""
+
+
 def swanctl_conf(peer: StrongswanPeer) -> str:
     """One setting per line: swanctl rejects several settings on one line."""
     return f"""\
@@ -120,14 +169,11 @@ connections {{
     remote_addrs = {peer.remote_addr}
     proposals = {peer.ike_proposal}
     mobike = no
-    local {{
-      auth = psk
-      id = {peer.local_id}
-    }}
+    fragmentation = {"yes" if peer.fragmentation else "no"}
+{_send_cert(peer)}    local {{
+{_auth(peer, local=True)}    }}
     remote {{
-      auth = psk
-      id = {peer.remote_id}
-    }}
+{_auth(peer, local=False)}    }}
     children {{
       net {{
         local_ts = {", ".join(peer.local_ts)}
@@ -138,14 +184,7 @@ connections {{
     }}
   }}
 }}
-secrets {{
-  ike-{CONNECTION} {{
-    id-local = {peer.local_id}
-    id-remote = {peer.remote_id}
-    secret = 0x{peer.psk.hex()}
-  }}
-}}
-"""
+{_secrets(peer)}"""
 
 
 class Charon:
@@ -211,11 +250,25 @@ class Charon:
         swanctl = self.workdir / "swanctl"
         for name in SWANCTL_DIRS:
             (swanctl / name).mkdir(parents=True, exist_ok=True)
-        (self.workdir / "strongswan.conf").write_text(strongswan_conf(self.workdir, self.peer.aggressive))
+        (self.workdir / "strongswan.conf").write_text(strongswan_conf(self.workdir, self.peer.aggressive, fragment_size=self.peer.fragment_size))
         (swanctl / "swanctl.conf").write_text(swanctl_conf(self.peer))
+        self._write_credentials(swanctl)
         # A previous run's log or socket in the same workdir would mislead keys() and the start-up wait.
         for stale in (self.logs(), self.workdir / "charon.vici"):
             stale.unlink(missing_ok=True)
+
+    def _write_credentials(self, swanctl: Path) -> None:
+        """Certificate, key and trust anchors where `swanctl --load-all` finds them."""
+        from ikelab.pki.ca import write_swanctl
+
+        peer = self.peer
+        if peer.certificate is None:
+            return
+        if not peer.trusted_cas:
+            raise LabError(f"{peer.name}: a strongSwan side with a certificate needs the CA it trusts for the peer's")
+        for i, ca in enumerate(peer.trusted_cas):
+            write_swanctl(swanctl, ca, peer.certificate if i == 0 else None, peer.private_key if i == 0 else None,
+                          name=CERT_NAME, ca_name=f"lab-ca-{i}")
 
     def _wait_for_vici(self) -> None:
         """Until VICI accepts a connection: then charon has loaded its plugins and can take swanctl."""

@@ -98,6 +98,21 @@ def test_lessons_check_accepts_the_shipped_lesson(capsys):
     assert "ok (IKEv1 against IKEv2, side by side)" in capsys.readouterr().out
 
 
+def test_aggressive_mode_shows_its_identities_in_the_clear():
+    import dataclasses
+
+    from ikelab.lab.compare import run_variant
+
+    lesson = dataclasses.replace(load_lesson(SLUG), compare=("ikev1-aggressive", "ikev2"))
+    sessions = [run_variant(v, "memory", 1) for v in lesson.variants()]
+    aggressive, ikev2 = (profile(s.lesson, s.trace.events) for s in sessions)
+    assert aggressive.messages == 6 and aggressive.identities == ((1, False), (2, False))
+    assert (aggressive.ike_sa_after, aggressive.child_sa_after) == (3, 6)
+    assert ikev2.identities == ((3, True), (4, True)) and (ikev2.ike_sa_after, ikev2.child_sa_after) == (4, 4)
+    rows = {row[0]: row[1:] for row in side_by_side_rows([aggressive, ikev2])}
+    assert rows["identities sent in"] == ("messages 1, 2: in the clear", "messages 3, 4: encrypted")
+
+
 # ---------------------------------------------------------------------- headless
 
 

@@ -1,23 +1,32 @@
 """ikelab's tunnel against strongSwan's, on this machine in one run: TCP throughput and ping RTT.
 
-Both tunnels join the protected addresses 198.51.100.1 (left) and 203.0.113.1 (right) over a veth
-pair between two lab namespaces, with IKEv2 PSK aes128-sha256-modp2048 and ESP aes128-sha256:
-(a) two ikelab peers (lesson ikev2-psk) and the datapath the lab picks, (b) two strongSwan charons,
-left initiating, with kernel-libipsec (userspace ESP over TUN; in 5.9.8 always ESP-in-UDP).
+Every tunnel joins the protected addresses 198.51.100.1 (left) and 203.0.113.1 (right) over a veth
+pair between two lab namespaces (same link, same 1500-byte MTU, TUN MTU 1400 for ikelab and
+strongSwan alike), with IKEv2 PSK aes128-sha256-modp2048 and, in turn, each ESP algorithm of --esp:
+- ikelab: two ikelab peers (lesson ikev2-psk) and the datapath the lab picks, raw ESP (protocol 50);
+- ikelab-udp: the same with `encap = true` on the left, so ESP travels in UDP port 4500 (RFC 3948)
+  as strongSwan's does; this datapath sends runs of equal-sized packets with UDP GSO;
+- strongswan: two charons, left initiating, with kernel-libipsec (userspace ESP over TUN; in 5.9.8
+  always ESP-in-UDP, one sendto per packet).
 Neither namespace has a default route, so traffic between the protected addresses can only take
-the tunnel. Measured: iperf3 TCP, one stream; ping RTT; the time to bring the tunnel up
-(Session.run() against `swanctl --initiate`); and the wall time of
-`python -m ikelab.cli run ikev2-psk --headless --ping 1`, an upper bound on the time to the first
-ping reply (the CLI prints its transcript only when it ends, so the reply itself cannot be timed).
+the tunnel. Measured per tunnel: iperf3 TCP, one stream; ping RTT; the CPU time the datapath's
+processes (ikelab's two ESP workers, or the two charons) spent per GB the stream moved (less
+sensitive than throughput to what else runs on a shared machine); the time to bring the tunnel up
+(Session.run() against `swanctl --initiate`). And for `python -m ikelab.cli run ikev2-psk --headless
+--ping 1`: the time from starting it to the ping's first reply (the CLI echoes ping lines to stderr
+as they come) and to its exit.
 
-Prints a side-by-side table with the ratios ikelab/strongSwan and, as its last line, a JSON object
-with all figures (medians over --runs). Run as root: python bench/datapath.py [--runs N] [--seconds S]
+The runs alternate between the tunnels (each run brings every tunnel up afresh), so that a shared,
+noisy machine weighs on all of them alike; figures are medians over --runs. Prints a table per
+algorithm with the ratios to strongSwan and, as its last line, a JSON object with all figures.
+Run as root: python bench/datapath.py [--runs N] [--seconds S] [--esp aes128-sha256,aes128gcm16]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import statistics
 import subprocess
@@ -68,6 +77,24 @@ def iperf(left_ns: str, right_ns: str, seconds: int) -> float:
         server.wait()
 
 
+def datapath_cpu_ns(namespaces: tuple[str, str]) -> int:
+    """CPU time (ns) so far of the processes in the namespaces other than iperf3: the datapath."""
+    total = 0
+    for namespace in namespaces:
+        pids = subprocess.run(["ip", "netns", "pids", namespace], capture_output=True, text=True).stdout.split()
+        for pid in pids:
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if b"iperf3" in f.read():
+                        continue
+                for task in os.listdir(f"/proc/{pid}/task"):  # every thread: charon has many
+                    with open(f"/proc/{pid}/task/{task}/schedstat") as f:
+                        total += int(f.read().split()[0])
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+    return total
+
+
 def ping(left_ns: str) -> dict[str, float]:
     result = subprocess.run(
         ["ip", "netns", "exec", left_ns, "ping", "-n", "-q", "-c", str(PINGS), "-i", PING_INTERVAL, "-W", "2",
@@ -80,10 +107,24 @@ def ping(left_ns: str) -> dict[str, float]:
             "replies": int(received.group(1))}
 
 
+def bench_lesson(scratch: Path, esp: str, encap: bool) -> Path:
+    """Lesson ikev2-psk with ESP `esp` on both sides; with `encap` the left side acts as if behind
+    a NAT, so both move to UDP 4500 and ESP travels in UDP, as with strongSwan's libipsec."""
+    text = (ROOT / "lessons" / "ikev2-psk.toml").read_text()
+    if text.count('esp = "aes128-sha256"') != 2 or text.count('role = "initiator"') != 1:
+        raise RuntimeError("lessons/ikev2-psk.toml changed: update bench_lesson()")
+    text = text.replace('esp = "aes128-sha256"', f'esp = "{esp}"')
+    if encap:
+        text = text.replace('role = "initiator"', 'role = "initiator"\nencap = true')
+    path = scratch / f"ikev2-psk-{esp}-{'udp' if encap else 'esp'}.toml"
+    path.write_text(text)
+    return path
+
+
 @contextmanager
-def ikelab_tunnel():
+def ikelab_tunnel(lesson_path: Path):
     """Yields (left namespace, right namespace, setup seconds, datapath name) with the tunnel up."""
-    lesson = load_lesson("ikev2-psk")
+    lesson = load_lesson(lesson_path)
     with Lab(lesson) as lab:
         session = Session(lesson, lab.transport, seed=1, datapath=lab.datapath, namespaces=lab.namespaces)
         start = time.perf_counter()
@@ -91,11 +132,12 @@ def ikelab_tunnel():
         setup = time.perf_counter() - start
         if not (session.outcome.success and all(session.outcome.children.values())):
             raise RuntimeError("the ikelab handshake failed")
-        yield lab.namespaces["left"], lab.namespaces["right"], setup, lab.datapath.name
+        encap = " ESP-in-UDP with UDP GSO" if lesson.left.encap else " raw ESP"
+        yield lab.namespaces["left"], lab.namespaces["right"], setup, lab.datapath.name + encap
 
 
 @contextmanager
-def strongswan_tunnel():
+def strongswan_tunnel(esp: str):
     topology = Topology([("left", "192.0.2.1", LEFT), ("right", "192.0.2.2", RIGHT)])
     with topology, tempfile.TemporaryDirectory(prefix="ikelab-bench-") as scratch:
         left, right = topology.sides["left"], topology.sides["right"]
@@ -107,6 +149,7 @@ def strongswan_tunnel():
                 name=me.name, namespace=me.namespace, local_addr=me.address, remote_addr=other.address,
                 local_id=f"{me.name}.example", remote_id=f"{other.name}.example", psk=b"bench-psk",
                 local_ts=[f"{me.protected}/32"], remote_ts=[f"{other.protected}/32"], role=role, workdir=workdir,
+                esp_proposal=esp,
             )
 
         with Charon(peer(right, left, "responder"), topology.log), \
@@ -117,56 +160,95 @@ def strongswan_tunnel():
             yield left.namespace, right.namespace, setup, "kernel-libipsec (ESP-in-UDP over TUN)"
 
 
-def cli_wall_time() -> float:
+def cli_first_reply() -> dict[str, float]:
+    """ms from starting `ikelab run ikev2-psk --headless --ping 1` to the ping's first reply (the
+    CLI echoes each ping line to stderr as it comes) and to the command's exit."""
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "ikelab.cli", "run", "ikev2-psk", "--headless", "--ping", "1"],
-                            cwd=ROOT, capture_output=True, text=True, timeout=60)
-    elapsed = time.perf_counter() - start
-    if result.returncode != 0 or "1 received" not in result.stdout:
-        raise RuntimeError(f"ikelab run failed (exit {result.returncode}): {result.stderr.strip()[-300:]}")
-    return elapsed
+    process = subprocess.Popen([sys.executable, "-m", "ikelab.cli", "run", "ikev2-psk", "--headless", "--ping", "1"],
+                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = None
+    for line in process.stderr:  # ping lines, and any error
+        if first is None and "bytes from" in line:
+            first = time.perf_counter() - start
+    out = process.stdout.read()
+    process.wait(timeout=60)
+    wall = time.perf_counter() - start
+    if process.returncode != 0 or first is None or "1 received" not in out:
+        raise RuntimeError(f"ikelab run failed (exit {process.returncode}) or printed no reply as it came")
+    return {"first_reply_ms": round(first * 1e3, 1), "wall_ms": round(wall * 1e3, 1)}
 
 
-def measure(tunnel, runs: int, seconds: int) -> dict:
-    with tunnel() as (left_ns, right_ns, setup, datapath):
-        samples = [{"tcp_mbps": iperf(left_ns, right_ns, seconds), **ping(left_ns)} for _ in range(runs)]
-    figures = {name: round(statistics.median(s[name] for s in samples), 3) for name in samples[0]}
-    return {"datapath": datapath, "setup_ms": round(setup * 1e3, 1), **figures}
+def measure_once(tunnel, seconds: int) -> dict:
+    with tunnel as (left_ns, right_ns, setup, datapath):
+        cpu = datapath_cpu_ns((left_ns, right_ns))
+        mbps = iperf(left_ns, right_ns, seconds)
+        cpu = datapath_cpu_ns((left_ns, right_ns)) - cpu
+        gigabytes = mbps * 1e6 * seconds / 8 / 1e9
+        return {"datapath": datapath, "setup_ms": round(setup * 1e3, 1), "tcp_mbps": round(mbps, 1),
+                "cpu_s_per_gb": round(cpu / 1e9 / gigabytes, 3), **ping(left_ns)}
+
+
+def medians(samples: list[dict]) -> dict:
+    figures = {name: round(statistics.median(s[name] for s in samples), 3) for name in samples[0] if name != "datapath"}
+    return {"datapath": samples[0]["datapath"], **figures, "tcp_mbps_all": [s["tcp_mbps"] for s in samples]}
 
 
 ROWS = [  # key, label, format
     ("tcp_mbps", "iperf3 TCP, 1 stream (Mbit/s)", ".1f"),
+    ("cpu_s_per_gb", "datapath CPU per GB moved (s)", ".2f"),
     ("rtt_min_ms", "ping RTT min (ms)", ".3f"),
     ("rtt_avg_ms", "ping RTT avg (ms)", ".3f"),
     ("rtt_max_ms", "ping RTT max (ms)", ".3f"),
     ("replies", f"ping replies of {PINGS}", ".0f"),
     ("setup_ms", "tunnel up: Session.run / swanctl --initiate (ms)", ".1f"),
 ]
+TUNNELS = ("ikelab", "ikelab_udp", "strongswan")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=1, help="iperf3 and ping runs per tunnel (medians)")
+    parser.add_argument("--runs", type=int, default=3, help="runs per tunnel, alternating between them (medians)")
     parser.add_argument("--seconds", type=int, default=5, help="iperf3 duration")
+    parser.add_argument("--esp", default="aes128-sha256,aes128gcm16", help="ESP proposals to measure, comma-separated")
     args = parser.parse_args()
     for reason in (missing_privileges(), available()):
         if reason:
             sys.exit(f"bench/datapath.py: {reason}")
-    ikelab = measure(ikelab_tunnel, args.runs, args.seconds)
-    strongswan = measure(strongswan_tunnel, args.runs, args.seconds)
-    cli = statistics.median(cli_wall_time() for _ in range(args.runs))
-    ratios = {name: round(ikelab[name] / strongswan[name], 3) for name, _, _ in ROWS if strongswan[name]}
+    algorithms = args.esp.split(",")
+    samples: dict[str, dict[str, list]] = {esp: {t: [] for t in TUNNELS} for esp in algorithms}
+    cli = []
+    with tempfile.TemporaryDirectory(prefix="ikelab-bench-lessons-") as scratch:
+        for _ in range(args.runs):
+            for esp in algorithms:
+                tunnels = {"ikelab": ikelab_tunnel(bench_lesson(Path(scratch), esp, encap=False)),
+                           "ikelab_udp": ikelab_tunnel(bench_lesson(Path(scratch), esp, encap=True)),
+                           "strongswan": strongswan_tunnel(esp)}
+                for name in TUNNELS:
+                    samples[esp][name].append(measure_once(tunnels[name], args.seconds))
+            cli.append(cli_first_reply())
 
-    print(f"{'':50} {'ikelab':>12} {'strongSwan':>12} {'ikelab/sS':>10}")
-    for name, label, spec in ROWS:
-        ratio = f"{ratios[name]:10.2f}" if name in ratios else f"{'-':>10}"
-        print(f"{label:50} {ikelab[name]:12{spec}} {strongswan[name]:12{spec}} {ratio}")
-    print(f"datapaths: ikelab {ikelab['datapath']}; strongSwan {strongswan['datapath']}")
-    print(f"`ikelab run ikev2-psk --headless --ping 1` wall time: {cli * 1e3:.0f} ms "
-          "(an upper bound on the time to the first reply: the CLI prints its transcript only at the end)")
-    print(json.dumps({"runs": args.runs, "iperf_seconds": args.seconds, "pings": PINGS, "ikelab": ikelab,
-                      "strongswan": strongswan, "ratio_ikelab_over_strongswan": ratios,
-                      "cli_ping1_wall_ms": round(cli * 1e3, 1)}))
+    report: dict = {"runs": args.runs, "iperf_seconds": args.seconds, "pings": PINGS, "load_average": os.getloadavg()[0]}
+    for esp in algorithms:
+        figures = {name: medians(samples[esp][name]) for name in TUNNELS}
+        strongswan = figures["strongswan"]
+        ratios = {name: {key: round(figures[name][key] / strongswan[key], 3) for key, _, _ in ROWS if strongswan[key]}
+                  for name in ("ikelab", "ikelab_udp")}
+        report[esp] = {**figures, "ratio_ikelab_over_strongswan": ratios["ikelab"],
+                       "ratio_ikelab_udp_over_strongswan": ratios["ikelab_udp"]}
+        print(f"== ESP {esp} (medians of {args.runs})")
+        print(f"{'':50} {'ikelab':>10} {'ikelab-udp':>10} {'strongSwan':>10} {'ikelab/sS':>10} {'udp/sS':>8}")
+        for key, label, spec in ROWS:
+            cells = "".join(f" {figures[name][key]:10{spec}}" for name in TUNNELS)
+            cells += "".join(f" {ratios[name][key]:{w}.2f}" if key in ratios[name] else f" {'-':>{w}}"
+                             for name, w in (("ikelab", 10), ("ikelab_udp", 8)))
+            print(f"{label:50}{cells}")
+        for name in TUNNELS:
+            print(f"  {name}: {figures[name]['datapath']}; Mbit/s of each run {figures[name]['tcp_mbps_all']}")
+    report["cli_ping1"] = {key: round(statistics.median(c[key] for c in cli), 1) for key in cli[0]}
+    report["cli_ping1"]["first_reply_ms_all"] = [c["first_reply_ms"] for c in cli]
+    print(f"`ikelab run ikev2-psk --headless --ping 1`: first reply after {report['cli_ping1']['first_reply_ms']:.0f} ms, "
+          f"exit after {report['cli_ping1']['wall_ms']:.0f} ms (medians; each run {report['cli_ping1']['first_reply_ms_all']})")
+    print(json.dumps(report))
 
 
 if __name__ == "__main__":

@@ -432,15 +432,19 @@ def _run_in_lab(args, lesson) -> int:
     import tempfile
 
     from ikelab.lab.lab import Lab
-    from ikelab.lab.manual import ManualSession
     from ikelab.lab.netns import LabError
-    from ikelab.lab.session import Session
-    from ikelab.trace import CommandEvent, NoteEvent, PingEvent
 
     with tempfile.TemporaryDirectory(prefix="ikelab-capture-") as scratch:
         raw_capture = Path(scratch) / "veth.pcap" if args.pcap else None
         try:
-            with Lab(lesson, capture=raw_capture, prefer_datapath=args.datapath) as lab:
+            # The ESP workers start while this process imports the IKE engines: each takes about a
+            # third of a second, and a run's first ping reply waits for both.
+            with Lab(lesson, capture=raw_capture, prefer_datapath=args.datapath, wait_for_datapath=False) as lab:
+                from ikelab.lab.manual import ManualSession
+                from ikelab.lab.session import Session
+                from ikelab.trace import CommandEvent, NoteEvent, PingEvent
+
+                lab.ready()
                 if lesson.manual:
                     session = ManualSession(lesson, datapath=lab.datapath, namespaces=lab.namespaces)
                 elif lesson.external:
@@ -453,6 +457,8 @@ def _run_in_lab(args, lesson) -> int:
                 session.run()
                 if args.ping and session.outcome.success and all(session.outcome.children.values()):
                     def on_line(line: str) -> None:
+                        if not args.json:  # as it happens: the transcript comes only at the end
+                            print(f"ikelab: ping: {line}", file=sys.stderr, flush=True)
                         counters = {side: lab.datapath.counters(side) for side in lab.namespaces}
                         trace.emit(PingEvent("lab", session.clock, line, counters))
 

@@ -186,14 +186,10 @@ class UserspaceEsp:
         self._ready: set[str] = set()  # sides whose worker answered and whose TUN device is up
         self._ahead: dict[str, list[str]] = {}  # route_ahead networks waiting for their TUN device
 
-    def start(self) -> None:
-        self.spawn()
-        self.ready()
-
-    def spawn(self) -> None:
-        """Start every worker without waiting for it: their start-ups (a Python each) overlap each
-        other and whatever the caller does meanwhile (the CLI imports the IKE engines). `ready()`
-        waits for them."""
+    def start(self, wait: bool = True) -> None:
+        """Start every worker; with wait=False return at once, so that their start-ups (a Python
+        each) overlap each other and whatever the caller does meanwhile (the CLI imports the IKE
+        engines): `ready()` waits for them."""
         try:
             cpus = os.cpu_count() or 1
             for index, name in enumerate(self.sides):
@@ -202,6 +198,8 @@ class UserspaceEsp:
         except BaseException:
             self.stop()
             raise
+        if wait:
+            self.ready()
 
     def ready(self) -> None:
         """Wait for the spawned workers, bring their TUN devices up and set the routes route_ahead

@@ -57,6 +57,7 @@ from ikelab.crypto.integrity import INTEGRITY
 from ikelab.esp.packet import EspError, InboundSa, OutboundSa
 from ikelab.esp.sa import EspSa
 from ikelab.lab.reuseport import join_group
+from ikelab.lab.udp_gso import GRO_CMSG_SPACE, SegmentingSender, enable_gro, split
 from ikelab.lab.sa_messages import esp_sa_from_dict
 
 TUNSETIFF = 0x400454CA
@@ -130,9 +131,11 @@ class Inbound:
 
 class Worker:
     def __init__(self, tun: int, raw: socket.socket, control: socket.socket, vnet: bool = False,
-                 udp: socket.socket | None = None) -> None:
+                 udp: socket.socket | None = None, udp_gso: bool = True) -> None:
         self.tun, self.raw, self.control = tun, raw, control
         self.udp = udp  # ESP-in-UDP on port 4500 (RFC 3948), shared with IKE through SO_REUSEPORT
+        # Runs of equal-sized ESP-in-UDP packets go out in one sendmsg each (udp_gso)
+        self.udp_sender = SegmentingSender(udp, udp_gso) if udp is not None else None
         self.vnet = vnet
         self.outbound: list[tuple[Selectors, OutboundSa]] = []  # (remote selectors, SA)
         self.inbound: dict[bytes, Inbound] = {}  # SPI -> SA and policy
@@ -183,11 +186,13 @@ class Worker:
             self.route_cache.clear()
             return {"ok": True}
         if op == "counters":
-            merged = self.coalescer
+            merged, sender = self.coalescer, self.udp_sender
             return {"ok": True, "inbound": {s.hex(): vars(e.sa.counters) for s, e in self.inbound.items()},
                     "outbound": {sa.sa.spi.hex(): vars(sa.counters) for _, sa in self.outbound}, "dropped": self.dropped,
                     # GRO: packets written to the TUN device as one GSO packet, and the segments in them
-                    "gro": {"packets": merged.merged_packets if merged else 0, "segments": merged.merged_segments if merged else 0}}
+                    "gro": {"packets": merged.merged_packets if merged else 0, "segments": merged.merged_segments if merged else 0},
+                    # UDP GSO: sendmsg calls that carried a run of ESP-in-UDP packets, and the packets in them
+                    "udp_gso": {"sends": sender.runs if sender else 0, "segments": sender.segments if sender else 0}}
         if op == "stop":
             return {"ok": True, "stop": True}
         return {"ok": False, "error": f"unknown command {op!r}"}
@@ -281,6 +286,9 @@ class Worker:
                     continue
             else:
                 esps = sa.encapsulate_batch(group)
+            if address[1] and self.udp_sender is not None:
+                self.udp_sender.send(esps, address)
+                continue
             for esp in esps:
                 try:
                     sendto(esp, address)
@@ -318,18 +326,18 @@ class Worker:
     def from_udp(self) -> int:
         """ESP that arrived inside UDP on port 4500: the same as from the raw socket, minus the
         IPv4 header (the kernel's UDP socket took it off)."""
-        inner: list[bytes] = []
-        count = 0
-        while count < BATCH:
+        datagrams: list[bytes] = []
+        recvmsg = self.udp.recvmsg
+        while len(datagrams) < BATCH:
             try:
-                datagram = self.udp.recv(65535)
+                data, ancillary, _, _ = recvmsg(65535, GRO_CMSG_SPACE)
             except BlockingIOError:
                 break
-            count += 1
-            inner += self.open([datagram], ip=False)
+            datagrams += split(data, ancillary)  # a run the kernel kept whole (UDP_GRO), or one
+        inner = self.open(datagrams, ip=False) if datagrams else []
         if inner:
             self.write_batch(inner)
-        return count
+        return len(datagrams)
 
     def open(self, datagrams: list[bytes], ip: bool = True) -> list[bytes]:
         """The inner packets of the ESP datagrams that their SA accepts (replay window, ICV,
@@ -487,6 +495,7 @@ def main() -> int:
     parser.add_argument("--cpu", type=int, help="the CPU to keep to under heavy traffic (see CpuPolicy)")
     parser.add_argument("--idle-cpu", type=int, help="the CPU to keep to under light traffic (default: any)")
     parser.add_argument("--encap-address", help="join UDP 4500 on this address for ESP-in-UDP (the lab bound IKE there first)")
+    parser.add_argument("--no-udp-gso", action="store_true", help="one sendto per ESP-in-UDP packet (the lab captures the wire)")
     args = parser.parse_args()
     # No PR_SET_PDEATHSIG: it follows the *thread* that started us, not the process. When the
     # process that runs the lab dies, even by SIGKILL, the control socket reads EOF and we stop.
@@ -500,6 +509,7 @@ def main() -> int:
         if args.encap_address:
             udp = join_group(args.encap_address)
             udp.setblocking(False)
+            enable_gro(udp)  # runs of datagrams arrive whole; without it, one by one
     except OSError as e:
         control.sendall(json.dumps({"ok": False, "error": f"cannot open the TUN device or raw ESP socket: {e}"}).encode() + b"\n")
         return 1
@@ -507,7 +517,7 @@ def main() -> int:
     control.sendall(json.dumps({"ok": True, "ready": args.tun}).encode() + b"\n")
     try:
         cpus = CpuPolicy(args.cpu, args.idle_cpu) if args.cpu is not None else None
-        Worker(tun, raw, control, vnet, udp).loop(cpus)
+        Worker(tun, raw, control, vnet, udp, udp_gso=not args.no_udp_gso).loop(cpus)
     except KeyboardInterrupt:
         pass
     return 0

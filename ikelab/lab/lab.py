@@ -95,8 +95,12 @@ PING_SUMMARY = re.compile(r"(\d+) packets transmitted, (\d+) (?:packets )?receiv
 class Lab:
     """`with Lab(lesson) as lab:` gives namespaces, a netns transport and a started datapath."""
 
-    def __init__(self, lesson: Lesson, *, capture: Path | None = None, prefer_datapath: str = "auto") -> None:
+    def __init__(self, lesson: Lesson, *, capture: Path | None = None, prefer_datapath: str = "auto",
+                 wait_for_datapath: bool = True) -> None:
+        """wait_for_datapath=False: `with` returns while the ESP workers still start, so the caller's
+        own start-up (importing the IKE engines) overlaps theirs; call ready() before IKE runs."""
         self.lesson = lesson
+        self.wait_for_datapath = wait_for_datapath
         router = Router(lesson.router.nat, lesson.router.block_udp_500) if lesson.router else None
         self.topology = Topology([(p.name, p.address, p.protected) for p in lesson.peers], router=router)
         self.capture_path = capture
@@ -134,11 +138,16 @@ class Lab:
             self.transport = UdpTransport(sockets)
             self.transport.name = "netns"
             self.datapath = datapaths.choose(self.topology, sample_child(self.lesson), self.prefer_datapath, ours)
-            self.datapath.start()
             if isinstance(self.datapath, datapaths.UserspaceEsp):
+                self.datapath.udp_gso = self.capture is None  # the capture shows each datagram
+                self.datapath.start(wait=False)
                 for peer in self.lesson.peers:
                     if peer.name in ours:
                         self.datapath.route_ahead(peer.name, list(peer.remote_ts))
+            else:
+                self.datapath.start()
+            if self.wait_for_datapath:
+                self.ready()
         except BaseException:
             self.close()
             raise
@@ -146,6 +155,11 @@ class Lab:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    def ready(self) -> None:
+        """Wait until the datapath can carry ESP (see wait_for_datapath); at once the second time."""
+        if isinstance(self.datapath, datapaths.UserspaceEsp):
+            self.datapath.ready()  # a LabError leaves the cleanup to the `with` block
 
     def _start_strongswan(self, peer) -> None:
         from ikelab.lab.strongswan import Charon, StrongswanPeer, available

@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 from ikelab.effects import DeleteChildSa, IkeSaFailed, IkeSaUp, InstallChildSa, Send
 from ikelab.esp.sa import ChildSa
 from ikelab.ikev2.config import Ikev2Config, RetransmitPolicy
-from ikelab.ikev1.config import config_for as ikev1_config_for
-from ikelab.ikev1.engine import Ikev1Peer
 from ikelab.ikev2.engine import Ikev2Peer
 from ikelab.lab.transports import Transport
 from ikelab.lessons import Lesson, PeerSpec
@@ -117,6 +115,10 @@ class Session:
             rng: RandomSource = SeededRandom(seed, spec.name) if seed is not None else SystemRandom()
             endpoint = transport.endpoint(spec.name)
             if lesson.ike_version == 1:
+                # Imported here: an IKEv2 run has no use for a tenth of a second of IKEv1 imports.
+                from ikelab.ikev1.config import config_for as ikev1_config_for
+                from ikelab.ikev1.engine import Ikev1Peer
+
                 config = dataclasses.replace(ikev1_config_for(spec, lesson.mode, credentials.get(spec.name)), force_encap=spec.encap)
                 self.peers[spec.name] = Ikev1Peer(config, rng, self.trace, endpoint)
             else:

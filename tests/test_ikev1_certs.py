@@ -62,11 +62,15 @@ def test_signature_handshake_then_quick_mode(mode, key):
     else:
         assert summaries(r)[:3] == [
             "left Aggressive Mode message 1: HDR, SA, KE, Ni, IDii, CR, VID, VID",
-            "right Aggressive Mode message 2: HDR, SA, KE, Nr, IDir, VID, VID, NAT-D, NAT-D, CERT, SIG_R",
+            "right Aggressive Mode message 2: HDR, SA, KE, Nr, IDir, CR, VID, VID, NAT-D, NAT-D, CERT, SIG_R",
             "left Aggressive Mode message 3: HDR*, CERT, SIG_I, NAT-D, NAT-D",
         ]
     method = {"rsa2048": "RSA_SIGNATURES", "ecdsa256": "ECDSA_SHA256_P256", "ecdsa384": "ECDSA_SHA384_P384"}[key]
     assert r.trace.of(ProposalEvent, "right")[0].chosen.endswith(method)
+    # With ECDSA, HASH_I/HASH_R use the method's hash (RFC 4754), not the negotiated SHA-256.
+    hash_i = next(e for e in r.trace.of(Ikev1HashEvent, "left") if e.label == "HASH_I")
+    assert len(hash_i.output) == {"ecdsa384": 48}.get(key, 32)
+    assert ("PRF_HMAC_SHA2_384" in hash_i.prf) == (key == "ecdsa384")
     for peer in ("left", "right"):
         (cert,) = r.trace.of(CertificateEvent, peer)
         assert cert.ok and [c["name"] for c in cert.checks if not c["ok"]] == []
@@ -206,3 +210,12 @@ def test_tshark_decrypts_phase1_with_certificates(tmp_path, mode):
     assert signatures == ours and len(ours) == 2
     assert sum(1 for row in rows if row[1]) == 2  # one CERT per side, in messages 5/6 (or 2/3)
     assert not any(row[-1] for row in rows)
+
+
+@pytest.mark.parametrize("mutation, words", [
+    (lambda ps: [ps[0], SigPayload(ps[1].data[:-1])], "signatures are r|s of 64 bytes, the SIG payload has 63"),
+    (lambda ps: [ps[0], SigPayload(bytes(64))], "the ECDSA signature does not verify"),
+])
+def test_broken_ecdsa_sig_is_refused_with_a_reason(mutation, words):
+    r = _tamper(lambda: run_certs({"key": "ecdsa256"}, {"key": "ecdsa256"}), mutation)
+    assert words in _refused(r, "left")

@@ -7,6 +7,7 @@ import hmac
 from typing import TYPE_CHECKING
 
 from ikelab.crypto import ikev1_kdf as kdf
+from ikelab.ikev1 import signatures
 from ikelab.esp.sa import ChildSa, EspSa
 from ikelab.trace import ChildSaEvent, Ikev1HashEvent, Ikev1IvEvent, Ikev1KeysEvent, PrfEvent, PrfPlusEvent
 from ikelab.wire.isakmp_constants import ProtocolId
@@ -86,15 +87,16 @@ def phase2_iv(peer: "Ikev1Peer", sa: "IsakmpSa", exchange: "Exchange") -> None:
     )
 
 
-def _hash(peer: "Ikev1Peer", sa: "IsakmpSa", label: str, formula: str, key_label: str, key: bytes, parts: kdf.Parts, received: bytes | None) -> tuple[bytes, bool | None]:
+def _hash(peer: "Ikev1Peer", sa: "IsakmpSa", label: str, formula: str, key_label: str, key: bytes, parts: kdf.Parts, received: bytes | None, prf=None) -> tuple[bytes, bool | None]:
     """Compute a HASH payload value (ours, or the one we expect from the peer) and trace every input."""
-    value = sa.ike.prf(key, kdf.joined(parts))
+    prf = prf or sa.ike.prf
+    value = prf(key, kdf.joined(parts))
     ok = None if received is None else hmac.compare_digest(value, received)
     peer.emit(
         Ikev1HashEvent,
         label=label,
         formula=formula,
-        prf=sa.ike.prf.description,
+        prf=prf.description,
         key_label=key_label,
         key=key,
         parts=dict(parts),
@@ -115,7 +117,10 @@ def auth_hash(peer: "Ikev1Peer", sa: "IsakmpSa", *, of_initiator: bool, id_b: by
         parts = kdf.hash_r_parts(sa.ke_i, sa.ke_r, sa.cky_i, sa.cky_r, sa.sa_i_b, id_b)
         formula = "HASH_R = prf(SKEYID, g^xr | g^xi | CKY-R | CKY-I | SAi_b | IDir_b)"
     label = "HASH_I" if of_initiator else "HASH_R"
-    return _hash(peer, sa, label, formula, "SKEYID", sa.skeyid, parts, received)
+    prf = signatures.hash_prf(sa.ike.auth_method, sa.ike.prf)
+    if prf is not sa.ike.prf:
+        formula += f", with {prf.description}: the hash of the ECDSA method, not the negotiated prf (RFC 4754)"
+    return _hash(peer, sa, label, formula, "SKEYID", sa.skeyid, parts, received, prf)
 
 
 QUICK_FORMULAS = {

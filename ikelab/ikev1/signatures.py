@@ -4,30 +4,43 @@ With signatures, HASH_I and HASH_R are computed as with a pre-shared key (but ke
 that no secret went into: prf(Ni_b | Nr_b, g^xy)), and then signed: SIG_I = sign(HASH_I). The
 authentication method of the ISAKMP transform names the algorithm:
 
-| method | name | what is signed, and how the SIG payload looks |
-|---|---|---|
-| 3 | RSA_SIGNATURES | HASH itself, RSA with PKCS#1 v1.5 type 1 padding and no DigestInfo |
-| 9 | ECDSA_SHA256_P256 | SHA-256(HASH), r ‖ s of 32 bytes each (RFC 4754) |
-| 10 | ECDSA_SHA384_P384 | SHA-384(HASH), r ‖ s of 48 bytes each |
-| 11 | ECDSA_SHA512_P521 | SHA-512(HASH), r ‖ s of 66 bytes each |
+| method | name | HASH_I/HASH_R made with | what the SIG payload holds |
+|---|---|---|---|
+| 3 | RSA_SIGNATURES | the negotiated prf | RSA PKCS#1 v1.5 type 1 over HASH itself, no DigestInfo |
+| 9 | ECDSA_SHA256_P256 | HMAC-SHA-256 | ECDSA with HASH as the digest: r ‖ s, 32 bytes each |
+| 10 | ECDSA_SHA384_P384 | HMAC-SHA-384 | r ‖ s, 48 bytes each |
+| 11 | ECDSA_SHA512_P521 | HMAC-SHA-512 | r ‖ s, 66 bytes each |
 
-RSA in IKEv1 signs the bare hash (PKCS#1 "encryption" with the private key, as strongSwan's
-SIGN_RSA_EMSA_PKCS1_NULL does); ECDSA is the RFC 4754 scheme IKEv2 uses too, so it comes from
-ikelab.pki.signature_auth, whose methods 9, 10 and 11 are the same numbers and the same algorithm.
+Neither scheme hashes again: RSA signs the bare HASH (strongSwan's SIGN_RSA_EMSA_PKCS1_NULL), and
+ECDSA takes HASH as its digest (SIGN_ECDSA_WITH_NULL), which is why with ECDSA the HASH itself is
+computed with the method's hash (RFC 4754; strongSwan 5.9 does the same, measured in the lab).
 """
 
 from __future__ import annotations
 
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import NoDigestInfo
+from cryptography.hazmat.primitives.asymmetric.utils import NoDigestInfo, Prehashed, decode_dss_signature, encode_dss_signature
 
-from ikelab.pki import signature_auth
+from ikelab.crypto.prf import PRFS, Prf
 from ikelab.pki.keys import PrivateKey, PublicKey, describe_key
 from ikelab.wire.isakmp_constants import AuthMethod, name_of
 
 ECDSA_METHODS = {"secp256r1": AuthMethod.ECDSA_SHA256_P256, "secp384r1": AuthMethod.ECDSA_SHA384_P384, "secp521r1": AuthMethod.ECDSA_SHA512_P521}
 SIGNATURE_METHODS = frozenset({AuthMethod.RSA_SIGNATURES, *ECDSA_METHODS.values()})
+# ECDSA method: (its hash, the HMAC prf of HASH_I/HASH_R, bytes per coordinate of r and s)
+_ECDSA = {
+    AuthMethod.ECDSA_SHA256_P256: (hashes.SHA256, PRFS[5], 32),
+    AuthMethod.ECDSA_SHA384_P384: (hashes.SHA384, PRFS[6], 48),
+    AuthMethod.ECDSA_SHA512_P521: (hashes.SHA512, PRFS[7], 66),
+}
+_CURVES = {method: curve for curve, method in ECDSA_METHODS.items()}
+
+
+def hash_prf(method: int, negotiated: Prf) -> Prf:
+    """The prf of HASH_I/HASH_R: the negotiated one, except with ECDSA, whose hash it must be."""
+    return _ECDSA[method][1] if method in _ECDSA else negotiated
 
 
 class SignatureError(ValueError):
@@ -46,8 +59,8 @@ def method_for_key(key: PrivateKey | PublicKey) -> int:
 def describe(method: int) -> str:
     if method == AuthMethod.RSA_SIGNATURES:
         return "RSA_SIGNATURES (3): RSA PKCS#1 v1.5 over HASH, no DigestInfo"
-    if method in SIGNATURE_METHODS:
-        return f"{name_of(AuthMethod, method)} ({method}): ECDSA over HASH, r|s (RFC 4754)"
+    if method in _ECDSA:
+        return f"{name_of(AuthMethod, method)} ({method}): ECDSA with HASH as the digest, r|s (RFC 4754)"
     return f"{name_of(AuthMethod, method)} ({method})"
 
 
@@ -57,11 +70,12 @@ def sign(method: int, key: PrivateKey, hash_value: bytes) -> bytes:
         if not isinstance(key, rsa.RSAPrivateKey):
             raise SignatureError(f"RSA_SIGNATURES needs an RSA key, not {describe_key(key)}")
         return key.sign(hash_value, padding.PKCS1v15(), NoDigestInfo())
-    if method in SIGNATURE_METHODS:
-        try:
-            return signature_auth.sign(method, key, hash_value)
-        except signature_auth.SignatureError as e:
-            raise SignatureError(str(e)) from None
+    if method in _ECDSA:
+        algorithm, _, size = _ECDSA[method]
+        if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != _CURVES[method]:
+            raise SignatureError(f"{name_of(AuthMethod, method)} needs an ECDSA {_CURVES[method]} key, not {describe_key(key)}")
+        r, s = decode_dss_signature(key.sign(hash_value, _prehashed(algorithm())))
+        return r.to_bytes(size, "big") + s.to_bytes(size, "big")
     raise SignatureError(f"{name_of(AuthMethod, method)} ({method}) is not a signature method")
 
 
@@ -83,7 +97,29 @@ def verify(method: int, key: PublicKey, hash_value: bytes, signature: bytes) -> 
         except (ValueError, TypeError) as e:
             return False, f"the RSA signature cannot be checked: {e}"
         return True, f"RSA PKCS#1 v1.5 signature over the HASH verified with the certificate's {words} key"
-    if method in SIGNATURE_METHODS:
-        result = signature_auth.verify(method, key, hash_value, signature)
-        return result.ok, result.reason or f"{result.algorithm} signature verified with the certificate's {words} key"
+    if method in _ECDSA:
+        algorithm, _, size = _ECDSA[method]
+        if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != _CURVES[method]:
+            return False, f"the transform says {name_of(AuthMethod, method)} but the certificate holds an {words} key"
+        if len(signature) != 2 * size:
+            return False, f"{name_of(AuthMethod, method)} signatures are r|s of {2 * size} bytes, the SIG payload has {len(signature)}"
+        if len(hash_value) != algorithm.digest_size:
+            return False, f"HASH has {len(hash_value)} bytes, but {name_of(AuthMethod, method)} signs a {algorithm.digest_size}-byte digest"
+        der = encode_dss_signature(int.from_bytes(signature[:size], "big"), int.from_bytes(signature[size:], "big"))
+        try:
+            key.verify(der, hash_value, ec.ECDSA(Prehashed(algorithm())))
+        except InvalidSignature:
+            return False, (
+                f"the ECDSA signature does not verify with the certificate's {words} public key: it was made over "
+                "another HASH (the keys or exchanged values differ) or with another private key"
+            )
+        return True, f"ECDSA signature with HASH as the digest verified with the certificate's {words} key"
     return False, f"{name_of(AuthMethod, method)} ({method}) is not a signature method"
+
+
+def _prehashed(algorithm: hashes.HashAlgorithm) -> ec.ECDSA:
+    """ECDSA over a digest we computed; RFC 6979 nonces where cryptography has them, so seeded runs repeat."""
+    try:
+        return ec.ECDSA(Prehashed(algorithm), deterministic_signing=True)
+    except TypeError:  # cryptography < 43
+        return ec.ECDSA(Prehashed(algorithm))

@@ -8,7 +8,7 @@ Three messages instead of six, but the identities travel in the clear and messag
 HASH_R = prf(SKEYID, ...) with SKEYID = prf(PSK, Ni_b | Nr_b): everything but the PSK is on the
 wire, so whoever sees messages 1 and 2 can test PSK guesses offline (see ikelab.ikev1.crack).
 Message 3 is encrypted here, as strongSwan does; an unencrypted one is accepted as well.
-With signatures, message 1 adds CR, HASH_R becomes [CERT,] SIG_R and HASH_I becomes [CERT,] SIG_I.
+With signatures, messages 1 and 2 add CR, HASH_R becomes [CERT,] SIG_R and HASH_I becomes [CERT,] SIG_I.
 """
 
 from __future__ import annotations
@@ -159,7 +159,8 @@ def respond(peer: "Ikev1Peer", data: bytes, src: "Endpoint", dst: "Endpoint") ->
     except SignatureError as e:
         phase1.refuse_and_fail(peer, sa, NotifyType.AUTHENTICATION_FAILED, f"cannot sign HASH_R: {e}")
         return
-    reply = [phase1.reply_sa(offer, selection), KePayload(sa.ke_r), NoncePayload(sa.nr), id_r] + phase1.vendor_ids(peer)
+    # CR asks for the initiator's certificate: strongSwan sends CERT only when asked (send_cert = ifasked).
+    reply = [phase1.reply_sa(offer, selection), KePayload(sa.ke_r), NoncePayload(sa.nr), id_r] + phase1.certificate_request(peer) + phase1.vendor_ids(peer)
     reply += phase1.nat_d_payloads(peer, sa) + proof
     sa.state = State.AGGRESSIVE_REPLIED
     peer.send(sa, exchange, AGGRESSIVE, reply, encrypt=False, expect_reply=True, sender_is_initiator=False)

@@ -366,3 +366,31 @@ def test_tshark_decrypts_and_reassembles_our_fragments(tmp_path):
     verbose = subprocess.run(["tshark", "-r", str(path), "-V"], env=env, capture_output=True, text=True, check=True).stdout
     fragments = sum(1 for m in sent if skf(m.data))
     assert verbose.count("[correct]") == fragments and "[incorrect]" not in verbose
+
+
+def test_tui_shows_each_fragment_as_an_arrow_with_its_slice():
+    from test_tui_app import SIZE, make_app, pilot_test, press, settle
+
+    from ikelab.tui.ladder import Ladder
+    from ikelab.tui.message_view import PLAINTEXT, MessageView
+
+    lesson = dataclasses.replace(LESSON, left=dataclasses.replace(LESSON.left, fragment_size=576),
+                                 right=dataclasses.replace(LESSON.right, fragment_size=576))
+
+    @pilot_test
+    async def drive():
+        app = make_app(lesson)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await press(pilot, "n", "n", "n", "2")  # left's IKE_AUTH goes out: its fragments are in flight
+            view = app.screen.query_one(MessageView)
+            message = view.message
+            assert message.exchange == "IKE_AUTH" and skf(message.data) is not None
+            names = [n.data.field.name for n in view.nodes[PLAINTEXT]]
+            assert any(name.startswith("Fragment ") and name.endswith(" of 2") for name in names), names
+            # One arrow per datagram: the fragments, not the reassembled message.
+            summaries = [m.summary for m in app.screen.query_one(Ladder).messages]
+            assert any(s.startswith("HDR, SKF(1/2) {IDi, CERT") for s in summaries), summaries
+            assert "HDR, SKF(2/2)" in summaries
+
+    drive()

@@ -9,9 +9,12 @@ import subprocess
 from functools import cache
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.utils import NoDigestInfo
 from test_ikev1_handshake import carries_ping, config, run_configs, summaries
+from test_ikev1_hostile import deliver
 
 from ikelab.crypto import ikev1_kdf as kdf
 from ikelab.ikev1.exchanges import phase1
@@ -219,3 +222,29 @@ def test_tshark_decrypts_phase1_with_certificates(tmp_path, mode):
 def test_broken_ecdsa_sig_is_refused_with_a_reason(mutation, words):
     r = _tamper(lambda: run_certs({"key": "ecdsa256"}, {"key": "ecdsa256"}), mutation)
     assert words in _refused(r, "left")
+
+
+@pytest.fixture(scope="module")
+def cert_references():
+    fast = {"ike_proposals": "aes128-sha256-curve25519", "esp_proposals": "aes128-sha256"}
+    return [run_certs({**fast}, fast), run_certs({**fast, "mode": "aggressive"}, fast),
+            run_certs({**fast, "key": "ecdsa256", "mode": "aggressive"}, {**fast, "key": "ecdsa256"})]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(st.data())
+def test_mutated_certificate_messages_never_raise(cert_references, data):
+    """Flipped, cut or extended messages of certificate handshakes (CERT, CR and SIG in the clear in
+    aggressive mode): each is dropped or refused with a reason, never an internal error."""
+    reference = data.draw(st.sampled_from(cert_references))
+    index = data.draw(st.integers(0, 3))
+    original = bytearray(reference.wire[index].data)
+    mutation = data.draw(st.sampled_from(["flip", "truncate", "extend"]))
+    if mutation == "flip":
+        for _ in range(data.draw(st.integers(1, 4))):
+            original[data.draw(st.integers(0, len(original) - 1))] ^= data.draw(st.integers(1, 255))
+    elif mutation == "truncate":
+        original = original[: data.draw(st.integers(0, len(original) - 1))]
+    else:
+        original += data.draw(st.binary(min_size=1, max_size=32))
+    deliver(reference, index, bytes(original))

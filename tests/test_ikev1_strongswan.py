@@ -100,3 +100,39 @@ def test_strongswan_answers_our_r_u_there():
     assert len(alive) >= 2
     assert "received DPD vendor ID" in log and log.count("generating INFORMATIONAL_V1 request") >= 2
     assert log.count("[ HASH N(DPD_ACK) ]") == len(alive)
+
+
+CERT_LESSON = load_lesson("ikev1-main-certs")  # ikelab both sides, RSA certificates from the lab CA
+
+
+def with_strongswan_right(lesson, mode: str, key: str | None = None):
+    def cert(peer):
+        return peer if key is None else dataclasses.replace(peer, certificate=dataclasses.replace(peer.certificate, key=key))
+
+    right = dataclasses.replace(cert(lesson.right), implementation="strongswan")
+    return dataclasses.replace(lesson, mode=mode, left=cert(lesson.left), right=right)
+
+
+@pytest.mark.parametrize("mode, roles, key, scheme", [
+    ("main", "ikelab initiates", None, "RSA_EMSA_PKCS1_NULL"),
+    ("main", "strongSwan initiates", None, "RSA_EMSA_PKCS1_NULL"),
+    ("aggressive", "ikelab initiates", None, "RSA_EMSA_PKCS1_NULL"),
+    ("aggressive", "strongSwan initiates", None, "RSA_EMSA_PKCS1_NULL"),
+    ("main", "ikelab initiates", "ecdsa256", "ECDSA_WITH_NULL"),
+    ("main", "strongSwan initiates", "ecdsa384", "ECDSA_WITH_NULL"),
+])
+def test_certificates_then_ping(mode, roles, key, scheme):
+    """RSA_SIGNATURES (the lesson's RSA keys) or ECDSA (RFC 4754): charon checks our certificate up to
+    the lab CA and our SIG with the scheme it names; we check its certificate and SIG."""
+    from ikelab.trace import CertificateEvent, Ikev1HashEvent
+
+    lesson = with_strongswan_right(CERT_LESSON, mode, key)
+    lesson = swapped(lesson) if roles == "strongSwan initiates" else lesson
+    session, log, result, counters = handshake_and_ping(lesson)
+    check(session, log, result, counters)
+    (cert,) = session.trace.of(CertificateEvent, "left")
+    assert cert.ok and cert.subject.endswith("CN=right.example")
+    (verified,) = [e for e in session.trace.of(Ikev1HashEvent, "left") if e.label.startswith("SIG_") and e.action == "verified"]
+    assert verified.ok
+    assert f"authentication of 'left.example' with {scheme} successful" in log
+    assert 'using trusted ca certificate "O=ikelab, CN=ikelab Lab CA"' in log

@@ -5,6 +5,7 @@ mixed tunnel; a certificate strongSwan presents from an unknown CA gives a clear
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -100,13 +101,33 @@ def test_certificates_fragments_keys_and_ping(tmp_path, roles, key, fragment_siz
     assert "reassembled fragmented IKE message" in log
 
 
-def test_strongswan_certificate_from_an_unknown_ca_is_refused_with_its_name(tmp_path):
-    right = dataclasses.replace(LESSON.right, certificate=dataclasses.replace(LESSON.right.certificate, key="ecdsa256",
-                                                                              issuer="Mallory CA"))
-    lesson = dataclasses.replace(LESSON, right=right)
+EXPIRED = {"not_before": dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc), "not_after": dt.datetime(2021, 1, 1, tzinfo=dt.timezone.utc)}
+
+
+@pytest.mark.parametrize("change,words", [
+    ({"issuer": "Mallory CA"}, ["Mallory CA", "ikelab Lab CA"]),
+    (EXPIRED, ["right.example", "expired on 2021-01-01"]),
+    ({"san": ("other.example",)}, ["right.example", "other.example"]),
+], ids=["unknown CA", "expired", "wrong ID"])
+def test_a_bad_strongswan_certificate_is_refused_by_ikelab_with_the_cause(change, words):
+    cert = dataclasses.replace(LESSON.right.certificate, key="ecdsa256", **change)
+    lesson = dataclasses.replace(LESSON, right=dataclasses.replace(LESSON.right, certificate=cert))
     with Lab(lesson) as lab:
         session = _peer_session(lesson, lab, seed=None)
         session.run()
     failure = session.outcome.failures["left"]
-    assert "Mallory CA" in failure.reason and "ikelab Lab CA" in failure.reason, failure.reason
-    assert not session.outcome.ike_up.get("left")
+    assert all(w in failure.reason for w in words), failure.reason
+    assert failure.notify == "AUTHENTICATION_FAILED" and not session.outcome.ike_up.get("left")
+
+
+def test_ikelab_certificate_from_an_unknown_ca_is_refused_by_strongswan():
+    """The side that detects it says why: strongSwan's log names the issuer; ours says what failed."""
+    cert = dataclasses.replace(LESSON.left.certificate, key="ecdsa256", issuer="Mallory CA")
+    lesson = dataclasses.replace(LESSON, left=dataclasses.replace(LESSON.left, certificate=cert))
+    with Lab(lesson) as lab:
+        session = _peer_session(lesson, lab, seed=None)
+        session.run()
+        log = lab.charons["right"].logs().read_text(errors="replace")
+    assert 'issuer is "O=ikelab, CN=Mallory CA"' in log and "no trusted ECDSA public key found for 'left.example'" in log
+    reason = session.outcome.failures["left"].reason
+    assert reason.startswith("the responder rejected our AUTH (AUTHENTICATION_FAILED): it did not accept our certificate"), reason

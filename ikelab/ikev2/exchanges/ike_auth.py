@@ -196,11 +196,21 @@ def start(peer: "Ikev2Peer", sa: IkeSa) -> None:
     peer.send_request(sa, ExchangeType.IKE_AUTH, payloads, lambda r: _receive_response(peer, sa, r))
 
 
+def rejected(peer: "Ikev2Peer", by: str) -> str:
+    """Why the peer answered AUTHENTICATION_FAILED, as far as our side can tell."""
+    if peer.config.auth == "pubkey":
+        cause = ("it did not accept our certificate or signature (an issuer it does not trust, the dates, or an "
+                 "identity missing from the certificate; its own log names the check)")
+    else:
+        cause = "wrong pre-shared key or identity"
+    return f"the {by} rejected our AUTH (AUTHENTICATION_FAILED): {cause}"
+
+
 def _receive_response(peer: "Ikev2Peer", sa: IkeSa, response: "Received") -> None:
     payloads = response.inner
     errors = error_notifies(payloads)
     if any(n.notify_type == NotifyType.AUTHENTICATION_FAILED for n in errors):
-        peer.fail(sa, "the responder rejected our AUTH (AUTHENTICATION_FAILED): wrong pre-shared key or identity", "AUTHENTICATION_FAILED")
+        peer.fail(sa, rejected(peer, "responder"), "AUTHENTICATION_FAILED")
         return
     refusal = _check_peer_auth(peer, sa, payloads, peer_is_initiator=False)
     if refusal is not None:

@@ -81,7 +81,9 @@ def receive_request(peer: "Ikev2Peer", sa: IkeSa, request: "Received") -> None:
     for n in payloads:
         if isinstance(n, NotifyPayload) and n.notify_type == NotifyType.AUTHENTICATION_FAILED:
             peer.send_response(sa, request.header, [])
-            peer.fail(sa, "the initiator rejected our AUTH (AUTHENTICATION_FAILED): wrong pre-shared key or identity", "AUTHENTICATION_FAILED")
+            from ikelab.ikev2.exchanges.ike_auth import rejected
+
+            peer.fail(sa, rejected(peer, "initiator"), "AUTHENTICATION_FAILED")
             return
     deletes = [p for p in payloads if isinstance(p, DeletePayload)]
     if any(d.protocol == ProtocolId.IKE for d in deletes):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from cryptography.hazmat.primitives import hashes, hmac
 
@@ -20,9 +21,17 @@ MAX_PRF_PLUS_BLOCKS = 255  # the counter octet wraps after 0xff (RFC 7296 §2.13
 
 def hmac_digest(hash_name: str, key: bytes, data: bytes) -> bytes:
     """HMAC with the named hash ("sha1", "sha256", ...), untruncated."""
-    mac = hmac.HMAC(key, _HASHES[hash_name]())
+    mac = _keyed(hash_name, key).copy()
     mac.update(data)
     return mac.finalize()
+
+
+@lru_cache(maxsize=64)
+def _keyed(hash_name: str, key: bytes) -> hmac.HMAC:
+    """An HMAC with the key already processed, copied for each message: copying costs less than half
+    of a new one, and a handshake uses its keys several times in a row (the blocks of prf+, AUTH,
+    the ICV of a message that one peer computes and the other checks)."""
+    return hmac.HMAC(key, _HASHES[hash_name]())
 
 
 @dataclass(frozen=True)

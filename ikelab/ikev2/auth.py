@@ -10,6 +10,7 @@ responder's. The octets are returned piece by piece so the trace can show each o
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from ikelab.crypto.prf import Prf
 
@@ -30,5 +31,11 @@ class PskAuth:
 def psk_auth(prf: Prf, psk: bytes, message: bytes, nonce: bytes, sk_p: bytes, id_body: bytes) -> PskAuth:
     maced_id = prf(sk_p, id_body)
     octets = message + nonce + maced_id
-    auth_key = prf(psk, KEY_PAD)
+    auth_key = _auth_key(prf, psk)
     return PskAuth(message, nonce, id_body, maced_id, octets, auth_key, prf(auth_key, octets))
+
+
+@lru_cache(maxsize=16)
+def _auth_key(prf: Prf, psk: bytes) -> bytes:
+    """prf(Shared Secret, "Key Pad for IKEv2"): the same for every AUTH of a configuration."""
+    return prf(psk, KEY_PAD)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from functools import lru_cache
 
 from cryptography.hazmat.primitives import hashes
 
@@ -12,5 +13,11 @@ from ikelab.effects import Endpoint
 def nat_hash(spi_i: bytes, spi_r: bytes, endpoint: Endpoint) -> bytes:
     """SHA-1(SPIi | SPIr | IP | port); SPIr is zero in the IKE_SA_INIT request."""
     digest = hashes.Hash(hashes.SHA1())
-    digest.update(spi_i + spi_r + ipaddress.ip_address(endpoint.host).packed + endpoint.port.to_bytes(2, "big"))
+    digest.update(spi_i + spi_r + _packed(endpoint.host) + endpoint.port.to_bytes(2, "big"))
     return digest.finalize()
+
+
+@lru_cache(maxsize=256)
+def _packed(host: str) -> bytes:
+    """The address as the hash takes it, parsed once per address (a handshake hashes eight times)."""
+    return ipaddress.ip_address(host).packed

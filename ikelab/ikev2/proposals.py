@@ -8,6 +8,7 @@ algorithm of every transform type. Every refusal is explained, so a mismatch can
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from ikelab.crypto.cipher import Cipher, cipher
 from ikelab.crypto.dh import DhGroup, dh_group
@@ -74,9 +75,15 @@ def offer(specs: tuple[ProposalSpec, ...], protocol: int, spi: bytes = b"", dh_f
 
 
 def describe_transform(t: Transform) -> str:
-    enum_cls = TRANSFORM_ID_ENUMS.get(TransformType(t.type)) if t.type in TransformType._value2member_map_ else None
-    name = name_of(enum_cls, t.id) if enum_cls else f"{t.type}:{t.id}"
-    return f"{name}-{t.key_length}" if t.key_length else name
+    return _transform_text(t.type, t.id, t.key_length)
+
+
+@lru_cache(maxsize=1024)
+def _transform_text(type_: int, id_: int, key_length: int | None) -> str:
+    """"AES_CBC-128": one of a few dozen texts, made once each rather than for every proposal shown."""
+    enum_cls = TRANSFORM_ID_ENUMS.get(TransformType(type_)) if type_ in TransformType._value2member_map_ else None
+    name = name_of(enum_cls, id_) if enum_cls else f"{type_}:{id_}"
+    return f"{name}-{key_length}" if key_length else name
 
 
 def describe(p: Proposal) -> str:

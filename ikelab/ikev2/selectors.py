@@ -8,20 +8,37 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from functools import lru_cache
 
 from ikelab.wire.ikev2 import TrafficSelector
 from ikelab.wire.ikev2_constants import TsType
 
 
+# Parsing and printing addresses with `ipaddress` costs more than the rest of a Child SA's
+# selector work; a peer uses the same few networks in every exchange, so the results are kept
+# (by value: a TrafficSelector is mutable, so each caller gets its own).
+
+
 def from_network(text: str) -> TrafficSelector:
     """"198.51.100.0/24" (or a single address) as a selector for every protocol and port."""
+    return TrafficSelector(*_network_fields(text))
+
+
+@lru_cache(maxsize=256)
+def _network_fields(text: str) -> tuple:
     net = ipaddress.ip_network(text, strict=False)
     ts_type = TsType.TS_IPV4_ADDR_RANGE if net.version == 4 else TsType.TS_IPV6_ADDR_RANGE
-    return TrafficSelector(ts_type, 0, 0, 65535, net.network_address.packed, net.broadcast_address.packed)
+    return ts_type, 0, 0, 65535, net.network_address.packed, net.broadcast_address.packed
 
 
 def to_text(ts: TrafficSelector) -> str:
     """The range as a CIDR where it is one, else "first-last"; protocol and ports when narrowed."""
+    return _text(ts.ts_type, ts.ip_protocol, ts.start_port, ts.end_port, ts.start_address, ts.end_address)
+
+
+@lru_cache(maxsize=256)
+def _text(*fields) -> str:
+    ts = TrafficSelector(*fields)
     first = ipaddress.ip_address(ts.start_address)
     last = ipaddress.ip_address(ts.end_address)
     nets = list(ipaddress.summarize_address_range(first, last))
@@ -35,9 +52,13 @@ def to_text(ts: TrafficSelector) -> str:
 
 def to_networks(ts: TrafficSelector) -> list[str]:
     """CIDR blocks covering the range: what a datapath routes."""
-    first = ipaddress.ip_address(ts.start_address)
-    last = ipaddress.ip_address(ts.end_address)
-    return [str(n) for n in ipaddress.summarize_address_range(first, last)]
+    return list(_networks(ts.start_address, ts.end_address))
+
+
+@lru_cache(maxsize=256)
+def _networks(start: bytes, end: bytes) -> tuple[str, ...]:
+    first, last = ipaddress.ip_address(start), ipaddress.ip_address(end)
+    return tuple(str(n) for n in ipaddress.summarize_address_range(first, last))
 
 
 def _intersect(a: TrafficSelector, b: TrafficSelector) -> TrafficSelector | None:

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import threading
+from functools import lru_cache
 from typing import Protocol
 
 from ikelab.esp.sa import ChildSa
@@ -29,7 +30,12 @@ CONTROL_TIMEOUT = 10.0
 
 
 def command_text(args: list[str]) -> str:
-    return " ".join(_quote(a) for a in args)
+    return " ".join(map(_known_quote, args))
+
+
+# Every Child SA shows its `ip xfrm` commands, two dozen words each of which are mostly the same
+# ("xfrm", "state", the addresses): their quoting is remembered rather than matched again.
+_known_quote = lru_cache(maxsize=4096)(_quote)
 
 
 class Datapath(Protocol):

@@ -14,7 +14,7 @@ from typing import Callable
 
 import pytest
 
-from conftest import assert_no_internal_error, needs_tshark
+from conftest import assert_no_internal_error, needs_lab, needs_tshark
 from ikelab.crypto.cipher import cipher
 from ikelab.crypto.ikev2_kdf import IkeSaKeys
 from ikelab.crypto.integrity import integrity
@@ -394,3 +394,30 @@ def test_tui_shows_each_fragment_as_an_arrow_with_its_slice():
             assert "HDR, SKF(2/2)" in summaries
 
     drive()
+
+
+@needs_lab()
+@needs_tshark()
+def test_ikelab_to_ikelab_in_the_lab_fragments_pings_and_tshark_decrypts(tmp_path, capsys):
+    """The strongSwan scenario with ikelab on both sides: RSA-3072 certificates, IKE_AUTH in SKF
+    fragments of exactly 1280-byte IP datagrams, ping through the tunnel, the lab's own capture
+    (tcpdump) decrypted by tshark with the tables ikelab wrote."""
+    from ikelab.cli import main
+
+    text = (Path(__file__).parent.parent / "lessons" / "ikev2-certs.toml").read_text()
+    lesson = tmp_path / "certs-rsa.toml"
+    lesson.write_text(text.replace('key = "ecdsa256", san', 'key = "rsa3072", san'))
+    capture = tmp_path / "run.pcapng"
+    assert main(["run", str(lesson), "--headless", "--ping", "3", "--pcap", str(capture)]) == 0
+    assert "3 packets transmitted, 3 received" in capsys.readouterr().out
+    env = dict(os.environ, WIRESHARK_CONFIG_DIR=str(capture.with_suffix(".wireshark")))
+    fields = ["-e", "ip.src", "-e", "ip.len", "-e", "_ws.malformed", "-e", "isakmp.frag.number", "-e", "isakmp.auth.data", "-e", "icmp.type"]
+    out = subprocess.run(["tshark", "-r", str(capture), "-T", "fields", "-E", "separator=|", *fields],
+                         env=env, capture_output=True, text=True, check=True).stdout
+    rows = [line.split("|") for line in out.splitlines()]
+    assert all(r[2] == "" for r in rows)
+    fragments = [(r[0], r[1], r[3]) for r in rows if r[3]]
+    assert fragments[:4] == [("192.0.2.1", "1280", "1"), ("192.0.2.1", fragments[1][1], "2"),
+                             ("192.0.2.2", "1280", "1"), ("192.0.2.2", fragments[3][1], "2")]
+    assert sum(1 for r in rows if r[4]) == 2  # both AUTH payloads found in the reassembled, decrypted messages
+    assert [r[5] for r in rows if r[5]] == ["8", "0"] * 3  # echo request and reply, decrypted from ESP

@@ -4,7 +4,8 @@ Prints, for the memory and loopback transports, the median total, the share spen
 Diffie-Hellman, in the other crypto (PRF, prf+, ciphers, HMAC) and in everything else. As root it
 also measures on the wire, in the namespace lab, ikelab against two strongSwan daemons with the
 same proposal: the time from the first IKE_SA_INIT request to the last IKE_AUTH response in a
-tcpdump capture of the veth. The last line is a JSON object with every figure.
+tcpdump capture of the veth, alternating the two, and its three phases (each side's turns, the
+network included). The last line is a JSON object with every figure.
 Run: .venv/bin/python bench/handshake.py [--runs N] [--wire-runs N]
 """
 
@@ -79,8 +80,18 @@ def one_handshake(lesson, transport_name: str) -> dict[str, float]:
     return {"total": total, "dh": dh_time, "crypto": crypto, "other": total - dh_time - crypto, "not_dh": total - dh_time}
 
 
+PHASES = ("init", "between", "auth")  # responder's IKE_SA_INIT, initiator's turn, responder's IKE_AUTH
+
+
 def wire_time(capture: Path) -> float:
     """Seconds from the first IKE_SA_INIT request to the last IKE_AUTH response in a capture."""
+    return sum(wire_phases(capture).values())
+
+
+def wire_phases(capture: Path) -> dict[str, float]:
+    """The handshake on the wire in three phases, in seconds: first IKE_SA_INIT request to its response
+    (the responder's turn, network included), that response to the first IKE_AUTH request (the
+    initiator's), and that request to the last IKE_AUTH response (the responder's again)."""
     from scapy.layers.inet import UDP
     from scapy.utils import rdpcap
 
@@ -96,11 +107,13 @@ def wire_time(capture: Path) -> float:
         exchange, flags = payload[18], payload[19]
         times.append((float(packet.time), exchange, bool(flags & 0x20)))
     first = next(t for t, x, response in times if x == 34 and not response)
+    init_response = next(t for t, x, response in times if x == 34 and response and t >= first)
+    auth_request = next(t for t, x, response in times if x == 35 and not response and t >= init_response)
     last = [t for t, x, response in times if x == 35 and response][-1]
-    return last - first
+    return dict(zip(PHASES, (init_response - first, auth_request - init_response, last - auth_request)))
 
 
-def ikelab_on_the_wire(lesson) -> float:
+def ikelab_on_the_wire(lesson) -> dict[str, float]:
     import tempfile
 
     from ikelab.lab.lab import Lab
@@ -113,10 +126,10 @@ def ikelab_on_the_wire(lesson) -> float:
             time.sleep(0.1)
             lab.stop_capture()
             assert session.outcome.success
-        return wire_time(capture)
+        return wire_phases(capture)
 
 
-def strongswan_on_the_wire() -> float:
+def strongswan_on_the_wire() -> dict[str, float]:
     import subprocess
     import tempfile
 
@@ -148,7 +161,7 @@ def strongswan_on_the_wire() -> float:
                 finally:
                     tcpdump.terminate()
                     tcpdump.wait()
-        return wire_time(capture)
+        return wire_phases(capture)
 
 
 def main() -> None:
@@ -173,13 +186,23 @@ def main() -> None:
     from ikelab.lab.strongswan import available
 
     if missing_privileges() is None and available() is None and args.wire_runs > 0:
-        ours = [ikelab_on_the_wire(lesson) * 1000 for _ in range(args.wire_runs)]
-        theirs = [strongswan_on_the_wire() * 1000 for _ in range(args.wire_runs)]
-        wire = {"ikelab": statistics.median(ours), "strongswan": statistics.median(theirs)}
+        # Alternated, so that both see the same load on a shared machine.
+        runs: dict[str, list[dict[str, float]]] = {"ikelab": [], "strongswan": []}
+        for _ in range(args.wire_runs):
+            runs["ikelab"].append(ikelab_on_the_wire(lesson))
+            runs["strongswan"].append(strongswan_on_the_wire())
+        totals = {name: [sum(r.values()) * 1000 for r in done] for name, done in runs.items()}
+        wire = {name: statistics.median(values) for name, values in totals.items()}
         wire["ratio"] = wire["ikelab"] / wire["strongswan"]
-        print(f"on the wire (first IKE_SA_INIT request to last IKE_AUTH response), median of {args.wire_runs}:")
+        phases = {name: {p: statistics.median(r[p] for r in done) * 1000 for p in PHASES} for name, done in runs.items()}
+        print(f"on the wire (first IKE_SA_INIT request to last IKE_AUTH response), median of {args.wire_runs} alternated runs (ms):")
         print(f"  ikelab {wire['ikelab']:.2f} ms   strongSwan {wire['strongswan']:.2f} ms   ratio {wire['ratio']:.2f}")
+        print(f"  {'phase':52} {'ikelab':>8} {'strongSwan':>10}")
+        for p, what in zip(PHASES, ("IKE_SA_INIT request -> response (responder)", "IKE_SA_INIT response -> IKE_AUTH request (initiator)",
+                                    "IKE_AUTH request -> response (responder)")):
+            print(f"  {what:52} {phases['ikelab'][p]:8.2f} {phases['strongswan'][p]:10.2f}")
         figures["wire"] = {k: round(v, 4) for k, v in wire.items()}
+        figures["wire_phases"] = {name: {p: round(v, 4) for p, v in ph.items()} for name, ph in phases.items()}
     else:
         print("on the wire: skipped (needs root and strongSwan)")
     print(json.dumps(figures))

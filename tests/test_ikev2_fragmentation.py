@@ -29,7 +29,7 @@ from ikelab.lab.session import peer_config
 from ikelab.lessons import load_lesson
 from ikelab.rng import SeededRandom
 from ikelab.trace import AuthEvent, MessageEvent, NoteEvent, Trace
-from ikelab.wire.ikev2 import EncryptedFragmentPayload, EncryptedPayload, Header, IdPayload, decode_message, decode_payloads, encode_message, Message
+from ikelab.wire.ikev2 import EncryptedFragmentPayload, Header, IdPayload, Message, decode_message, decode_payloads, encode_message
 from ikelab.wire.ikev2_constants import EncrId, ExchangeType, HeaderFlags, IntegId
 
 LESSON = load_lesson("ikev2-certs")
@@ -286,11 +286,10 @@ def test_skf_when_fragmentation_was_not_negotiated_is_dropped():
     pair.run(mangle)
     right = pair.peers["right"]
     sa = next(iter(right.sas.values()))
-    # Right would accept this fragment's ICV; it still must not reassemble what was not negotiated.
-    sa.fragmentation = True
+    # A well-formed SKF is dropped before its ICV is looked at: fragmentation was not negotiated.
+    assert not sa.fragmentation
     frags = fragmentation.split(sa, Header(sa.spi_i, sa.spi_r, 0, ExchangeType.IKE_AUTH, HeaderFlags.INITIATOR, 1),
                                 35, bytes(100), 100, lambda n: bytes(16))
-    sa.fragmentation = False
     right.receive(frags[0][0], held[0].src, held[0].dst, 1.0)
     pair.check()
     assert any("IKE fragmentation was not negotiated" in t for t in pair.notes("right"))

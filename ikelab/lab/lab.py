@@ -172,13 +172,19 @@ class Lab:
         other = next(p for p in self.lesson.peers if p is not peer)
         workdir = Path(self._workdir.name) / peer.name
         workdir.mkdir()
+        remote_addr = other.address
+        if self.lesson.router and self.lesson.router.nat and peer.name == "right":
+            remote_addr = Router.RIGHT_ADDRESS  # left reaches us masqueraded as the router
+        whole = lambda seconds: None if seconds is None else int(seconds)  # the lesson checked they are whole
         config = StrongswanPeer(
             name=peer.name, namespace=self.topology.sides[peer.name].namespace, local_addr=peer.address,
-            remote_addr=other.address, local_id=peer.identity.text, remote_id=other.identity.text
+            remote_addr=remote_addr, local_id=peer.identity.text, remote_id=other.identity.text
             if peer.remote_identity is None else peer.remote_identity.text, psk=peer.psk,
             ike_proposal=",".join(s.keywords() for s in peer.ike), esp_proposal=",".join(s.keywords() for s in peer.esp),
             local_ts=list(peer.local_ts), remote_ts=list(peer.remote_ts), role=peer.role, workdir=workdir,
             version=self.lesson.ike_version, aggressive=self.lesson.ike_version == 1 and self.lesson.mode == "aggressive",
+            rekey_ike_after=whole(peer.rekey_ike_after), rekey_child_after=whole(peer.rekey_child_after),
+            nat_keepalive_every=whole(peer.nat_keepalive_every),
             fragmentation=peer.fragmentation, fragment_size=peer.fragment_size, **self._certificate_of(peer),
         )
         charon = Charon(config, self.topology.log)

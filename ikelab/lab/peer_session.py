@@ -11,7 +11,8 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-from ikelab.effects import Endpoint
+from ikelab.effects import Endpoint, NatKeepalive
+from ikelab.esp.udp_encap import KEEPALIVE
 from ikelab.lab.session import Session, Step
 from ikelab.lab.transports import IKE_PORT
 from ikelab.trace import NoteEvent
@@ -22,14 +23,17 @@ WAIT = 0.2
 
 class PeerSession(Session):
     def __init__(self, lesson, transport, *, ours: str, remote: Endpoint | None = None,
-                 start_remote: Callable[[], None] | None = None, **kwargs) -> None:
+                 start_remote: Callable[[], None] | None = None, act_remote: Callable[[str], None] | None = None,
+                 **kwargs) -> None:
         super().__init__(lesson, transport, sides=[ours], **kwargs)
         self.ours = ours
         other = next(p for p in lesson.peers if p.name != ours)
         self.remote = remote or Endpoint(other.address, IKE_PORT)
         self.start_remote = start_remote  # makes the other side initiate (swanctl --initiate)
+        self.act_remote = act_remote  # the lesson's actions for the other side ("rekey-child": swanctl --rekey)
         self._t0 = time.monotonic()
         self._last_activity = self._t0
+        self._live = None  # run_live's stop event while it runs: the clock's horizon follows the wall clock
 
     def _now(self) -> float:
         return time.monotonic() - self._t0
@@ -49,10 +53,15 @@ class PeerSession(Session):
             return self._record("start", "the other peer starts", first)
         while True:
             self.clock = max(self.clock, self._now())
+            if self._live is not None:
+                if self._live.is_set():
+                    return None
+                self.until = max(self.until, self.clock)  # timers and actions fire when they are due
             if self._queue:
                 send = self._queue.popleft()
                 self.transport.send(send)
-                self._last_activity = time.monotonic()
+                if not isinstance(send, NatKeepalive):  # keepalives go on forever: they are no activity
+                    self._last_activity = time.monotonic()
                 return self._record("sent", f"{self.ours} sent {send.label}", first)
             # What arrived while we paused comes before our timers: a response that is already
             # here must not be retransmitted for.
@@ -62,27 +71,45 @@ class PeerSession(Session):
                 None if due is not None and due <= self.clock else self.transport.receive(timeout=wait))
             if delivery is None and due is not None and due <= self._now():
                 self.clock = max(self.clock, self._now())
+                self._due_actions()
                 self._apply(self.ours, peer.on_timer(self.clock))
                 return self._record("timer", f"timer at {self.clock:.3f} s", first)
             if delivery is not None:
                 self.clock = max(self.clock, self._now())
-                self._last_activity = time.monotonic()
+                if delivery.data != KEEPALIVE:
+                    self._last_activity = time.monotonic()
                 self._apply(self.ours, peer.receive(delivery.data, delivery.src, delivery.dst, self.clock))
                 return self._record("message", f"{self.ours} received a datagram from {delivery.src}", first)
             idle = time.monotonic() - self._last_activity
             settled = not peer.busy() and (self.outcome.ike_up or self.outcome.failures)
-            if settled and idle >= IDLE_END:
+            if settled and idle >= IDLE_END and due is None:
                 return None
             if idle >= 15.0:
                 self.trace.emit(NoteEvent("lab", self.clock, "warning", "nothing happened for 15 s: giving up"))
                 return None
 
+    def _due_actions(self) -> None:
+        """The lesson's actions that are due: ours go to our engine, the other side's to act_remote."""
+        while self._actions and self._actions[0][0] <= self.clock:
+            _, name, action = self._actions.pop(0)
+            if name == self.ours:
+                self.act(name, action)
+            elif self.act_remote is not None:
+                self.trace.emit(NoteEvent("lab", self.clock, "info", f"{name} is asked to {action}"))
+                self.act_remote(action)
+            else:
+                self.trace.emit(NoteEvent("lab", self.clock, "warning", f"cannot make {name} {action}: the lab does not drive it"))
+
     def run_live(self, stop, tick: float = 0.02) -> None:
         """Keep answering the other side (its rekeys, liveness checks) until `stop` is set."""
-        while not stop.is_set():
-            self.until = max(self.until, self._now())
-            self._last_activity = time.monotonic()
-            self.step()
+        self._live = stop
+        try:
+            while not stop.is_set():
+                self.until = max(self.until, self._now())
+                self._last_activity = time.monotonic()
+                self.step()
+        finally:
+            self._live = None
 
 
 def strongswan_session(lesson, lab, seed: int | None) -> PeerSession:
@@ -104,6 +131,16 @@ def strongswan_session(lesson, lab, seed: int | None) -> PeerSession:
 
         threading.Thread(target=initiate, name="swanctl-initiate", daemon=True).start()
 
-    session = PeerSession(lesson, lab.transport, ours=ours, start_remote=start_remote, seed=seed,
+    def act_remote(action: str) -> None:
+        # In a thread: swanctl waits for the exchange, which needs our answers.
+        def run() -> None:
+            try:
+                lab.charons[theirs.name].act(action)
+            except LabError as e:
+                session.trace.emit(NoteEvent(theirs.name, session.clock, "error", f"strongSwan: {e}"))
+
+        threading.Thread(target=run, name=f"swanctl-{action}", daemon=True).start()
+
+    session = PeerSession(lesson, lab.transport, ours=ours, start_remote=start_remote, act_remote=act_remote, seed=seed,
                           datapath=lab.datapath, namespaces=lab.namespaces, credentials=lab.credentials)
     return session

@@ -72,6 +72,10 @@ class StrongswanPeer:
     workdir: Path
     version: int = 2  # 1: IKEv1 (main mode, or aggressive mode with `aggressive`)
     aggressive: bool = False
+    # Whole seconds; None keeps strongSwan's defaults (rekey_time 4 h for the IKE SA, 1 h for Child SAs).
+    rekey_ike_after: int | None = None
+    rekey_child_after: int | None = None
+    nat_keepalive_every: int | None = None  # charon.keep_alive (20 s by default): sent only when behind a NAT
     # Certificate authentication (`auth = pubkey`, the same for IKEv1 and IKEv2): this side's
     # certificate and private key (cryptography objects, e.g. from ikelab.lab.credentials) and the CA
     # certificates it trusts for the peer's. Without a certificate the side uses `psk`.
@@ -90,14 +94,15 @@ class StrongswanPeer:
             raise ValueError(f"role must be 'initiator' or 'responder', not {self.role!r}")
 
 
-def strongswan_conf(workdir: Path, aggressive_psk: bool = False, fragment_size: int | None = None) -> str:
+def strongswan_conf(workdir: Path, aggressive_psk: bool = False, keep_alive: int | None = None,
+                    fragment_size: int | None = None) -> str:
     vici = f"unix://{workdir / 'charon.vici'}"
     # A responder refuses aggressive mode with a PSK unless told otherwise: the hash it sends can be
     # cracked offline (which is what the aggressive-mode lesson shows).
     aggressive = "  i_dont_care_about_security_and_use_aggressive_mode_psk = yes\n" if aggressive_psk else ""
     return f"""\
 charon {{
-{aggressive}{_fragment_size(fragment_size)}  load_modular = no
+{aggressive}{_keep_alive(keep_alive)}{_fragment_size(fragment_size)}  load_modular = no
   load = {PLUGINS}
   filelog {{
     lab {{
@@ -120,6 +125,10 @@ swanctl {{
   load = pem pkcs1 x509 pubkey openssl random
 }}
 """
+
+
+def _keep_alive(seconds: int | None) -> str:
+    return "" if seconds is None else f"  keep_alive = {seconds}s\n"
 
 
 def _fragment_size(size: int | None) -> str:
@@ -158,6 +167,15 @@ secrets {{
 """
 
 
+def _lifetimes(rekey: int | None, indent: str, hard: str) -> str:
+    """rekey_time with no random jitter (so a lesson knows when it happens), and a hard limit well
+    after it (`life_time` of a Child SA, `over_time` of an IKE SA), so strongSwan rekeys rather than
+    lets the SA expire."""
+    if rekey is None:
+        return ""
+    return "".join(f"{indent}{line}\n" for line in (f"rekey_time = {rekey}s", f"{hard} = {rekey + 60}s", "rand_time = 0s"))
+
+
 def swanctl_conf(peer: StrongswanPeer) -> str:
     """One setting per line: swanctl rejects several settings on one line."""
     return f"""\
@@ -170,7 +188,7 @@ connections {{
     proposals = {peer.ike_proposal}
     mobike = no
     fragmentation = {"yes" if peer.fragmentation else "no"}
-{_send_cert(peer)}    local {{
+{_send_cert(peer)}{_lifetimes(peer.rekey_ike_after, "    ", "over_time")}    local {{
 {_auth(peer, local=True)}    }}
     remote {{
 {_auth(peer, local=False)}    }}
@@ -180,7 +198,7 @@ connections {{
         remote_ts = {", ".join(peer.remote_ts)}
         esp_proposals = {peer.esp_proposal}
         mode = tunnel
-      }}
+{_lifetimes(peer.rekey_child_after, "        ", "life_time")}      }}
     }}
   }}
 }}
@@ -231,6 +249,26 @@ class Charon:
             raise LabError(f"{self.peer.name} is the responder; only the initiator starts the exchange")
         return self._swanctl("--initiate", "--child", child, "--timeout", str(round(timeout)))
 
+    def act(self, action: str, timeout: float = 10.0) -> str:
+        """A lesson action on this side, as a student types it: "rekey-child" is swanctl --rekey, ..."""
+        commands = {
+            "rekey-child": ["--rekey", "--child", "net"],
+            "rekey-ike": ["--rekey", "--ike", CONNECTION],
+            "delete-child": ["--terminate", "--child", "net", "--timeout", str(round(timeout))],
+            "delete-ike": ["--terminate", "--ike", CONNECTION, "--timeout", str(round(timeout))],
+            "create-child": ["--initiate", "--child", "net", "--timeout", str(round(timeout))],
+        }
+        if action not in commands:
+            raise LabError(f"strongSwan cannot be asked to {action} from the lab (swanctl has no such command)")
+        return self._swanctl(*commands[action])
+
+    def list_sas(self) -> dict[str, int]:
+        """How many IKE SAs (of connection `lab`) are established and Child SAs (`net`) installed, from
+        swanctl --list-sas (a rekeyed SA waiting for its DELETE is not counted)."""
+        text = self._swanctl("--list-sas", "--noblock")
+        return {"ike": len(re.findall(rf"^{CONNECTION}: #\d+, ESTABLISHED", text, re.M)),
+                "child": len(re.findall(r"^\s+net: #\d+, reqid \d+, INSTALLED", text, re.M))}
+
     def stop(self) -> None:
         """SIGTERM (charon removes its TUN device, routes and pid file), then SIGKILL if it hangs."""
         if self.process is None or self.process.poll() is not None:
@@ -250,7 +288,8 @@ class Charon:
         swanctl = self.workdir / "swanctl"
         for name in SWANCTL_DIRS:
             (swanctl / name).mkdir(parents=True, exist_ok=True)
-        (self.workdir / "strongswan.conf").write_text(strongswan_conf(self.workdir, self.peer.aggressive, fragment_size=self.peer.fragment_size))
+        (self.workdir / "strongswan.conf").write_text(
+            strongswan_conf(self.workdir, self.peer.aggressive, self.peer.nat_keepalive_every, self.peer.fragment_size))
         (swanctl / "swanctl.conf").write_text(swanctl_conf(self.peer))
         self._write_credentials(swanctl)
         # A previous run's log or socket in the same workdir would mislead keys() and the start-up wait.

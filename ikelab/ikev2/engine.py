@@ -77,8 +77,10 @@ class Ikev2Peer:
     # ----------------------------------------------------------------- entry points
 
     def prepare(self) -> None:
-        """Work that needs no datagram, done before any arrives: the key pair of our first DH group."""
-        from ikelab.ikev2.exchanges import ike_sa_init
+        """Work that needs no datagram, done before any arrives: the exchanges' modules are loaded
+        (imported lazily, they cost the first handshake of a process milliseconds between a request
+        and its response) and the key pair of our first DH group is made."""
+        from ikelab.ikev2.exchanges import create_child_sa, ike_auth, ike_sa_init, informational  # noqa: F401
 
         ike_sa_init.prepare(self)
 

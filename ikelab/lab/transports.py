@@ -98,6 +98,7 @@ class UdpTransport:
             for sock in socks:
                 self._owner[Endpoint(*sock.getsockname()[:2])] = (peer, sock)
         self._first = {peer: Endpoint(*socks[0].getsockname()[:2]) for peer, socks in sockets.items()}
+        self._local = {sock: local for local, (_, sock) in self._owner.items()}  # no getsockname per datagram
 
     def endpoint(self, peer: str) -> Endpoint:
         return self._first[peer]
@@ -130,7 +131,7 @@ class UdpTransport:
                 return None
             sock = ready[0]
             data, addr = sock.recvfrom(65535)
-            local = Endpoint(*sock.getsockname()[:2])
+            local = self._local[sock]
             if local.port == NAT_T_PORT and data != KEEPALIVE:
                 if not data.startswith(NON_ESP_MARKER):
                     continue  # ESP: the datapath's business
@@ -141,6 +142,7 @@ class UdpTransport:
         for _, sock in self._owner.values():
             sock.close()
         self._owner.clear()
+        self._local.clear()
 
 
 def bound_udp_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:

@@ -7,6 +7,7 @@ the engine can answer INVALID_SYNTAX and the TUI can point at the offending byte
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 from .errors import DecodeError, UnsupportedCriticalPayload, UnsupportedVersion
 from .fields import Field
@@ -274,11 +275,15 @@ def decode_message(data: bytes) -> DecodedMessage:
         "IKEv2 message",
         0,
         len(data),
-        display=message.summary(),
+        show=partial(_summary, message),  # made when first read: the engine decodes without looking
         children=r.out,
         note=EXCHANGE_NOTES.get(header.exchange, ""),
     )
     return DecodedMessage(message, tree)
+
+
+def _summary(message: Message, _value: object) -> str:
+    return message.summary()
 
 
 def decode_payloads(

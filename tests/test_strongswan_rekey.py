@@ -110,8 +110,9 @@ def tshark_rows(capture: Path, profile: Path, *fields: str) -> list[list[str]]:
 
 @needs_tshark()
 def test_strongswan_rekeys_the_child_ikelab_the_ike_sa_while_ping_runs(tmp_path):
-    """ikelab initiates; strongSwan rekeys the Child SA every 2 s (PFS), ikelab the IKE SA at 3 s."""
-    lesson = lesson_with({"rekey_ike_after": 3.0}, {"rekey_child_after": 2})
+    """The lesson ikev2-strongswan-rekey: ikelab initiates; strongSwan rekeys the Child SA every 2 s
+    (PFS), ikelab the IKE SA at 3 s."""
+    lesson = load_lesson("ikev2-strongswan-rekey")
     raw = tmp_path / "veth.pcap"
     session, result, logged, sas, _ = live_run(lesson, capture=raw)
     assert (result.transmitted, result.received) == (PINGS, PINGS), result.lines

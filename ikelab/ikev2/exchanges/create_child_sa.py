@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from ikelab.ikev2.engine import Ikev2Peer, Received
 
 NONCE_LENGTH = 32
+RETRY_AFTER_BUSY = 1.0  # seconds before asking again when the peer was busy (TEMPORARY_FAILURE)
 
 
 @dataclass
@@ -132,6 +133,9 @@ def _child_response(peer: "Ikev2Peer", sa: IkeSa, ctx: ChildRequest, response: "
                 peer.note("info", f"the responder wants DH group {group.name} for PFS: retrying")
                 peer.start_request(sa, lambda: _request_child(peer, sa, ctx.rekeying, group, tried))
                 return
+    if errors and _busy(peer, sa, errors, "rekey-child" if ctx.rekeying is not None else "create-child",
+                        gone=ctx.rekeying is not None and ctx.rekeying not in sa.children):
+        return
     if errors:
         peer.note("error", f"the responder refused the Child SA with {notify_name(errors[0])}")
         return
@@ -200,11 +204,27 @@ def rekey_ike(peer: "Ikev2Peer", sa: IkeSa) -> None:
                       lambda r: _ike_rekey_response(peer, sa, new_spi, nonce, pair, offered, r))
 
 
+def _busy(peer: "Ikev2Peer", sa: IkeSa, errors: list, action: str, gone: bool) -> bool:
+    """TEMPORARY_FAILURE: the peer is in the middle of a colliding exchange on this IKE SA (a rekey
+    of its own, RFC 7296 §2.25); ours is tried again shortly, unless the peer's replaced the SA."""
+    if not any(n.notify_type == NotifyType.TEMPORARY_FAILURE for n in errors):
+        return False
+    if gone:
+        peer.note("info", f"the peer answered TEMPORARY_FAILURE and has replaced that SA meanwhile: no {action} needed")
+    else:
+        peer.note("info", f"the peer answered TEMPORARY_FAILURE, busy with another exchange (RFC 7296 §2.25): "
+                          f"{action} again in {RETRY_AFTER_BUSY:.0f} s")
+        peer.schedule(sa, RETRY_AFTER_BUSY, action)
+    return True
+
+
 def _ike_rekey_response(peer, sa: IkeSa, new_spi: bytes, nonce: bytes, pair: DhKeyPair, offered, response: "Received") -> None:
     from ikelab.ikev2.exchanges import informational
 
     payloads = response.inner
     errors = error_notifies(payloads)
+    if errors and _busy(peer, sa, errors, "rekey-ike", gone=sa.state is not State.ESTABLISHED):
+        return
     if errors:
         peer.note("error", f"the responder refused the IKE SA rekey with {notify_name(errors[0])}; the old IKE SA stays")
         return

@@ -4,6 +4,8 @@ own clock; the other side ignores it; a rekeyed IKE SA keeps sending them and ke
 from __future__ import annotations
 
 import dataclasses
+import os
+import shutil
 import subprocess
 
 import pytest
@@ -98,3 +100,19 @@ def test_keepalives_cross_the_real_nat_while_ping_runs(tmp_path):
     assert counters["dropped"]["unknown_spi"] == 0  # no keepalive reached right's ESP worker
     on_the_wire = [p for p in rdpcap(str(capture)) if p.haslayer(UDP) and bytes(p[UDP].payload) == b"\xff"]
     assert len(on_the_wire) == len(sent) and all((p[UDP].sport, p[UDP].dport) == (4500, 4500) for p in on_the_wire)
+    if shutil.which("tshark") is None:
+        return
+    # tshark reads the annotated capture: keepalives as such, every ESP-in-UDP packet decrypted and
+    # authenticated with the exported esp_sa table, every IKE message after IKE_SA_INIT decrypted.
+    target = tmp_path / "nat.pcapng"
+    export_capture(target, session.trace, lesson, capture)
+    env = dict(os.environ, WIRESHARK_CONFIG_DIR=str(target.with_suffix(".wireshark")))
+    out = subprocess.run(["tshark", "-r", str(target), "-T", "fields", "-E", "separator=|", "-e", "udpencap.nat_keepalive",
+                          "-e", "esp.icv_good", "-e", "icmp.type", "-e", "isakmp.exchangetype", "-e", "isakmp.enc.decrypted",
+                          "-e", "_ws.malformed", "-e", "frame.comment"], env=env, capture_output=True, text=True, check=True).stdout
+    rows = [line.split("|") for line in out.splitlines()]
+    keepalive_rows = [r for r in rows if r[0]]
+    assert len(keepalive_rows) == len(sent) and all("NAT keepalive" in r[6] for r in keepalive_rows)
+    esp_rows = [r for r in rows if r[1]]
+    assert len(esp_rows) == 20 and all(r[1] == "1" for r in esp_rows) and sorted(r[2] for r in esp_rows) == ["0"] * 10 + ["8"] * 10
+    assert all(r[4] for r in rows if r[3] and r[3] != "34") and all(r[5] == "" and r[6] for r in rows)

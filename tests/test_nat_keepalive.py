@@ -44,6 +44,11 @@ def test_the_side_behind_the_nat_keeps_it_alive_and_the_other_ignores_it():
     received = keepalive_notes(session, "right", sent=False)
     assert len(received) == 4 and all("192.0.2.129:4500" in e.text and "ignored" in e.text for e in received)
     assert not [e for e in session.trace.of(NoteEvent) if e.level != "info"]
+    # Keepalive steps are not IKE datagrams: the ladder still pairs each arrow with its delivery.
+    from ikelab.tui.focus import arrow_states
+
+    assert [s.kind for s in session.steps].count("keepalive") == 4
+    assert set(arrow_states(session.trace.events, session.steps)) == {"delivered"}
 
 
 def test_default_interval_is_twenty_seconds():

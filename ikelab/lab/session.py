@@ -13,7 +13,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from ikelab.effects import DeleteChildSa, IkeSaFailed, IkeSaUp, InstallChildSa, Send
+from ikelab.effects import DeleteChildSa, IkeSaFailed, IkeSaUp, InstallChildSa, NatKeepalive, Send
 from ikelab.esp.sa import ChildSa
 from ikelab.ikev2.config import Ikev2Config, RetransmitPolicy
 from ikelab.ikev2.engine import Ikev2Peer
@@ -58,7 +58,7 @@ def peer_config(spec: PeerSpec, credentials: Credentials | None = None) -> Ikev2
 @dataclass
 class Step:
     index: int
-    kind: str  # "start", "message", "lost", "timer"
+    kind: str  # "start", "message", "lost", "timer", "keepalive"
     label: str  # "right received IKE_SA_INIT request"
     first_event: int  # trace events [first_event, last_event) belong to this step
     last_event: int
@@ -155,12 +155,14 @@ class Session:
             send = self._queue.popleft()
             self.clock += HOP_TIME
             delivery = self.transport.carry(send)
+            # A NAT keepalive is no IKE message: its own kind keeps "message" steps one per IKE datagram.
+            keepalive = isinstance(send, NatKeepalive)
             if delivery is None:
                 self.trace.emit(NoteEvent("lab", self.clock, "warning", f"{send.label} from {send.src} to {send.dst} was lost"))
-                return self._record("lost", f"{send.label} lost", first)
+                return self._record("keepalive" if keepalive else "lost", f"{send.label} lost", first)
             receiver = delivery.receiver
             self._apply(receiver, self.peers[receiver].receive(delivery.data, delivery.src, delivery.dst, self.clock))
-            return self._record("message", f"{receiver} received {send.label}", first)
+            return self._record("keepalive" if keepalive else "message", f"{receiver} received {send.label}", first)
         deadline = self._next_due()
         if deadline is None:
             return None

@@ -27,6 +27,8 @@ UDP_GRO = 104
 MAX_SEGMENTS = 64  # UDP_MAX_SEGMENTS before Linux 6.10 raised it to 128
 MAX_PAYLOAD = 65507  # the largest UDP payload in IPv4: 65535 - 20 (IP) - 8 (UDP)
 GRO_CMSG_SPACE = socket.CMSG_SPACE(4)  # the kernel reports the segment size as an int
+SO_RCVBUFFORCE = 33  # asm-generic/socket.h
+RECEIVE_BUFFER = 4 << 20  # as the raw ESP socket's
 _SEGMENT_SIZE = struct.Struct("=H")  # UDP_SEGMENT takes a u16
 # What the kernel answers when it cannot segment here (no checksum offload on the route, an old
 # kernel, a segment too large for the MTU): send one datagram per call from then on.
@@ -79,8 +81,18 @@ class SegmentingSender:
                     pass
 
 
-def enable_gro(sock: socket.socket) -> bool:
-    """Ask for runs on receive (UDP_GRO); False where the kernel does not have it."""
+def enable_gro(sock: socket.socket, buffer: int = RECEIVE_BUFFER) -> bool:
+    """Ask for runs on receive (UDP_GRO); False where the kernel does not have it. The receive
+    buffer grows to `buffer` bytes too: a run counts as up to 64 KiB in it, and the default
+    (212992 bytes, net.core.rmem_default) holds three, so a burst of runs overflowed it and TCP
+    through the tunnel saw one packet in ten lost (UdpRcvbufErrors)."""
+    try:  # SO_RCVBUFFORCE: root may pass net.core.rmem_max, which caps SO_RCVBUF
+        sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, buffer)
+    except OSError:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, buffer)
+        except OSError:
+            pass
     try:
         sock.setsockopt(SOL_UDP, UDP_GRO, 1)
     except OSError:

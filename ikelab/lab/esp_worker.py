@@ -26,6 +26,9 @@ Where the time goes, and what is done about it (measured under iperf3 on these 2
   anything else is done; a lone packet takes the per-packet methods, whose code path is
   shorter; and whether more is queued is asked with poll(0), not with a read that would raise
   BlockingIOError (an exception is costly when cold).
+- ESP in UDP: a batch's equal-sized packets to one peer leave in one sendmsg with UDP GSO, and
+  the UDP socket takes runs whole (UDP_GRO), so the kernel's UDP/IP/veth path runs once per run
+  (udp_gso): about a third less worker CPU per packet under iperf3. Raw ESP has no equivalent.
 - With --cpu (and --idle-cpu), the worker keeps to a CPU of its own while traffic is heavy and
   shares one with its peer while it is light (CpuPolicy): the kernel otherwise tends to stack
   both workers on one CPU under load.

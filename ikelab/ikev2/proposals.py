@@ -25,6 +25,10 @@ from ikelab.wire.ikev2_constants import (
 
 # The order in which transform types are compared and shown.
 TYPE_ORDER = (TransformType.ENCR, TransformType.PRF, TransformType.INTEG, TransformType.DH, TransformType.ESN)
+# Enum members looked up once: reading one from an IntEnum class goes through EnumType.__getattr__,
+# and matching a proposal tests them a few dozen times.
+ENCR, PRF, INTEG, DH, ESN = TYPE_ORDER
+IKE, ESP = ProtocolId.IKE, ProtocolId.ESP
 
 
 @dataclass(frozen=True)
@@ -94,29 +98,26 @@ def describe(p: Proposal) -> str:
 def _lookup(t: Transform) -> object | None:
     """The algorithm object for a wire transform, or None if ikelab does not implement it."""
     try:
-        if t.type == TransformType.ENCR:
+        if t.type == ENCR:
             return cipher(t.id, t.key_length)
-        if t.type == TransformType.PRF:
+        if t.type == PRF:
             return prf(t.id)
-        if t.type == TransformType.INTEG:
+        if t.type == INTEG:
             return integrity(t.id) if t.id else None
-        if t.type == TransformType.DH:
+        if t.type == DH:
             return dh_group(t.id) if t.id else None
-        if t.type == TransformType.ESN:
+        if t.type == ESN:
             return bool(t.id)
     except (KeyError, ValueError):
         return None
     return None
 
 
-def _configured(spec: ProposalSpec, ttype: int) -> list:
-    return {
-        TransformType.ENCR: list(spec.encryption),
-        TransformType.PRF: list(spec.prf),
-        TransformType.INTEG: list(spec.integrity),
-        TransformType.DH: list(spec.dh),
-        TransformType.ESN: list(spec.esn),
-    }[ttype]
+_SPEC_FIELDS = {ENCR: "encryption", PRF: "prf", INTEG: "integrity", DH: "dh", ESN: "esn"}
+
+
+def _configured(spec: ProposalSpec, ttype: int) -> tuple:
+    return getattr(spec, _SPEC_FIELDS[ttype])
 
 
 @dataclass(frozen=True)
@@ -145,14 +146,14 @@ def select(offered: list[Proposal], configured: tuple[ProposalSpec, ...], protoc
 def _match(p: Proposal, spec: ProposalSpec, protocol: int):
     picked: dict[int, tuple[Transform, object]] = {}
     for ttype in TYPE_ORDER:
-        if protocol == ProtocolId.IKE and ttype == TransformType.ESN:
+        if protocol == IKE and ttype == ESN:
             continue
-        if protocol == ProtocolId.ESP and ttype == TransformType.PRF:
+        if protocol == ESP and ttype == PRF:
             continue
         wanted = _configured(spec, ttype)
         offered = [t for t in p.transforms if t.type == ttype]
-        if ttype == TransformType.ESN and not offered:
-            offered = [Transform(TransformType.ESN, 0)]
+        if ttype == ESN and not offered:
+            offered = [Transform(ESN, 0)]
         if not wanted and not offered:
             continue
         if not wanted:
@@ -164,7 +165,7 @@ def _match(p: Proposal, spec: ProposalSpec, protocol: int):
         found = None
         for algorithm in wanted:
             for t in offered:
-                if _lookup(t) == algorithm and (ttype != TransformType.ESN or t.id == int(algorithm)):
+                if _lookup(t) == algorithm and (ttype != ESN or t.id == int(algorithm)):
                     found = (t, algorithm)
                     break
             if found:
@@ -176,13 +177,7 @@ def _match(p: Proposal, spec: ProposalSpec, protocol: int):
         picked[ttype] = found
     transforms = [picked[t][0] for t in TYPE_ORDER if t in picked]
     get = lambda t: picked[t][1] if t in picked else None  # noqa: E731
-    negotiated = Negotiated(
-        cipher=get(TransformType.ENCR),
-        integrity=get(TransformType.INTEG),
-        prf=get(TransformType.PRF),
-        dh=get(TransformType.DH),
-        esn=bool(get(TransformType.ESN)),
-    )
+    negotiated = Negotiated(cipher=get(ENCR), integrity=get(INTEG), prf=get(PRF), dh=get(DH), esn=bool(get(ESN)))
     return (Proposal(p.number, p.protocol, p.spi, transforms), negotiated), ""
 
 

@@ -114,6 +114,18 @@ def test_lifetimes_rekey_on_the_clock():
     mirrored(session)
 
 
+def test_child_lifetime_survives_an_ike_sa_rekey():
+    """The Child SA keeps its own lifetime when the IKE SA under it is rekeyed (here by the other
+    side, so left becomes the responder of the new IKE SA): its rekey still comes at 3 s, not 3 s
+    after the IKE rekey."""
+    lesson = lesson_with(left={"rekey_child_after": 3.0})
+    session = session_with(lesson, [(2.0, "right", "rekey-ike")], duration=7.0)
+    requests = [m for m in messages(session) if m.exchange == "CREATE_CHILD_SA" and not m.is_response]
+    assert [(m.peer, round(m.time), "REKEY_SA" in m.summary) for m in requests] == [
+        ("right", 2, False), ("left", 3, True), ("left", 6, True)]
+    mirrored(session)
+
+
 def test_delete_child_and_ike_sa():
     session = session_with(lesson_with(), [(1.0, "left", "delete-child"), (2.0, "right", "delete-ike")])
     assert not session.outcome.children["left"] and not session.outcome.children["right"]

@@ -39,17 +39,17 @@ def lesson_with(left: dict, right: dict, *, swap: bool = False, actions=(), rout
         actions=tuple(Action(*a) for a in actions), router=router)
 
 
-def live_run(lesson, pings: int = PINGS, capture: Path | None = None, after=None):
+def live_run(lesson, pings: int = PINGS, capture: Path | None = None, after=None, ours: str = "left"):
     """Handshake, then ping while the session follows the wall clock (timers, actions, the other
     side's exchanges); returns the session, the ping, strongSwan's keys and SAs, and the raw capture."""
     with Lab(lesson, capture=capture) as lab:
         session = _peer_session(lesson, lab, seed=None)
         session.run()
-        assert session.outcome.ike_up.get("left"), session.outcome.failures
+        assert session.outcome.ike_up.get(ours), session.outcome.failures
         result = _ping_while_live(session, lab, pings, lambda line: None)
         if after is not None:
             after(session, lab)
-        charon = lab.charons["right"]
+        charon = lab.charons["right" if ours == "left" else "left"]
         logged, sas, log = charon.keys(), charon.list_sas(), charon.logs().read_text(errors="replace")
         lab.stop_capture()
     assert_no_internal_error(session)
@@ -72,24 +72,24 @@ def live_until(session, observe, expected, timeout: float = 5.0):
     return seen
 
 
-def sent(session, exchange: str) -> list[MessageEvent]:
-    return [m for m in session.trace.of(MessageEvent, "left") if m.direction == "sent" and m.exchange == exchange]
+def sent(session, exchange: str, peer: str = "left") -> list[MessageEvent]:
+    return [m for m in session.trace.of(MessageEvent, peer) if m.direction == "sent" and m.exchange == exchange]
 
 
-def received_requests(session, exchange: str) -> list[MessageEvent]:
-    return [m for m in session.trace.of(MessageEvent, "left")
+def received_requests(session, exchange: str, peer: str = "left") -> list[MessageEvent]:
+    return [m for m in session.trace.of(MessageEvent, peer)
             if m.direction == "received" and m.exchange == exchange and not m.is_response]
 
 
-def assert_keys_match_strongswan(session, logged, ike_sas: int = 2, child_sas: int = 2) -> None:
+def assert_keys_match_strongswan(session, logged, ike_sas: int = 2, child_sas: int = 2, peer: str = "left") -> None:
     """Every IKE SA and Child SA ikelab derived (first and rekeyed) is one strongSwan logged, key for key."""
-    ours = session.trace.of(IkeKeysEvent, "left")
+    ours = session.trace.of(IkeKeysEvent, peer)
     for keys in ours:
         theirs = next((sa for sa in logged["ike_sas"] if sa.get("sk_d") == keys.keys["SK_d"].hex()), None)
         assert theirs is not None, f"strongSwan logged no IKE SA with our SK_d {keys.keys['SK_d'].hex()}"
         for name, value in keys.keys.items():
             assert theirs.get(name.lower(), "") == value.hex(), name
-    children = [e for e in session.trace.of(ChildSaEvent, "left") if e.action == "installed"]
+    children = [e for e in session.trace.of(ChildSaEvent, peer) if e.action == "installed"]
     for child in children:
         spis = {child.inbound["spi"], child.outbound["spi"]}
         theirs = next((c for c in logged["child_sas"] if {s["spi"] for s in c["sas"]} == spis), None)
@@ -185,43 +185,54 @@ def test_delete_child_then_ike_sa(who):
 
 
 def test_nat_t_with_strongswan_behind_the_router():
-    """strongSwan (left, initiator) behind the masquerading router, ikelab (right) in front of it:
-    ikelab sees the NAT in front of its peer, IKE floats, ESP-in-UDP carries ping, and strongSwan's
-    NAT keepalives (after a second without traffic here) arrive and are ignored."""
+    """strongSwan (left, initiator) behind the masquerading router, ikelab (right, responder) in front
+    of it: ikelab sees the NAT in front of its peer, IKE floats, ESP-in-UDP carries ping, strongSwan's
+    NAT keepalives (after a second without traffic here) arrive and are ignored. ikelab, the IKE SA's
+    responder, rekeys it at 2 s (so it is the initiator of the new one); strongSwan rekeys the Child
+    SA at 3 s on the new IKE SA."""
     lesson = load_lesson("ikev2-strongswan")
-    router = RouterSpec(nat=True)
     left = dataclasses.replace(lesson.right, name="left", role="initiator", address="192.0.2.1",
                                local_ts=lesson.left.local_ts, remote_ts=lesson.left.remote_ts, protected=lesson.left.protected,
-                               identity=lesson.left.identity, remote_identity=lesson.left.remote_identity, nat_keepalive_every=1.0)
+                               identity=lesson.left.identity, remote_identity=lesson.left.remote_identity,
+                               esp=PFS, nat_keepalive_every=1, rekey_child_after=3)
     right = dataclasses.replace(lesson.left, name="right", role="responder", address="192.0.2.130",
                                 local_ts=lesson.right.local_ts, remote_ts=lesson.right.remote_ts, protected=lesson.right.protected,
-                                identity=lesson.right.identity, remote_identity=lesson.right.remote_identity)
-    lesson = dataclasses.replace(lesson, left=left, right=right, router=router)
-    with Lab(lesson) as lab:
-        session = _peer_session(lesson, lab, seed=None)
-        session.run()
-        assert session.outcome.ike_up.get("right"), session.outcome.failures
-        result = _ping_while_live(session, lab, 12, lambda line: None)
-    assert_no_internal_error(session)
-    assert (result.transmitted, result.received) == (12, 12), result.lines
+                                identity=lesson.right.identity, remote_identity=lesson.right.remote_identity,
+                                esp=PFS, rekey_ike_after=2.0)
+    lesson = dataclasses.replace(lesson, left=left, right=right, router=RouterSpec(nat=True))
+    session, result, logged, sas, log = live_run(lesson, ours="right")
+    assert (result.transmitted, result.received) == (PINGS, PINGS), result.lines
     auth = next(m for m in session.trace.of(MessageEvent, "right") if m.exchange == "IKE_AUTH" and m.direction == "received")
     assert auth.src.startswith("192.0.2.129:") and auth.dst == "192.0.2.130:4500"  # through the NAT, floated
     keepalives = [e for e in session.trace.of(NoteEvent, "right") if e.detail.get("nat_keepalive")]
     # strongSwan sends one only after a second with nothing else sent (RFC 3948 §2.3): before the ping.
     assert len(keepalives) >= 1 and all("192.0.2.129:" in e.text and "ignored" in e.text for e in keepalives)
     assert not [e for e in session.trace.of(NoteEvent) if e.level != "info"]
+    ike_rekeys = [m.summary for m in sent(session, "CREATE_CHILD_SA", "right") if not m.is_response]
+    assert ike_rekeys and set(ike_rekeys) == {"HDR, SK {SA, Ni, KE}"}  # every 2 s
+    child_rekey = received_requests(session, "CREATE_CHILD_SA", "right")
+    assert child_rekey and child_rekey[0].data[:8] == session.trace.of(IkeKeysEvent, "right")[1].spi_i
+    assert_keys_match_strongswan(session, logged, peer="right")
+    assert sas == {"ike": 1, "child": 1}
 
 
 def test_nat_t_with_ikelab_behind_the_router():
     """ikelab (left, initiator) behind the router sends its keepalives to strongSwan (right), which
-    sees them from the router's address; ping through the NAT; a Child rekey by strongSwan on the way."""
-    lesson = lesson_with({"nat_keepalive_every": 0.5}, {"rekey_child_after": 2, "address": "192.0.2.130"},
-                         router=RouterSpec(nat=True))
+    sees them from the router's address; ping through the NAT. strongSwan, the IKE SA's responder,
+    rekeys it at 2 s; ikelab rekeys the Child SA at 3 s on the new IKE SA, still ESP in UDP."""
+    lesson = lesson_with({"nat_keepalive_every": 0.5, "rekey_child_after": 3.0},
+                         {"rekey_ike_after": 2, "address": "192.0.2.130"}, router=RouterSpec(nat=True))
     session, result, logged, sas, log = live_run(lesson)
     assert (result.transmitted, result.received) == (PINGS, PINGS), result.lines
     ours = [e for e in session.trace.of(NoteEvent, "left") if e.detail.get("nat_keepalive")]
     assert len(ours) >= 4 and all(e.detail["src"] == "192.0.2.1:4500" for e in ours)
+    assert ours[-1].time > session.trace.of(IkeKeysEvent, "left")[1].time  # still sent on the rekeyed IKE SA
     assert "remote host is behind NAT" in log
+    ike_rekeys = [m.summary for m in received_requests(session, "CREATE_CHILD_SA")]
+    assert ike_rekeys and set(ike_rekeys) == {"HDR, SK {SA, Ni, KE}"}  # every 2 s
+    child_rekey = [m for m in sent(session, "CREATE_CHILD_SA") if "N(REKEY_SA)" in m.summary]
+    assert child_rekey and child_rekey[0].data[:8] == session.trace.of(IkeKeysEvent, "left")[1].spi_i
+    last_child = [e for e in session.trace.of(ChildSaEvent, "left") if e.action == "installed"][-1]
+    assert last_child.outbound["encap"] == [4500, 4500]
+    assert_keys_match_strongswan(session, logged)
     assert sas == {"ike": 1, "child": 1}
-    assert received_requests(session, "CREATE_CHILD_SA")
-    assert_keys_match_strongswan(session, logged, ike_sas=1)

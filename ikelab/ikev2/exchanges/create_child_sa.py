@@ -257,8 +257,9 @@ def _take_over(peer: "Ikev2Peer", old: IkeSa, new: IkeSa) -> None:
     # The NAT is still there: the new IKE SA keeps following it, encapsulating and keeping it alive.
     new.nat_local, new.nat_remote = old.nat_local, old.nat_remote
     new.fragmentation = old.fragmentation  # negotiated once in IKE_SA_INIT, for the IKE SA and its rekeyed successors
-    # The keepalives are for the NAT's mapping, which the new IKE SA shares: they keep their rhythm.
-    new.timers += [t for t in old.timers if t[1] == "nat-keepalive"]
+    # The keepalives are for the NAT's mapping, which the new IKE SA shares, and the Child SAs keep
+    # their own lifetimes (as in strongSwan): both keep their rhythm rather than start again.
+    new.timers += [t for t in old.timers if t[1] in ("nat-keepalive", "rekey-child")]
     old.state = State.REKEYED
     old.timers.clear()
     peer.sas[new.local_spi] = new
@@ -266,8 +267,6 @@ def _take_over(peer: "Ikev2Peer", old: IkeSa, new: IkeSa) -> None:
               reason=f"rekeyed from {old.label}")
     peer.schedule(new, peer.config.rekey_ike_after, "rekey-ike")
     peer.schedule(new, peer.config.liveness_every, "liveness")
-    for _ in new.children:
-        peer.schedule(new, peer.config.rekey_child_after, "rekey-child")
 
 
 # ------------------------------------------------------------------------- responder

@@ -87,6 +87,7 @@ def assert_keys_match_strongswan(session, logged, ike_sas: int = 2, child_sas: i
     for keys in ours:
         theirs = next((sa for sa in logged["ike_sas"] if sa.get("sk_d") == keys.keys["SK_d"].hex()), None)
         assert theirs is not None, f"strongSwan logged no IKE SA with our SK_d {keys.keys['SK_d'].hex()}"
+        assert (theirs["spi_i"], theirs["spi_r"]) == (keys.spi_i.hex(), keys.spi_r.hex())
         for name, value in keys.keys.items():
             assert theirs.get(name.lower(), "") == value.hex(), name
     children = [e for e in session.trace.of(ChildSaEvent, peer) if e.action == "installed"]

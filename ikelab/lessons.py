@@ -503,6 +503,11 @@ class _Parser:
                 if address not in ipaddress.ip_network(half) or str(address) in ("192.0.2.126", "192.0.2.129"):
                     raise self.error(f"{peer.name}.address", f"behind the router the {peer.name} peer needs an address in "
                                      f"{half} other than the router's (192.0.2.126 and 192.0.2.129)")
+        actions = self.actions(data)
+        for action in actions:
+            if action.do == "liveness" and (left if action.peer == "left" else right).implementation == "strongswan":
+                raise self.error("action.do", "swanctl has no command that makes strongSwan check liveness; "
+                                 "give that action to the ikelab side")
         steps = []
         for i, step in enumerate(data.get("step", [])):
             if not isinstance(step, dict) or not isinstance(step.get("match"), str) or not isinstance(step.get("text"), str):
@@ -525,7 +530,7 @@ class _Parser:
             checkpoints=tuple(checkpoints),
             manual=self.manual(data) if manual else None,
             duration=self._seconds(data, "duration", "") or 0.0,
-            actions=self.actions(data),
+            actions=actions,
             flood=self._count(data, "flood", "") or 0,
             pki=self.pki(data),
             mode=mode,

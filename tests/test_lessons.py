@@ -82,3 +82,28 @@ def test_lessons_check_command(tmp_path, capsys):
     assert main(["lessons", "check", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "modp9999" in err and f"bad.toml:{line_of(LESSON_1, 'ike =')}:" in err
+
+
+STRONGSWAN_REKEY = (LESSONS_DIR / "ikev2-strongswan-rekey.toml").read_text()
+
+
+@pytest.mark.parametrize("old,new,message", [
+    ("rekey_child_after = 2", "rekey_child_after = 2.5", r"right.rekey_child_after: strongSwan takes whole seconds here, not 2.5"),
+    ("rekey_ike_after = 3", "rekey_ike_after = 3\nnat_keepalive_every = -1", r"left.nat_keepalive_every: must be a positive number"),
+    ('match = "CREATE_CHILD_SA response"', 'match = "x"\n[[action]]\nat = 1.0\npeer = "right"\ndo = "liveness"\n[[step]]\nmatch = "y"',
+     r"action.do: swanctl has no command that makes strongSwan check liveness"),
+])
+def test_strongswan_side_settings_are_checked(tmp_path, old, new, message):
+    assert old in STRONGSWAN_REKEY
+    path = tmp_path / "ss.toml"
+    path.write_text(STRONGSWAN_REKEY.replace(old, new, 1))
+    with pytest.raises(LessonError, match=message):
+        load_lesson(path)
+
+
+def test_nat_keepalive_interval_defaults_to_twenty_seconds(tmp_path):
+    lesson = load_lesson("ikev2-strongswan-rekey")
+    assert (lesson.left.nat_keepalive_every, lesson.right.rekey_child_after, lesson.left.rekey_ike_after) == (20.0, 2.0, 3.0)
+    path = tmp_path / "keepalive.toml"
+    path.write_text(STRONGSWAN_REKEY.replace("rekey_ike_after = 3", "rekey_ike_after = 3\nnat_keepalive_every = 0.5", 1))
+    assert load_lesson(path).left.nat_keepalive_every == 0.5

@@ -50,6 +50,8 @@ class SeededRandom:
         self._key = seed.to_bytes(32, "big")
         self._stream = stream
         self._used: dict[str, int] = {}  # bytes already handed out, per purpose
+        # The key is processed once; each block copies it (less than half the cost of a new HMAC).
+        self._keyed = hmac.HMAC(self._key, hashes.SHA256())
 
     def bytes(self, n: int, purpose: str) -> bytes:
         if n < 0:
@@ -58,13 +60,13 @@ class SeededRandom:
         self._used[purpose] = start + n
         first, last = start // _BLOCK, (start + n + _BLOCK - 1) // _BLOCK
         label = _length_prefixed(self._stream) + _length_prefixed(purpose)
-        stream = b"".join(_block(self._key, label, j) for j in range(first, last))
+        stream = b"".join(_block(self._keyed, label, j) for j in range(first, last))
         offset = start - first * _BLOCK
         return stream[offset : offset + n]
 
 
-def _block(key: bytes, label: bytes, index: int) -> bytes:
-    mac = hmac.HMAC(key, hashes.SHA256())
+def _block(keyed: hmac.HMAC, label: bytes, index: int) -> bytes:
+    mac = keyed.copy()
     mac.update(label + index.to_bytes(8, "big"))
     return mac.finalize()
 

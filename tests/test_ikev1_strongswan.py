@@ -136,3 +136,35 @@ def test_certificates_then_ping(mode, roles, key, scheme):
     assert verified.ok
     assert f"authentication of 'left.example' with {scheme} successful" in log
     assert 'using trusted ca certificate "O=ikelab, CN=ikelab Lab CA"' in log
+
+
+def test_we_answer_strongswans_r_u_there():
+    """charon with dpd_delay = 2s (the lesson's liveness_every on its side) asks while the tunnel is
+    quiet; ikelab answers each R-U-THERE with an ACK carrying the same sequence number. (2 s, not 1:
+    the session's handshake run ends after 1.5 s without traffic, which a 1 s DPD never leaves it.)"""
+    import threading
+    import time
+
+    from ikelab.trace import NoteEvent
+
+    lesson = ikev1(PSK_LESSON, "main")
+    lesson = dataclasses.replace(lesson, right=dataclasses.replace(lesson.right, liveness_every=2.0))
+    with Lab(lesson) as lab:
+        session = _peer_session(lesson, lab, seed=None)
+        session.run()
+        stop = threading.Event()
+        live = threading.Thread(target=session.run_live, args=(stop,))
+        live.start()
+        time.sleep(3.0)
+        stop.set()
+        live.join()
+        log = lab.charons["right"].logs().read_text(errors="replace")
+        conf = (lab.charons["right"].workdir / "swanctl" / "swanctl.conf").read_text()
+    asked = [e.text for e in session.trace.of(NoteEvent, "left") if "the peer asks R-U-THERE #" in e.text]
+    informational = [f"{m.direction}: {m.summary}" for m in session.trace.of(Ikev1MessageEvent, "left") if m.exchange == "Informational"]
+    assert len(asked) >= 1 and informational[:2] == ["received: HDR*, HASH(1), N(R_U_THERE)", "sent: HDR*, HASH(1), N(R_U_THERE_ACK)"]
+    assert "dpd_delay = 2s" in conf
+    # charon parsed our ACKs (the last R-U-THERE or ACK may still be on its way as the run stops).
+    parsed, sent = log.count("[ HASH N(DPD_ACK) ]"), informational.count("sent: HDR*, HASH(1), N(R_U_THERE_ACK)")
+    assert parsed >= 1 and sent - parsed in (0, 1)
+    assert log.count("generating INFORMATIONAL_V1 request") - parsed in (0, 1)

@@ -185,6 +185,7 @@ class Lab:
             version=self.lesson.ike_version, aggressive=self.lesson.ike_version == 1 and self.lesson.mode == "aggressive",
             rekey_ike_after=whole(peer.rekey_ike_after), rekey_child_after=whole(peer.rekey_child_after),
             nat_keepalive_every=whole(peer.nat_keepalive_every),
+            dpd_every=None if peer.liveness_every is None else max(1, round(peer.liveness_every)),
             fragmentation=peer.fragmentation, fragment_size=peer.fragment_size, **self._certificate_of(peer),
         )
         charon = Charon(config, self.topology.log)

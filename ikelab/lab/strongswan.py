@@ -69,6 +69,7 @@ class StrongswanPeer:
     local_ts: list[str]
     remote_ts: list[str]
     role: str = "responder"  # "initiator" or "responder": which one may call Charon.initiate()
+    dpd_every: int | None = None  # dpd_delay: IKEv1 R-U-THERE (IKEv2: an empty INFORMATIONAL) after this much quiet
     workdir: Path
     version: int = 2  # 1: IKEv1 (main mode, or aggressive mode with `aggressive`)
     aggressive: bool = False
@@ -176,6 +177,10 @@ def _lifetimes(rekey: int | None, indent: str, hard: str) -> str:
     return "".join(f"{indent}{line}\n" for line in (f"rekey_time = {rekey}s", f"{hard} = {rekey + 60}s", "rand_time = 0s"))
 
 
+def _dpd(seconds: int | None) -> str:
+    return "" if seconds is None else f"    dpd_delay = {seconds}s\n"
+
+
 def swanctl_conf(peer: StrongswanPeer) -> str:
     """One setting per line: swanctl rejects several settings on one line."""
     return f"""\
@@ -186,7 +191,7 @@ connections {{
     local_addrs = {peer.local_addr}
     remote_addrs = {peer.remote_addr}
     proposals = {peer.ike_proposal}
-    mobike = no
+{_dpd(peer.dpd_every)}    mobike = no
     fragmentation = {"yes" if peer.fragmentation else "no"}
 {_send_cert(peer)}{_lifetimes(peer.rekey_ike_after, "    ", "over_time")}    local {{
 {_auth(peer, local=True)}    }}

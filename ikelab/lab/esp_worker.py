@@ -151,6 +151,9 @@ class Worker:
         self._tun_ready.register(tun, select.POLLIN)
         self._raw_ready = select.poll()
         self._raw_ready.register(raw.fileno(), select.POLLIN)
+        self._udp_ready = select.poll()
+        if udp is not None:
+            self._udp_ready.register(udp.fileno(), select.POLLIN)
         self.coalescer = TcpCoalescer(self._write_buffers) if vnet else None
 
     def _write_buffers(self, buffers: list) -> None:
@@ -327,20 +330,33 @@ class Worker:
         return count
 
     def from_udp(self) -> int:
-        """ESP that arrived inside UDP on port 4500: the same as from the raw socket, minus the
-        IPv4 header (the kernel's UDP socket took it off)."""
-        datagrams: list[bytes] = []
+        """ESP that arrived inside UDP on port 4500: as from the raw socket (first packet first),
+        minus the IPv4 header, which the kernel's UDP socket took off. A recvmsg returns a run the
+        kernel kept whole (UDP_GRO) or one datagram."""
         recvmsg = self.udp.recvmsg
-        while len(datagrams) < BATCH:
-            try:
-                data, ancillary, _, _ = recvmsg(65535, GRO_CMSG_SPACE)
-            except BlockingIOError:
-                break
-            datagrams += split(data, ancillary)  # a run the kernel kept whole (UDP_GRO), or one
-        inner = self.open(datagrams, ip=False) if datagrams else []
+        try:
+            data, ancillary, _, _ = recvmsg(65535, GRO_CMSG_SPACE)
+        except BlockingIOError:
+            return 0
+        datagrams = split(data, ancillary)
+        count = len(datagrams)
+        inner = self.open(datagrams, ip=False)
+        if inner and not (inner[0][0] == 0x45 and inner[0][9] == 6):  # not TCP: a ping waits on it
+            self.write_batch(inner)
+            inner = []
+        if self._udp_ready.poll(0):  # a poll, not a read that would raise when nothing is left
+            datagrams = []
+            while len(datagrams) < BATCH:
+                try:
+                    data, ancillary, _, _ = recvmsg(65535, GRO_CMSG_SPACE)
+                except BlockingIOError:
+                    break
+                datagrams += split(data, ancillary)
+            inner += self.open(datagrams, ip=False)
+            count += len(datagrams)
         if inner:
             self.write_batch(inner)
-        return len(datagrams)
+        return count
 
     def open(self, datagrams: list[bytes], ip: bool = True) -> list[bytes]:
         """The inner packets of the ESP datagrams that their SA accepts (replay window, ICV,

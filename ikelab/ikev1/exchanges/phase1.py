@@ -15,6 +15,7 @@ from ikelab.ikev1.nat import nat_d
 from ikelab.ikev1.sa import Exchange, IsakmpSa, State
 from ikelab.ikev2.config import Identity
 from ikelab.pki.ca import der
+from ikelab.pki.keys import public_key_der
 from ikelab.pki.validation import cert_label, cert_payloads, validate
 from ikelab.trace import CertificateEvent, DhKeyPairEvent, DhSharedEvent, IkeSaEvent, Ikev1HashEvent, ProposalEvent
 from ikelab.wire.isakmp import (
@@ -214,8 +215,8 @@ def own_proof(peer: "Ikev1Peer", sa: IsakmpSa, *, of_initiator: bool, id_b: byte
         label=sig_label,
         formula=f"{sig_label} = signature over {hash_label} with the private key of our certificate",
         prf=signatures.describe(method),
-        key_label=f"private key of {cert_label(cfg.certificate)}",
-        key=b"",
+        key_label=f"public key of our certificate {cert_label(cfg.certificate)} (its private half signs)",
+        key=public_key_der(cfg.certificate.public_key()),
         parts={hash_label: hash_value},
         output=signature,
         action="computed",
@@ -269,11 +270,10 @@ def verify_proof(peer: "Ikev1Peer", sa: IsakmpSa, payloads: list[Payload], *, pe
         formula=f"{sig_label} must be a signature over our {hash_label} by the key in the peer's certificate",
         prf=signatures.describe(method),
         key_label=f"public key of {checked.subject}",
-        key=b"",
+        key=public_key_der(key),
         parts={hash_label: expected},
-        output=b"",
+        output=sig.data,  # what the peer sent; `ok` says whether it verifies over our HASH
         action="verified",
-        received=sig.data,
         ok=ok,
     )
     if not ok:

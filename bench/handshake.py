@@ -5,7 +5,9 @@ Diffie-Hellman, in the other crypto (PRF, prf+, ciphers, HMAC) and in everything
 also measures on the wire, in the namespace lab, ikelab against two strongSwan daemons with the
 same proposal: the time from the first IKE_SA_INIT request to the last IKE_AUTH response in a
 tcpdump capture of the veth, alternating the two, and its three phases (each side's turns, the
-network included). The last line is a JSON object with every figure.
+network included). ikelab peers make their first DH key pair when the session is built, before the
+first message (Ikev2Peer.prepare): the memory and loopback totals include it (in the DH column),
+the wire window does not. The last line is a JSON object with every figure.
 Run: .venv/bin/python bench/handshake.py [--runs N] [--wire-runs N]
 """
 

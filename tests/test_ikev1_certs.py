@@ -248,3 +248,16 @@ def test_mutated_certificate_messages_never_raise(cert_references, data):
     else:
         original += data.draw(st.binary(min_size=1, max_size=32))
     deliver(reference, index, bytes(original))
+
+
+def test_dn_identities_compare_as_names_not_bytes():
+    """The same DN as PrintableString (how strongSwan encodes it) and as UTF8String (ours) is one identity."""
+    from ikelab.ikev1.exchanges.phase1 import _same_identity
+    from ikelab.pki import asn1
+
+    ours = Identity.parse("O=ikelab, CN=right.example")
+    printable = lambda oid, v: asn1.encode(0x31, asn1.encode(0x30, asn1.encode_oid(oid) + asn1.encode(0x13, v)))
+    theirs = asn1.encode(0x30, printable("2.5.4.10", b"ikelab") + printable("2.5.4.3", b"right.example"))
+    assert theirs != ours.data and _same_identity(ours, Identity.from_wire(9, theirs))
+    assert not _same_identity(ours, Identity.parse("O=ikelab, CN=left.example"))
+    assert not _same_identity(ours, Identity.from_wire(9, b"\x30\x03garbage"))

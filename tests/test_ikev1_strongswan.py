@@ -168,3 +168,20 @@ def test_we_answer_strongswans_r_u_there():
     parsed, sent = log.count("[ HASH N(DPD_ACK) ]"), informational.count("sent: HDR*, HASH(1), N(R_U_THERE_ACK)")
     assert parsed >= 1 and sent - parsed in (0, 1)
     assert log.count("generating INFORMATIONAL_V1 request") - parsed in (0, 1)
+
+
+def test_distinguished_name_identities_then_ping():
+    """ID_DER_ASN1_DN on both sides: the lab CA puts the DN in the certificate's subject; charon sends
+    its DN with other string types than ours, which still names the same subject."""
+    from ikelab.ikev2.config import Identity
+    from ikelab.trace import CertificateEvent
+
+    left, right = Identity.parse("O=ikelab, CN=left.example"), Identity.parse("O=ikelab, CN=right.example")
+    lesson = with_strongswan_right(CERT_LESSON, "main")
+    lesson = dataclasses.replace(lesson, left=dataclasses.replace(lesson.left, identity=left, remote_identity=right),
+                                 right=dataclasses.replace(lesson.right, identity=right, remote_identity=left))
+    session, log, result, counters = handshake_and_ping(swapped(lesson))
+    check(session, log, result, counters)
+    (cert,) = session.trace.of(CertificateEvent, "left")
+    assert cert.ok and cert.checks[-1]["name"] == "identity" and "subject" in cert.checks[-1]["detail"]
+    assert "authentication of 'O=ikelab, CN=left.example' with RSA_EMSA_PKCS1_NULL successful" in log

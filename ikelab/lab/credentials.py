@@ -7,9 +7,13 @@ import datetime as dt
 import ipaddress
 from dataclasses import dataclass
 
+from cryptography.x509.oid import NameOID
+
 from ikelab.lessons import Lesson, PeerSpec
 from ikelab.pki.ca import SEEDED_EPOCH, LabCa
+from ikelab.pki.validation import parse_dn
 from ikelab.rng import SeededRandom
+from ikelab.wire.ikev2_constants import IdType
 
 
 @dataclass(frozen=True)
@@ -50,8 +54,11 @@ def _issue(peer: PeerSpec, cas: dict[str, LabCa], lesson: Lesson, now, rng, *, s
     issuer = spec.issuer or lesson.pki.ca
     if issuer not in cas:  # a CA the peers do not trust, for lessons about wrong issuers
         cas[issuer] = LabCa.create(issuer, lesson.pki.key, now, rng)
-    dns, ips, emails = _split_san(spec.san or (peer.identity.text.lstrip("@"),))
-    issued = cas[issuer].issue(peer.identity.text.lstrip("@"), dns, ips, spec.key, spec.not_before, spec.not_after,
-                               san_email=emails)
+    name, subject = peer.identity.text.lstrip("@"), None
+    if peer.identity.id_type == IdType.ID_DER_ASN1_DN:  # "O=ikelab, CN=a.example": the identity is the subject DN
+        subject = parse_dn(peer.identity.text)
+        name = next((a.value for a in subject if a.oid == NameOID.COMMON_NAME), peer.identity.text)
+    dns, ips, emails = _split_san(spec.san or (() if subject is not None else (name,)))
+    issued = cas[issuer].issue(name, dns, ips, spec.key, spec.not_before, spec.not_after, san_email=emails, subject=subject)
     trusted = (cas[lesson.pki.ca].certificate,)
     return Credentials(issued.certificate, issued.private_key, trusted, now if seeded else None)

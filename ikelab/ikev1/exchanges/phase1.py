@@ -16,7 +16,7 @@ from ikelab.ikev1.sa import Exchange, IsakmpSa, State
 from ikelab.ikev2.config import Identity
 from ikelab.pki.ca import der
 from ikelab.pki.keys import public_key_der
-from ikelab.pki.validation import cert_label, cert_payloads, validate
+from ikelab.pki.validation import cert_label, cert_payloads, format_dn, validate
 from ikelab.trace import CertificateEvent, DhKeyPairEvent, DhSharedEvent, IkeSaEvent, Ikev1HashEvent, ProposalEvent
 from ikelab.wire.isakmp import (
     CertPayload,
@@ -31,7 +31,7 @@ from ikelab.wire.isakmp import (
     SigPayload,
     VendorPayload,
 )
-from ikelab.wire.isakmp_constants import DPD_VENDOR_ID, NAT_T_VENDOR_ID, AuthMethod, CertEncoding, NotifyType, ProtocolId, name_of
+from ikelab.wire.isakmp_constants import DPD_VENDOR_ID, NAT_T_VENDOR_ID, AuthMethod, CertEncoding, IdType, NotifyType, ProtocolId, name_of
 from ikelab.wire.isakmp_sa import describe_transform
 
 if TYPE_CHECKING:
@@ -174,9 +174,20 @@ def check_identity(peer: "Ikev1Peer", sa: IsakmpSa, id_payload: IdPayload, id_b:
     """Record who the peer says it is; the reason to refuse it, or None."""
     sa.peer_id, sa.peer_id_b = Identity.from_wire(id_payload.id_type, id_payload.data), id_b
     expected = peer.config.remote_id
-    if expected is not None and (expected.id_type, expected.data) != (id_payload.id_type, id_payload.data):
+    if expected is not None and not _same_identity(expected, sa.peer_id):
         return f"the peer says it is {sa.peer_id} but we expect {expected}"
     return None
+
+
+def _same_identity(a: Identity, b: Identity) -> bool:
+    """Byte for byte, except DNs: the same names may come as UTF8String or PrintableString (strongSwan
+    sends the latter), so they are compared as the names they spell."""
+    if a.id_type == b.id_type == IdType.ID_DER_ASN1_DN:
+        try:
+            return format_dn(a.data).casefold() == format_dn(b.data).casefold()
+        except ValueError:
+            return False
+    return (a.id_type, a.data) == (b.id_type, b.data)
 
 
 # --- signatures and certificates (RFC 2409 §5.1) -----------------------------------------------

@@ -15,7 +15,7 @@ from ikelab.export.capture import export_capture
 from ikelab.export.pcap import message_label
 from ikelab.lessons import load_lesson
 
-SLUGS = ["ikev1-main-psk", "ikev1-aggressive-psk"]
+SLUGS = ["ikev1-main-psk", "ikev1-aggressive-psk", "ikev1-main-certs"]
 
 
 @pytest.mark.parametrize("slug", SLUGS)
@@ -39,14 +39,15 @@ def test_tshark_decrypts_the_ikev1_capture(tmp_path, slug):
     path = tmp_path / "v1.pcapng"
     export_capture(path, session.trace, lesson)
     env = dict(os.environ, WIRESHARK_CONFIG_DIR=str(path.with_suffix(".wireshark")))
-    out = subprocess.run(["tshark", "-r", str(path), "-T", "fields", "-e", "isakmp.hash", "-e", "_ws.malformed"],
+    out = subprocess.run(["tshark", "-r", str(path), "-T", "fields", "-e", "isakmp.hash", "-e", "isakmp.sig", "-e", "_ws.malformed"],
                          env=env, capture_output=True, text=True, check=True).stdout
     rows = [line.split("\t") for line in out.splitlines()]
-    # Every encrypted message carries a HASH payload: Wireshark can read it only after decrypting.
+    # Every encrypted message carries a HASH payload (or, with certificates, a SIG): Wireshark can
+    # read it only after decrypting.
     encrypted = [m for m in messages(session) if m.plaintext is not None]
     hashes = [row for row, m in zip(rows, messages(session)) if m.plaintext is not None]
-    assert encrypted and all(row[0] for row in hashes)
-    assert all(row[1] == "" for row in rows)
+    assert encrypted and all(row[0] or row[1] for row in hashes)
+    assert all(row[2] == "" for row in rows)
 
 
 def test_transcript_of_main_mode(capsys):

@@ -102,3 +102,17 @@ def test_without_dpd_configured_no_r_u_there_is_sent_but_the_peer_is_answered():
     r = until(start(right={"dpd_every": 3.0}), 10.0)
     assert dpd_messages(r)[:2] == ["right: HDR*, HASH(1), N(R_U_THERE)", "left: HDR*, HASH(1), N(R_U_THERE_ACK)"]
     assert not any(m.startswith("left: HDR*, HASH(1), N(R_U_THERE)") for m in dpd_messages(r))
+
+
+def test_no_r_u_there_to_a_peer_that_did_not_announce_dpd(monkeypatch):
+    """RFC 3706 §5.1: only a peer that sent the DPD vendor ID answers R-U-THERE; we say why we do not ask."""
+    from ikelab.ikev1.exchanges import phase1
+    from ikelab.wire.isakmp import VendorPayload
+    from ikelab.wire.isakmp_constants import DPD_VENDOR_ID
+
+    original = phase1.vendor_ids
+    monkeypatch.setattr(phase1, "vendor_ids", lambda peer: [v for v in original(peer) if peer.config.name == "left" or v != VendorPayload(DPD_VENDOR_ID)])
+    r = until(start({"dpd_every": 2.0}), 10.0)
+    assert r.success and dpd_messages(r) == []
+    assert any("sent no RFC 3706 vendor ID" in t for t in r.notes("left", "info"))
+    assert r.peers["left"].next_timer() is None

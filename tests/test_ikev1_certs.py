@@ -261,3 +261,15 @@ def test_dn_identities_compare_as_names_not_bytes():
     assert theirs != ours.data and _same_identity(ours, Identity.from_wire(9, theirs))
     assert not _same_identity(ours, Identity.parse("O=ikelab, CN=left.example"))
     assert not _same_identity(ours, Identity.from_wire(9, b"\x30\x03garbage"))
+
+
+def test_aggressive_mode_with_signatures_gives_the_psk_cracker_nothing(tmp_path):
+    """Message 2 carries SIG_R, not HASH_R, and SKEYID needs g^xy: `ikelab crack` finds nothing to test."""
+    from ikelab.export.pcap import write_pcapng
+    from ikelab.ikev1.crack import from_capture
+
+    r = run_certs({"mode": "aggressive"})
+    assert r.success
+    path = tmp_path / "aggr-certs.pcapng"
+    write_pcapng(path, r.trace)
+    assert from_capture(path) == []

@@ -232,12 +232,14 @@ class Ikev2Peer:
 
     def _send(self, sa: IkeSa, header: Header, payloads: list[Payload], *, protected: bool) -> tuple[bytes, bytes | None, list]:
         """Send one message: (datagram, SK plaintext, []), or its first SKF fragment and all fragments."""
+        encoded = None  # (first payload type, chain): encoded once, whether fragmented or not
         if protected and sa.fragmentation:
-            fragments = self._send_fragmented(sa, header, payloads)
+            encoded = encode_payloads(payloads)
+            fragments = self._send_fragmented(sa, header, payloads, encoded)
             if fragments:
                 return fragments[0][0], fragments[0][1], fragments
         if protected:
-            data, plaintext = seal(sa, header, payloads, self.random(sa.ike.cipher.iv_length, "IV"))
+            data, plaintext = seal(sa, header, payloads, self.random(sa.ike.cipher.iv_length, "IV"), encoded)
             summary = Message(header, [EncryptedPayload(0, b"")]).summary(payloads)
         else:
             data, plaintext = encode_message(Message(header, payloads)), None
@@ -247,9 +249,9 @@ class Ikev2Peer:
         self.effect(Send(data, sa.local, sa.remote, label))
         return data, plaintext, []
 
-    def _send_fragmented(self, sa: IkeSa, header: Header, payloads: list[Payload]) -> list[tuple[bytes, bytes]]:
+    def _send_fragmented(self, sa: IkeSa, header: Header, payloads: list[Payload], encoded: tuple[int, bytes]) -> list[tuple[bytes, bytes]]:
         """RFC 7383 §2.5: SKF fragments, each its own datagram, if the message is too big for one; else []."""
-        first, chain = encode_payloads(payloads)
+        first, chain = encoded
         budget = fragmentation.ike_budget(self.config.fragment_size, sa.local)
         length = fragmentation.message_length(sa, len(chain))
         if length <= budget:

@@ -25,9 +25,10 @@ class Opened:
     plaintext: bytes
 
 
-def seal(sa: IkeSa, header: Header, inner: list[Payload], iv: bytes) -> tuple[bytes, bytes]:
-    """The encoded message with `inner` encrypted in an SK payload, and the padded plaintext."""
-    first, chain = encode_payloads(inner)
+def seal(sa: IkeSa, header: Header, inner: list[Payload], iv: bytes, encoded: tuple[int, bytes] | None = None) -> tuple[bytes, bytes]:
+    """The encoded message with `inner` encrypted in an SK payload, and the padded plaintext;
+    `encoded` is encode_payloads(inner) when the caller has it already."""
+    first, chain = encoded or encode_payloads(inner)
     return _seal(sa, header, lambda body: EncryptedPayload(first, body), chain, iv)
 
 

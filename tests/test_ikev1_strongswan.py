@@ -185,3 +185,37 @@ def test_distinguished_name_identities_then_ping():
     (cert,) = session.trace.of(CertificateEvent, "left")
     assert cert.ok and cert.checks[-1]["name"] == "identity" and "subject" in cert.checks[-1]["detail"]
     assert "authentication of 'O=ikelab, CN=left.example' with RSA_EMSA_PKCS1_NULL successful" in log
+
+
+def test_a_strongswan_that_dies_is_declared_dead_and_its_sas_leave_the_datapath():
+    """charon killed (no DELETE sent): our R-U-THEREs go unanswered, and after the retries the ISAKMP
+    SA fails with the reason and the IPsec SAs are removed, so ping no longer passes."""
+    import threading
+    import time
+
+    from ikelab.ikev2.config import RetransmitPolicy
+    from ikelab.trace import NoteEvent
+
+    lesson = ikev1(PSK_LESSON, "main")
+    lesson = dataclasses.replace(lesson, left=dataclasses.replace(lesson.left, liveness_every=1.0))
+    with Lab(lesson) as lab:
+        session = _peer_session(lesson, lab, seed=None)
+        ours = session.peers["left"]
+        ours.config = dataclasses.replace(ours.config, retransmit=RetransmitPolicy(timeout=0.5, base=1.5, tries=2))
+        session.run()
+        assert lab.ping(1).received == 1
+        charon = lab.charons["right"].process
+        charon.kill()  # SIGKILL: no DELETE, the peer just vanishes
+        charon.wait()
+        stop = threading.Event()
+        live = threading.Thread(target=session.run_live, args=(stop,))
+        live.start()
+        time.sleep(4.5)  # 1 s quiet, then R-U-THEREs at +0, +0.5, +1.25 s, dead 1.125 s later
+        stop.set()
+        live.join()
+        after = lab.ping(1)
+    asked = [e.text for e in session.trace.of(NoteEvent, "left") if "R-U-THERE #" in e.text and "attempt" in e.text]
+    assert len(asked) == 3
+    failure = session.outcome.failures["left"]
+    assert failure.reason == "dead peer: no R-U-THERE-ACK to 3 R-U-THERE messages in 2.4 s (RFC 3706); its IPsec SAs are removed"
+    assert session.outcome.children["left"] == [] and after.received == 0

@@ -17,7 +17,7 @@ from test_ikev1_handshake import carries_ping, config, run_configs, summaries
 from test_ikev1_hostile import deliver
 
 from ikelab.crypto import ikev1_kdf as kdf
-from ikelab.ikev1.exchanges import phase1
+from ikelab.ikev1.exchanges import authentication
 from ikelab.ikev2.config import Identity
 from ikelab.pki.ca import SEEDED_EPOCH, LabCa
 from ikelab.trace import CertificateEvent, Ikev1HashEvent, Ikev1KeysEvent, NoteEvent, PrfEvent, ProposalEvent
@@ -158,17 +158,17 @@ def test_an_ed25519_key_has_no_ikev1_method():
 
 def _tamper(r_builder, mutate):
     """Run with right's phase 1 proof payloads passed through `mutate` before they are sent."""
-    original = phase1.own_proof
+    original = authentication.own_proof
 
     def proof(peer, sa, **kw):
         payloads = original(peer, sa, **kw)
         return mutate(payloads) if peer.config.name == "right" else payloads
 
-    phase1.own_proof = proof
+    authentication.own_proof = proof
     try:
         return r_builder()
     finally:
-        phase1.own_proof = original
+        authentication.own_proof = original
 
 
 @pytest.mark.parametrize("mode", ["main", "aggressive"])

@@ -97,7 +97,7 @@ class Ikev1Peer:
         return self._run(now, lambda: self._act(action))
 
     def _act(self, action: str) -> None:
-        from ikelab.ikev1.exchanges import informational, quick_mode
+        from ikelab.ikev1.exchanges import dpd, informational, quick_mode
 
         sa = next(iter(self.established()), None)
         if sa is None:
@@ -107,7 +107,7 @@ class Ikev1Peer:
             "create-child": lambda: quick_mode.start(self, sa),
             "delete-child": lambda: informational.delete_child(self, sa),
             "delete-ike": lambda: informational.delete_isakmp_sa(self, sa),
-            "liveness": lambda: informational.are_you_there(self, sa),
+            "liveness": lambda: dpd.are_you_there(self, sa),
         }
         if action not in actions:
             self.note("error", f"unknown action {action!r} (known: {', '.join(actions)})")
@@ -366,12 +366,12 @@ class Ikev1Peer:
         self.effect(Send(sent.data, sa.local, sa.remote, f"{sent.label} (retransmission)"))
 
     def _timers_due(self) -> None:
-        from ikelab.ikev1.exchanges import informational
+        from ikelab.ikev1.exchanges import dpd
 
         self._retransmit_due()
         for sa in list(self.sas.values()):
             if sa.dpd is not None and sa.dpd.due <= self.now and sa.state is State.ESTABLISHED:
-                informational.dpd_due(self, sa)
+                dpd.due(self, sa)
 
     def _retransmit_due(self) -> None:
         policy = self.config.retransmit

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from ikelab.crypto.dh import DhError
 from ikelab.ikev1 import proposals
-from ikelab.ikev1.exchanges import phase1
+from ikelab.ikev1.exchanges import authentication, phase1
 from ikelab.ikev1.keys import derive_phase1_keys
 from ikelab.ikev1.signatures import SignatureError
 from ikelab.ikev1.sa import Exchange, IsakmpSa, State
@@ -39,7 +39,7 @@ def start(peer: "Ikev1Peer", sa: IsakmpSa) -> None:
     cfg = peer.config
     group = next((g for spec in cfg.ike_proposals for g in spec.dh), None)
     try:
-        method = phase1.own_auth_method(peer)
+        method = authentication.own_auth_method(peer)
     except SignatureError as e:
         peer.fail(sa, f"cannot authenticate with our certificate: {e}")
         return
@@ -52,7 +52,7 @@ def start(peer: "Ikev1Peer", sa: IsakmpSa) -> None:
     sa.dh = phase1.generate_dh(peer, group, "DH")
     sa.ke_i, sa.ni = sa.dh.public, peer.random(phase1.NONCE_LENGTH, "Ni")
     sa.state = State.AGGRESSIVE_SENT
-    payloads = [sa.offer, KePayload(sa.ke_i), NoncePayload(sa.ni), phase1.own_id(peer)] + phase1.certificate_request(peer) + phase1.vendor_ids(peer)
+    payloads = [sa.offer, KePayload(sa.ke_i), NoncePayload(sa.ni), phase1.own_id(peer)] + authentication.certificate_request(peer) + phase1.vendor_ids(peer)
     peer.send(sa, sa.exchange, AGGRESSIVE, payloads, encrypt=False, expect_reply=True, sender_is_initiator=True)
 
 
@@ -95,12 +95,12 @@ def _message_2(peer: "Ikev1Peer", sa: IsakmpSa, data: bytes, src: "Endpoint", ds
     phase1.check_nat(peer, sa, payloads, src, dst)
     derive_phase1_keys(peer, sa)
     refusal = phase1.check_identity(peer, sa, payloads[id_at], decoded.raw[id_at][4:])
-    refusal = refusal or phase1.verify_proof(peer, sa, payloads, peer_is_initiator=False)
+    refusal = refusal or authentication.verify_proof(peer, sa, payloads, peer_is_initiator=False)
     if refusal is not None:
         phase1.refuse_and_fail(peer, sa, NotifyType.AUTHENTICATION_FAILED, f"responder authentication failed: {refusal}")
         return
     try:
-        proof = phase1.own_proof(peer, sa, of_initiator=True, id_b=phase1.own_id(peer).encode_body())
+        proof = authentication.own_proof(peer, sa, of_initiator=True, id_b=phase1.own_id(peer).encode_body())
     except SignatureError as e:
         phase1.refuse_and_fail(peer, sa, NotifyType.AUTHENTICATION_FAILED, f"cannot sign HASH_I: {e}")
         return
@@ -128,7 +128,7 @@ def respond(peer: "Ikev1Peer", data: bytes, src: "Endpoint", dst: "Endpoint") ->
         return
     offer = payloads[sa_at]
     try:
-        method = phase1.own_auth_method(peer)
+        method = authentication.own_auth_method(peer)
     except SignatureError as e:
         phase1.refuse(peer, cky_i, bytes(8), NotifyType.NO_PROPOSAL_CHOSEN, f"cannot authenticate with our certificate: {e}", dst, src)
         return
@@ -155,12 +155,12 @@ def respond(peer: "Ikev1Peer", data: bytes, src: "Endpoint", dst: "Endpoint") ->
     derive_phase1_keys(peer, sa)
     id_r = phase1.own_id(peer)
     try:
-        proof = phase1.own_proof(peer, sa, of_initiator=False, id_b=id_r.encode_body())
+        proof = authentication.own_proof(peer, sa, of_initiator=False, id_b=id_r.encode_body())
     except SignatureError as e:
         phase1.refuse_and_fail(peer, sa, NotifyType.AUTHENTICATION_FAILED, f"cannot sign HASH_R: {e}")
         return
     # CR asks for the initiator's certificate: strongSwan sends CERT only when asked (send_cert = ifasked).
-    reply = [phase1.reply_sa(offer, selection), KePayload(sa.ke_r), NoncePayload(sa.nr), id_r] + phase1.certificate_request(peer) + phase1.vendor_ids(peer)
+    reply = [phase1.reply_sa(offer, selection), KePayload(sa.ke_r), NoncePayload(sa.nr), id_r] + authentication.certificate_request(peer) + phase1.vendor_ids(peer)
     reply += phase1.nat_d_payloads(peer, sa) + proof
     sa.state = State.AGGRESSIVE_REPLIED
     peer.send(sa, exchange, AGGRESSIVE, reply, encrypt=False, expect_reply=True, sender_is_initiator=False)
@@ -185,7 +185,7 @@ def _message_3(peer: "Ikev1Peer", sa: IsakmpSa, data: bytes, src: "Endpoint", ds
         return
     # The initiator hashed the addresses of messages 1 and 2; this one may already come from port 4500.
     phase1.check_nat(peer, sa, payloads, sa.remote, sa.local)
-    refusal = phase1.verify_proof(peer, sa, payloads, peer_is_initiator=True)
+    refusal = authentication.verify_proof(peer, sa, payloads, peer_is_initiator=True)
     if refusal is not None:
         phase1.refuse_and_fail(peer, sa, NotifyType.AUTHENTICATION_FAILED, f"initiator authentication failed: {refusal}")
         return

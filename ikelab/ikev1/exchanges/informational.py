@@ -4,11 +4,8 @@
 
 Once phase 1 is done they are encrypted (IV from the last phase 1 block and their own M-ID) and
 authenticated by HASH(1); before that, a failure can only be reported in the clear, and such a
-notify is a hint, not proof: anyone could have sent it. Dead peer detection (RFC 3706) rides on
-them: R-U-THERE, answered by R-U-THERE-ACK with the same sequence number. Both sides announced
-DPD with its vendor ID in phase 1; an R-U-THERE goes out when the peer has been quiet for
-`dpd_every`, is repeated (with the next sequence number) on the retransmission schedule while
-unanswered, and after the last repetition the peer is declared dead and its SAs are removed.
+notify is a hint, not proof: anyone could have sent it. Dead peer detection (RFC 3706, module
+`dpd`) rides on them: R-U-THERE, answered by R-U-THERE-ACK.
 """
 
 from __future__ import annotations
@@ -17,7 +14,8 @@ from typing import TYPE_CHECKING
 
 from ikelab.effects import DeleteChildSa
 from ikelab.ikev1.keys import informational_hash, phase2_iv, trace_child
-from ikelab.ikev1.sa import Dpd, Exchange, IsakmpSa, State
+from ikelab.ikev1.exchanges import dpd
+from ikelab.ikev1.sa import Exchange, IsakmpSa, State
 from ikelab.trace import IkeSaEvent
 from ikelab.wire.errors import DecodeError
 from ikelab.wire.isakmp import DeletePayload, HashPayload, NotifyPayload, Payload, encode_payloads
@@ -60,63 +58,6 @@ def delete_isakmp_sa(peer: "Ikev1Peer", sa: IsakmpSa) -> None:
     _deleted(peer, sa, "we deleted it")
 
 
-def start_dpd(peer: "Ikev1Peer", sa: IsakmpSa) -> None:
-    """Phase 1 is up: schedule the first R-U-THERE, if DPD is configured and the peer speaks it."""
-    every = peer.config.dpd_every
-    if every is None:
-        return
-    if not sa.peer_dpd:
-        peer.note("info", "dead peer detection is configured, but the peer sent no RFC 3706 vendor ID: it would not answer R-U-THERE, so none is sent")
-        return
-    # A random start (RFC 3706 §7) with room to count up before it wraps.
-    sequence = int.from_bytes(peer.random(4, "DPD sequence number"), "big") >> 1
-    sa.dpd = Dpd(due=peer.now + every, sequence=sequence)
-
-
-def heard_from(peer: "Ikev1Peer", sa: IsakmpSa) -> None:
-    """Any authenticated message proves the peer alive: the next R-U-THERE waits a full interval again."""
-    if sa.dpd is not None and not sa.dpd.unanswered:
-        sa.dpd.due = peer.now + peer.config.dpd_every
-
-
-def are_you_there(peer: "Ikev1Peer", sa: IsakmpSa) -> None:
-    """Send R-U-THERE with the next sequence number and wait for its ACK."""
-    if sa.dpd is None:  # asked for by a lesson or the TUI without a configured interval
-        sa.dpd = Dpd(due=peer.now, sequence=int.from_bytes(peer.random(4, "DPD sequence number"), "big") >> 1)
-    d = sa.dpd
-    d.sequence = (d.sequence + 1) & 0xFFFFFFFF
-    d.unanswered.append(d.sequence)
-    d.attempt += 1
-    d.due = peer.now + peer.config.retransmit.delay(d.attempt - 1)
-    peer.note("info", f"dead peer detection: R-U-THERE #{d.sequence} (attempt {d.attempt}), an ACK is expected within {d.due - peer.now:.1f} s")
-    send(peer, sa, [NotifyPayload(NotifyType.R_U_THERE, ProtocolId.ISAKMP, sa.cookies, d.sequence.to_bytes(4, "big"))])
-
-
-def dpd_due(peer: "Ikev1Peer", sa: IsakmpSa) -> None:
-    """The DPD timer fired: ask, ask again, or give the peer up for dead."""
-    d, policy = sa.dpd, peer.config.retransmit
-    if d.unanswered and d.attempt > policy.tries:
-        waited = sum(policy.delay(n) for n in range(d.attempt))
-        peer.fail(sa, f"dead peer: no R-U-THERE-ACK to {d.attempt} R-U-THERE messages in {waited:.1f} s (RFC 3706); its IPsec SAs are removed")
-        return
-    are_you_there(peer, sa)
-
-
-def _acknowledged(peer: "Ikev1Peer", sa: IsakmpSa, n: NotifyPayload) -> None:
-    sequence = int.from_bytes(n.data, "big") if len(n.data) == 4 else None
-    d = sa.dpd
-    if d is None or sequence not in d.unanswered:
-        peer.note("warning", f"dead peer detection: an R-U-THERE-ACK with sequence number {n.data.hex() or 'none'} answers no R-U-THERE of ours; ignored (RFC 3706 §7)")
-        return
-    peer.note("info", f"dead peer detection: the peer answered R-U-THERE #{sequence} with R-U-THERE-ACK, it is alive")
-    d.unanswered.clear()
-    d.attempt = 0
-    if peer.config.dpd_every is None:
-        sa.dpd = None
-    else:
-        d.due = peer.now + peer.config.dpd_every
-
-
 def _deleted(peer: "Ikev1Peer", sa: IsakmpSa, why: str) -> None:
     for child in sa.children:
         trace_child(peer, child, "deleted")
@@ -148,7 +89,7 @@ def receive(peer: "Ikev1Peer", sa: IsakmpSa, data: bytes, header: "Header", src:
         peer.note("error", "dropped an Informational whose HASH(1) does not match: it was altered or is not from our peer")
         return
     peer.follow(sa, src, dst)
-    heard_from(peer, sa)
+    dpd.heard_from(peer, sa)
     for payload in chain.payloads[1:]:
         if sa.state is State.DELETED:
             break
@@ -179,13 +120,9 @@ def _receive_plain(peer: "Ikev1Peer", sa: IsakmpSa, exchange: Exchange, data: by
 def _notify(peer: "Ikev1Peer", sa: IsakmpSa, n: NotifyPayload) -> None:
     name = name_of(NotifyType, n.notify_type)
     if n.notify_type == NotifyType.R_U_THERE:
-        if len(n.data) != 4:
-            peer.note("warning", f"dropped an R-U-THERE whose sequence number has {len(n.data)} bytes, not 4 (RFC 3706 §5.1)")
-            return
-        peer.note("info", f"dead peer detection: the peer asks R-U-THERE #{int.from_bytes(n.data, 'big')}; answering R-U-THERE-ACK with the same number")
-        send(peer, sa, [NotifyPayload(NotifyType.R_U_THERE_ACK, ProtocolId.ISAKMP, sa.cookies, n.data)])
+        dpd.answer(peer, sa, n)
     elif n.notify_type == NotifyType.R_U_THERE_ACK:
-        _acknowledged(peer, sa, n)
+        dpd.acknowledged(peer, sa, n)
     elif n.notify_type < 16384:
         waiting = [qm for qm in sa.quick.values() if qm.is_initiator and qm.exchange.deadline is not None and (not n.spi or n.spi == qm.spi_i)]
         for qm in waiting:

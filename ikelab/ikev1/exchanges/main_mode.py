@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from ikelab.crypto.dh import DhError
 from ikelab.ikev1 import proposals
-from ikelab.ikev1.exchanges import phase1
+from ikelab.ikev1.exchanges import authentication, phase1
 from ikelab.ikev1.keys import derive_phase1_keys
 from ikelab.ikev1.signatures import SignatureError
 from ikelab.ikev1.sa import Exchange, IsakmpSa, State
@@ -41,7 +41,7 @@ MAIN = ExchangeType.IDENTITY_PROTECTION
 def start(peer: "Ikev1Peer", sa: IsakmpSa) -> None:
     cfg = peer.config
     try:
-        method = phase1.own_auth_method(peer)
+        method = authentication.own_auth_method(peer)
     except SignatureError as e:
         peer.fail(sa, f"cannot authenticate with our certificate: {e}")
         return
@@ -90,7 +90,7 @@ def _message_2(peer: "Ikev1Peer", sa: IsakmpSa, data: bytes, src: "Endpoint", ds
     sa.dh = phase1.generate_dh(peer, sa.ike.dh, "DH")
     sa.ke_i, sa.ni = sa.dh.public, peer.random(phase1.NONCE_LENGTH, "Ni")
     sa.state = State.KE_SENT
-    payloads = [KePayload(sa.ke_i), NoncePayload(sa.ni)] + phase1.certificate_request(peer) + phase1.nat_d_payloads(peer, sa)
+    payloads = [KePayload(sa.ke_i), NoncePayload(sa.ni)] + authentication.certificate_request(peer) + phase1.nat_d_payloads(peer, sa)
     peer.send(sa, sa.exchange, MAIN, payloads, encrypt=False, expect_reply=True, sender_is_initiator=True)
 
 
@@ -114,7 +114,7 @@ def _message_4(peer: "Ikev1Peer", sa: IsakmpSa, data: bytes, src: "Endpoint", ds
     phase1.float_to_nat_t_port(peer, sa)
     id_i = phase1.own_id(peer)
     try:
-        proof = phase1.own_proof(peer, sa, of_initiator=True, id_b=id_i.encode_body())
+        proof = authentication.own_proof(peer, sa, of_initiator=True, id_b=id_i.encode_body())
     except SignatureError as e:
         peer.fail(sa, f"cannot sign HASH_I: {e}")
         return
@@ -143,7 +143,7 @@ def _authenticate(peer: "Ikev1Peer", sa: IsakmpSa, chain, *, peer_is_initiator: 
     if id_at is None:
         return "the message lacks the ID payload"
     refusal = phase1.check_identity(peer, sa, chain.payloads[id_at], chain.raw[id_at][4:])
-    return refusal or phase1.verify_proof(peer, sa, chain.payloads, peer_is_initiator=peer_is_initiator)
+    return refusal or authentication.verify_proof(peer, sa, chain.payloads, peer_is_initiator=peer_is_initiator)
 
 
 # ------------------------------------------------------------------------- responder
@@ -163,7 +163,7 @@ def respond(peer: "Ikev1Peer", data: bytes, src: "Endpoint", dst: "Endpoint") ->
         return
     offer = message.payloads[at]
     try:
-        method = phase1.own_auth_method(peer)
+        method = authentication.own_auth_method(peer)
     except SignatureError as e:
         phase1.refuse(peer, cky_i, bytes(8), NotifyType.NO_PROPOSAL_CHOSEN, f"cannot authenticate with our certificate: {e}", dst, src)
         return
@@ -199,7 +199,7 @@ def _message_3(peer: "Ikev1Peer", sa: IsakmpSa, data: bytes, src: "Endpoint", ds
     phase1.check_nat(peer, sa, message.payloads, src, dst)
     derive_phase1_keys(peer, sa)
     sa.state = State.KE_REPLIED
-    payloads = [KePayload(sa.ke_r), NoncePayload(sa.nr)] + phase1.certificate_request(peer) + phase1.nat_d_payloads(peer, sa)
+    payloads = [KePayload(sa.ke_r), NoncePayload(sa.nr)] + authentication.certificate_request(peer) + phase1.nat_d_payloads(peer, sa)
     peer.send(sa, sa.exchange, MAIN, payloads, encrypt=False, expect_reply=True, sender_is_initiator=False)
 
 
@@ -223,7 +223,7 @@ def _message_5(peer: "Ikev1Peer", sa: IsakmpSa, data: bytes, src: "Endpoint", ds
     peer.follow(sa, src, dst)
     id_r = phase1.own_id(peer)
     try:
-        proof = phase1.own_proof(peer, sa, of_initiator=False, id_b=id_r.encode_body())
+        proof = authentication.own_proof(peer, sa, of_initiator=False, id_b=id_r.encode_body())
     except SignatureError as e:
         phase1.refuse_and_fail(peer, sa, NotifyType.AUTHENTICATION_FAILED, f"cannot sign HASH_R: {e}")
         return

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from ikelab.crypto.dh import DhError
 from ikelab.effects import InstallChildSa
 from ikelab.ikev1 import proposals, selectors
-from ikelab.ikev1.exchanges import informational, phase1
+from ikelab.ikev1.exchanges import dpd, informational, phase1
 from ikelab.ikev1.keys import derive_child, phase2_iv, quick_hash, trace_child
 from ikelab.ikev1.sa import Exchange, IsakmpSa, QuickMode, State
 from ikelab.trace import ProposalEvent, TrafficSelectorEvent
@@ -135,7 +135,7 @@ def _verify(peer: "Ikev1Peer", sa: IsakmpSa, qm: QuickMode, chain: "DecodedChain
         peer.note("error", f"HASH({number}) of quick mode 0x{qm.exchange.message_id:08x} does not match: the message was altered or is not from our peer; dropped")
         return False
     peer.follow(sa, src, dst)
-    informational.heard_from(peer, sa)  # an authenticated message: the peer is alive, DPD may wait
+    dpd.heard_from(peer, sa)  # an authenticated message: the peer is alive, DPD may wait
     return True
 
 

@@ -7,7 +7,9 @@ raises into the lab (an internal error becomes a NoteEvent).
 This module owns what every exchange shares: finding the ISAKMP SA of a datagram, sending
 (encrypted or not, with the IV chain), opening encrypted messages, retransmission and failure.
 The exchanges live in `exchanges/`, one module each: main mode, aggressive mode, quick mode and
-informational, the initiator's and the responder's side side by side.
+informational, the initiator's and the responder's side side by side; beside them what phase 1's
+modes share (`phase1`), how a side proves its identity (`authentication`: HASH, or CERT and SIG)
+and dead peer detection (`dpd`).
 """
 
 from __future__ import annotations

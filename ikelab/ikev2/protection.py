@@ -71,7 +71,7 @@ def open_sk(sa: IkeSa, data: bytes, message: Message, *, sender_is_initiator: bo
         raise ProtectionError("the message has no Encrypted (SK) payload although it must be protected")
     chain, plaintext = _open(sa, data, sk.body, sender_is_initiator)
     # A DecodeError here (malformed inner payloads) goes to the caller, which answers it.
-    payloads, fields = decode_payloads(chain, sk.first_inner, sender_is_initiator=sender_is_initiator)
+    payloads, fields = decode_payloads(chain, sk.first_inner, sender_is_initiator=sender_is_initiator, tree=False)
     return Opened(payloads, fields, plaintext)
 
 

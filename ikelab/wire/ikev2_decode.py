@@ -26,7 +26,7 @@ from .ikev2_payloads import (
     UnknownPayload,
     short_name,
 )
-from .reader import Reader
+from .reader import QuietReader, Reader
 
 
 @dataclass
@@ -253,11 +253,23 @@ def decode_header(data: bytes) -> Header:
     return Header(spi_i, spi_r, next_type, exchange, flags, message_id, length, version >> 4, version & 0xF)
 
 
-def decode_message(data: bytes) -> DecodedMessage:
-    """Decode a whole IKEv2 datagram strictly; the payloads of SK stay opaque."""
+def decode_message(data: bytes, *, tree: bool = True) -> DecodedMessage:
+    """Decode a whole IKEv2 datagram strictly; the payloads of SK stay opaque.
+
+    tree=False: the message without its tree (None), the way the engine needs it: read with a
+    QuietReader, and on any error read again with a Reader, which raises the exact DecodeError."""
+    if not tree:
+        try:
+            return _decode_message(data, QuietReader)
+        except Exception:  # noqa: BLE001 - the full decode below raises the precise error
+            pass
+    return _decode_message(data, Reader)
+
+
+def _decode_message(data: bytes, reader: type[Reader]) -> DecodedMessage:
     if len(data) < HEADER_SIZE:
         raise _too_short(data)
-    r = Reader(data, context="IKE header")  # for the header, then the payloads: r.out gets a Field for each
+    r = reader(data, context="IKE header")  # for the header, then the payloads: r.out gets a Field for each
     header = _read_header(r)
     if header.major != 2:
         raise UnsupportedVersion(
@@ -278,6 +290,8 @@ def decode_message(data: bytes) -> DecodedMessage:
         r, header.next_payload, sender_is_initiator=header.is_initiator, origin=("IKE header", 16), inside_sk=False
     )
     message = Message(header, payloads)
+    if reader is QuietReader:
+        return DecodedMessage(message, None)
     tree = Field(
         "IKEv2 message",
         0,
@@ -294,9 +308,19 @@ def _summary(message: Message, _value: object) -> str:
 
 
 def decode_payloads(
-    data: bytes, first_type: int, base_offset: int = 0, *, sender_is_initiator: bool = True
+    data: bytes, first_type: int, base_offset: int = 0, *, sender_is_initiator: bool = True, tree: bool = True
 ) -> tuple[list[Payload], list[Field]]:
-    """Decode a payload chain such as decrypted SK contents; spans are offsets in `data` plus base_offset."""
+    """Decode a payload chain such as decrypted SK contents; spans are offsets in `data` plus base_offset.
+
+    tree=False: no Fields ([]), as for decode_message."""
+    if not tree:
+        try:
+            r = QuietReader(data, context="SK payload", base=base_offset)
+            return _decode_chain(
+                r, first_type, sender_is_initiator=sender_is_initiator, origin=("SK payload", base_offset), inside_sk=True
+            ), []
+        except Exception:  # noqa: BLE001 - the full decode below raises the precise error
+            pass
     r = Reader(data, context="SK payload", base=base_offset)
     payloads = _decode_chain(
         r, first_type, sender_is_initiator=sender_is_initiator, origin=("SK payload", base_offset), inside_sk=True

@@ -273,3 +273,60 @@ def test_aggressive_mode_with_signatures_gives_the_psk_cracker_nothing(tmp_path)
     path = tmp_path / "aggr-certs.pcapng"
     write_pcapng(path, r.trace)
     assert from_capture(path) == []
+
+
+# --- against what two strongSwan daemons did between themselves ----------------------------------
+
+
+@pytest.mark.parametrize("name, method, hash_length", [
+    ("ikev1-main-rsa", "RSA_SIGNATURES", 32),
+    ("ikev1-main-ecdsa384", "ECDSA_SHA384_P384", 48),
+])
+def test_strongswans_own_signatures_verify_with_ikelabs_hash_and_skeyid(name, method, hash_length):
+    """tests/vectors/ikev1/<name>.pcap: two charons (5.9.8), main mode with certificates from a lab CA,
+    and the keys the responder logged. From the captured messages ikelab computes SKEYID = prf(Ni_b |
+    Nr_b, g^xy), HASH_I and HASH_R, checks each certificate against the CA and each SIG with its key."""
+    import json
+
+    from cryptography import x509
+    from test_ikev1_wire import VECTORS, ike_datagrams
+
+    from ikelab.crypto.cipher import cipher
+    from ikelab.ikev1 import proposals, signatures
+    from ikelab.pki.validation import validate
+    from ikelab.wire.isakmp import CertPayload, IdPayload, KePayload, NoncePayload, SaPayload, decode_message, decode_payloads
+
+    keys = json.loads((VECTORS / f"{name}.keys.json").read_text())
+    ca = x509.load_pem_x509_certificate((VECTORS / f"{name}.ca.pem").read_bytes())
+    d = [decode_message(m) for m in ike_datagrams(name)]
+    offer_at = next(i for i, p in enumerate(d[0].message.payloads) if isinstance(p, SaPayload))
+    chosen, _ = proposals.phase1_algorithms(d[1].message.find(SaPayload).proposals[0].transforms[0])
+    assert chosen.auth_method == getattr(proposals.AuthMethod, method)
+    prf, aes = chosen.prf, cipher(12, 128)
+    ke_i, ke_r = d[2].message.find(KePayload).data, d[3].message.find(KePayload).data
+    ni, nr = d[2].message.find(NoncePayload).data, d[3].message.find(NoncePayload).data
+    skeyid = kdf.skeyid_signature(prf, ni, nr, bytes.fromhex(keys["dh_secret"]))
+    assert skeyid.hex() == keys["skeyid"]  # strongSwan's SKEYID for signatures is ours
+    ka = kdf.encryption_key(prf, kdf.skeyid_children(prf, skeyid, bytes.fromhex(keys["dh_secret"]), d[0].message.header.cky_i,
+                                                     d[1].message.header.cky_r).e.output, 16).output
+    assert ka.hex() == keys["ka"]
+    iv = kdf.phase1_iv(prf, ke_i, ke_r, 16)
+    cky_i, cky_r, sa_i_b = d[4].message.header.cky_i, d[4].message.header.cky_r, d[0].raw[offer_at][4:]
+    hash_prf = signatures.hash_prf(chosen.auth_method, prf)
+    for index, of_initiator in ((4, True), (5, False)):
+        message = d[index].message
+        chain = decode_payloads(aes.decrypt(ka, iv, message.encrypted), message.header.next_payload)
+        iv = message.encrypted[-16:]  # the next message's IV: this one's last ciphertext block
+        id_at = next(i for i, p in enumerate(chain.payloads) if isinstance(p, IdPayload))
+        cert = next(p for p in chain.payloads if isinstance(p, CertPayload))
+        sig = next(p for p in chain.payloads if isinstance(p, SigPayload))
+        parts = (kdf.hash_i_parts if of_initiator else kdf.hash_r_parts)(ke_i, ke_r, cky_i, cky_r, sa_i_b, chain.raw[id_at][4:])
+        hash_value = hash_prf(skeyid, kdf.joined(parts))
+        assert len(hash_value) == hash_length  # ECDSA-384: HMAC-SHA-384 although SHA2-256 was negotiated
+        checked = validate(cert.data, ca, now=x509.load_der_x509_certificate(cert.data).not_valid_before_utc + dt.timedelta(hours=2),
+                           identity=chain.payloads[id_at])
+        assert checked.ok, checked.reason
+        ok, why = signatures.verify(chosen.auth_method, checked.public_key, hash_value, sig.data)
+        assert ok, why
+        # and one flipped bit of the HASH makes the same signature fail
+        assert not signatures.verify(chosen.auth_method, checked.public_key, bytes([hash_value[0] ^ 1]) + hash_value[1:], sig.data)[0]

@@ -176,6 +176,8 @@ def _decode_payload(r: Reader, ptype: int, sender_is_initiator: bool) -> tuple[P
         payload = UnknownPayload(ptype, r.rest("Payload Data", note="Skipped (unknown, not critical)."))
         group.note = "Skipped (unknown, not critical): RFC 7296 §2.5 says ignore it."
     r.close_group(group)
+    if r.quiet:
+        return payload, group, next_type
     names = PLAIN_NAMES.get(ptype)
     if names is None:
         short = short_name(payload, sender_is_initiator=sender_is_initiator)

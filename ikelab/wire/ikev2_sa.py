@@ -83,6 +83,8 @@ def _decode_proposal(r: Reader) -> tuple[Proposal, Field, int]:
     transforms = _decode_transforms(r, count)
     r.limit = outer_limit
     r.close_group(group)
+    if r.quiet:
+        return Proposal(number, protocol, spi, transforms), group, last
     group.name = f"Proposal #{number}"
     group.display = f"{name_of(ProtocolId, protocol)}, {count} transforms"
     return Proposal(number, protocol, spi, transforms), group, last
@@ -126,6 +128,8 @@ def _decode_transform(r: Reader) -> tuple[Transform, Field, int]:
         _decode_attribute(r, transform)
     r.limit = outer_limit
     r.close_group(group)
+    if r.quiet:
+        return transform, group, last
     group.name = TRANSFORM_TITLES.get(ttype) or f"Transform {name_of(TransformType, ttype)}"
     group.display = str(tid) if id_enum is None else name_of(id_enum, tid)
     if transform.key_length is not None:

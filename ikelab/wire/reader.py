@@ -42,6 +42,7 @@ class Reader:
     """
 
     __slots__ = ("data", "context", "base", "pos", "limit", "out", "_outer")
+    quiet = False  # a QuietReader: decoders may skip what only the tree shows (names, displays)
 
     def __init__(self, data: bytes, *, context: str, base: int = 0, pos: int = 0) -> None:
         self.data = data
@@ -188,6 +189,7 @@ class QuietReader(Reader):
     again with a Reader to say what is wrong (see ikev2_decode.decode_message)."""
 
     __slots__ = ()
+    quiet = True
 
     def reserved(self, size: int) -> None:
         end = self.pos + size

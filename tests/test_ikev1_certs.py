@@ -330,3 +330,27 @@ def test_strongswans_own_signatures_verify_with_ikelabs_hash_and_skeyid(name, me
         assert ok, why
         # and one flipped bit of the HASH makes the same signature fail
         assert not signatures.verify(chosen.auth_method, checked.public_key, bytes([hash_value[0] ^ 1]) + hash_value[1:], sig.data)[0]
+
+
+def test_certificate_requests_are_read_and_explained():
+    r = run_certs()
+    assert any("asks for a certificate from CA 'O=ikelab, CN=ikelab Lab CA': ours is from that CA" in t for t in r.notes("right", "info"))
+    r = run_certs(left={"ca": "Mallory CA"})
+    assert any("but ours is from 'O=ikelab, CN=Mallory CA'" in t for t in r.notes("left", "warning"))
+
+
+@pytest.mark.parametrize("authority, words", [(b"", "from any CA"), (b"\x30\x05junk", "names no readable CA")])
+def test_odd_certificate_requests_are_noted_not_fatal(authority, words):
+    from ikelab.wire.isakmp import CertReqPayload
+
+    original = authentication.certificate_request
+
+    def odd(peer):
+        return [CertReqPayload(4, authority)] if peer.config.name == "left" else original(peer)
+
+    authentication.certificate_request = odd
+    try:
+        r = run_certs()
+    finally:
+        authentication.certificate_request = original
+    assert r.success and any(words in t for t in r.notes("right", "info") + r.notes("right", "warning"))

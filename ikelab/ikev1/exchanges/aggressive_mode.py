@@ -93,6 +93,7 @@ def _message_2(peer: "Ikev1Peer", sa: IsakmpSa, data: bytes, src: "Endpoint", ds
         phase1.refuse_and_fail(peer, sa, NotifyType.INVALID_KEY_INFORMATION, f"the responder's KE value is unusable: {e}")
         return
     phase1.check_nat(peer, sa, payloads, src, dst)
+    authentication.note_certificate_requests(peer, payloads)
     derive_phase1_keys(peer, sa)
     refusal = phase1.check_identity(peer, sa, payloads[id_at], decoded.raw[id_at][4:])
     refusal = refusal or authentication.verify_proof(peer, sa, payloads, peer_is_initiator=False)
@@ -145,6 +146,7 @@ def respond(peer: "Ikev1Peer", data: bytes, src: "Endpoint", dst: "Endpoint") ->
     if refusal is not None:
         phase1.refuse_and_fail(peer, sa, NotifyType.INVALID_ID_INFORMATION, refusal)
         return
+    authentication.note_certificate_requests(peer, payloads)
     sa.dh = phase1.generate_dh(peer, sa.ike.dh, "DH")
     sa.ke_r, sa.nr = sa.dh.public, peer.random(phase1.NONCE_LENGTH, "Nr")
     try:

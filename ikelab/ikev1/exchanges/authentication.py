@@ -17,7 +17,7 @@ from ikelab.ikev1.keys import auth_hash
 from ikelab.ikev1.sa import IsakmpSa
 from ikelab.pki.ca import der
 from ikelab.pki.keys import public_key_der
-from ikelab.pki.validation import cert_label, cert_payloads, validate
+from ikelab.pki.validation import cert_label, cert_payloads, format_dn, validate
 from ikelab.trace import CertificateEvent, Ikev1HashEvent
 from ikelab.wire.isakmp import CertPayload, CertReqPayload, HashPayload, Payload, SigPayload
 from ikelab.wire.isakmp_constants import AuthMethod, CertEncoding, name_of
@@ -39,6 +39,30 @@ def certificate_request(peer: "Ikev1Peer") -> list[CertReqPayload]:
         return []
     cas = [getattr(ca, "certificate", ca) for ca in peer.config.trusted_cas]
     return [CertReqPayload(CertEncoding.X509_SIGNATURE, ca.subject.public_bytes()) for ca in cas]
+
+
+def note_certificate_requests(peer: "Ikev1Peer", payloads: list[Payload]) -> None:
+    """Say which CAs the peer's CR payloads name, and whether our certificate is from one of them.
+    We send our certificate either way: the peer decides whether it trusts its issuer."""
+    for cr in (p for p in payloads if isinstance(p, CertReqPayload)):
+        if cr.encoding != CertEncoding.X509_SIGNATURE:
+            peer.note("info", f"the peer asks for certificates of type {name_of(CertEncoding, cr.encoding)}; ikelab has only X.509 ones")
+            continue
+        if not cr.authority:
+            peer.note("info", "the peer asks for a certificate from any CA (CR with an empty authority)")
+            continue
+        try:
+            ca = format_dn(cr.authority)
+        except ValueError as e:
+            peer.note("warning", f"the peer's CR names no readable CA (its authority is not a DER distinguished name: {e})")
+            continue
+        ours = peer.config.certificate
+        if ours is None:
+            peer.note("info", f"the peer asks for a certificate from CA {ca!r}, but we authenticate with a pre-shared key")
+        elif ours.issuer.public_bytes() == cr.authority or format_dn(ours.issuer).casefold() == ca.casefold():
+            peer.note("info", f"the peer asks for a certificate from CA {ca!r}: ours is from that CA")
+        else:
+            peer.note("warning", f"the peer asks for a certificate from CA {ca!r}, but ours is from {format_dn(ours.issuer)!r}: it will likely refuse it")
 
 
 def own_proof(peer: "Ikev1Peer", sa: IsakmpSa, *, of_initiator: bool, id_b: bytes) -> list[Payload]:

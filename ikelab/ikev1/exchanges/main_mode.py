@@ -110,6 +110,7 @@ def _message_4(peer: "Ikev1Peer", sa: IsakmpSa, data: bytes, src: "Endpoint", ds
         phase1.refuse_and_fail(peer, sa, NotifyType.INVALID_KEY_INFORMATION, f"the responder's KE value is unusable: {e}")
         return
     phase1.check_nat(peer, sa, message.payloads, src, dst)
+    authentication.note_certificate_requests(peer, message.payloads)
     derive_phase1_keys(peer, sa)
     phase1.float_to_nat_t_port(peer, sa)
     id_i = phase1.own_id(peer)
@@ -139,6 +140,7 @@ def _message_6(peer: "Ikev1Peer", sa: IsakmpSa, data: bytes, src: "Endpoint", ds
 
 
 def _authenticate(peer: "Ikev1Peer", sa: IsakmpSa, chain, *, peer_is_initiator: bool) -> str | None:
+    authentication.note_certificate_requests(peer, chain.payloads)  # strongSwan's initiator sends its CR here
     id_at = phase1.payload_index(chain.payloads, IdPayload)
     if id_at is None:
         return "the message lacks the ID payload"
@@ -197,6 +199,7 @@ def _message_3(peer: "Ikev1Peer", sa: IsakmpSa, data: bytes, src: "Endpoint", ds
         phase1.refuse_and_fail(peer, sa, NotifyType.INVALID_KEY_INFORMATION, f"the initiator's KE value is unusable: {e}")
         return
     phase1.check_nat(peer, sa, message.payloads, src, dst)
+    authentication.note_certificate_requests(peer, message.payloads)
     derive_phase1_keys(peer, sa)
     sa.state = State.KE_REPLIED
     payloads = [KePayload(sa.ke_r), NoncePayload(sa.nr)] + authentication.certificate_request(peer) + phase1.nat_d_payloads(peer, sa)

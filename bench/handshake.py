@@ -1,7 +1,8 @@
 """Median wall time of a full IKEv2 handshake (IKE_SA_INIT + IKE_AUTH) between two ikelab peers.
 
 Prints, for the memory and loopback transports, the median total, the share spent in
-Diffie-Hellman, in the other crypto (PRF, prf+, ciphers, HMAC) and in everything else. As root it
+Diffie-Hellman, in the other crypto (PRF, prf+, ciphers, HMAC, NAT detection SHA-1) and in
+everything else. As root it
 also measures on the wire, in the namespace lab, ikelab against two strongSwan daemons with the
 same proposal: the time from the first IKE_SA_INIT request to the last IKE_AUTH response in a
 tcpdump capture of the veth, alternating the two, and its three phases (each side's turns, the

@@ -252,8 +252,11 @@ def test_mutated_certificate_messages_never_raise(cert_references, data):
 
 def test_dn_identities_compare_as_names_not_bytes():
     """The same DN as PrintableString (how strongSwan encodes it) and as UTF8String (ours) is one identity."""
-    from ikelab.ikev1.exchanges.phase1 import _same_identity
     from ikelab.pki import asn1
+    from ikelab.pki.validation import same_identity
+
+    def _same_identity(a: Identity, b: Identity) -> bool:
+        return same_identity(a.id_type, a.data, b.id_type, b.data)
 
     ours = Identity.parse("O=ikelab, CN=right.example")
     printable = lambda oid, v: asn1.encode(0x31, asn1.encode(0x30, asn1.encode_oid(oid) + asn1.encode(0x13, v)))

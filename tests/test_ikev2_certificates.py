@@ -96,3 +96,44 @@ def test_tshark_reads_the_certificate_exchange(tmp_path):
     assert all(r[0] == "" for r in rows)
     assert "left.example" in rows[2][1] + rows[2][2] and "right.example" in rows[3][1] + rows[3][2]
     assert rows[2][3] and rows[3][3]
+
+
+def test_dn_identity_in_another_string_type_is_the_same_peer():
+    """strongSwan writes DNs as PrintableString, ikelab as UTF8String: the same names are the same peer."""
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    import ikelab.lab.session as session_module
+    from ikelab.ikev2.config import Identity
+    from ikelab.wire.ikev2_constants import IdType
+
+    def printable(text: str) -> Identity:
+        organization, common_name = (part.split("=", 1)[1] for part in text.split(", "))
+        name = x509.Name([
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization, _type=x509.name._ASN1Type.PrintableString),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name, _type=x509.name._ASN1Type.PrintableString),
+        ])
+        return Identity(IdType.ID_DER_ASN1_DN, name.public_bytes(), text)
+
+    original = session_module.peer_config
+
+    def right_sends_printable(spec, credentials=None):
+        config = original(spec, credentials)
+        if config.local_id.text == "O=ikelab, CN=right.example":
+            config = dataclasses.replace(config, local_id=printable(config.local_id.text))
+        return config
+
+    left_dn, right_dn = (Identity.parse(f"O=ikelab, CN={n}.example") for n in ("left", "right"))
+    lesson = with_certs(
+        left={"identity": left_dn, "remote_identity": right_dn},
+        right={"identity": right_dn, "remote_identity": left_dn},
+    )
+    session_module.peer_config = right_sends_printable
+    try:
+        session = run(lesson)
+    finally:
+        session_module.peer_config = original
+    assert session.outcome.success, session.outcome.failures
+    # right really sent the PrintableString form, which differs from what left expects byte for byte
+    assert printable(right_dn.text).data in messages(session)[3].plaintext
+    assert printable(right_dn.text).data != right_dn.data

@@ -321,3 +321,19 @@ def test_validate_never_raises(lab: LabCa, data: bytes, id_type: int, id_data: b
 def test_identity_check_never_raises(good, id_type: int, id_data: bytes) -> None:
     check = check_identity(good[0], id_type, id_data)
     assert check.name == "identity" and check.detail
+
+
+def test_same_identity() -> None:
+    from ikelab.pki.validation import same_identity
+
+    utf8 = dn_der("O=ikelab, CN=b.example")
+    printable = x509.Name([
+        x509.NameAttribute(x509.NameOID.ORGANIZATION_NAME, "IKELAB", _type=x509.name._ASN1Type.PrintableString),
+        x509.NameAttribute(x509.NameOID.COMMON_NAME, "b.example", _type=x509.name._ASN1Type.PrintableString),
+    ]).public_bytes()
+    dn = IdType.ID_DER_ASN1_DN
+    assert same_identity(dn, utf8, dn, printable)
+    assert not same_identity(dn, utf8, dn, dn_der("O=ikelab, CN=a.example"))
+    assert not same_identity(dn, utf8, dn, b"\x30\x05\x31")  # garbage is nobody
+    assert same_identity(IdType.ID_FQDN, b"b.example", IdType.ID_FQDN, b"b.example")
+    assert not same_identity(IdType.ID_FQDN, b"b.example", dn, utf8)

@@ -223,6 +223,18 @@ def identity_text(id_type: int, data: bytes) -> str:
     return data.hex()
 
 
+def same_identity(type_a: int, data_a: bytes, type_b: int, data_b: bytes) -> bool:
+    """Do two ID payloads name the same peer? Byte for byte, except DNs: the same names may come as
+    UTF8String or PrintableString (strongSwan sends the latter), so they are compared as the names
+    they spell."""
+    if type_a == type_b == IdType.ID_DER_ASN1_DN and data_a != data_b:
+        try:
+            return format_dn(data_a).casefold() == format_dn(data_b).casefold()
+        except asn1.DerError:
+            return False
+    return (type_a, data_a) == (type_b, data_b)
+
+
 def check_identity(cert: x509.Certificate, id_type: int, data: bytes) -> Check:
     """Does the certificate belong to this IKE identity? (ID payload type and data)."""
     shown = identity_text(id_type, data)

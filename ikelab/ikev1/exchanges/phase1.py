@@ -13,7 +13,7 @@ from ikelab.ikev1 import proposals
 from ikelab.ikev1.nat import nat_d
 from ikelab.ikev1.sa import Exchange, IsakmpSa, State
 from ikelab.ikev2.config import Identity
-from ikelab.pki.validation import format_dn
+from ikelab.pki.validation import same_identity
 from ikelab.trace import DhKeyPairEvent, DhSharedEvent, IkeSaEvent, ProposalEvent
 from ikelab.wire.isakmp import IdPayload, NatDPayload, NotifyPayload, Payload, Proposal, SaPayload, VendorPayload
 from ikelab.wire.isakmp_constants import DPD_VENDOR_ID, NAT_T_VENDOR_ID, IdType, NotifyType, ProtocolId, name_of
@@ -159,20 +159,9 @@ def check_identity(peer: "Ikev1Peer", sa: IsakmpSa, id_payload: IdPayload, id_b:
     """Record who the peer says it is; the reason to refuse it, or None."""
     sa.peer_id, sa.peer_id_b = Identity.from_wire(id_payload.id_type, id_payload.data), id_b
     expected = peer.config.remote_id
-    if expected is not None and not _same_identity(expected, sa.peer_id):
+    if expected is not None and not same_identity(expected.id_type, expected.data, sa.peer_id.id_type, sa.peer_id.data):
         return f"the peer says it is {sa.peer_id} but we expect {expected}"
     return None
-
-
-def _same_identity(a: Identity, b: Identity) -> bool:
-    """Byte for byte, except DNs: the same names may come as UTF8String or PrintableString (strongSwan
-    sends the latter), so they are compared as the names they spell."""
-    if a.id_type == b.id_type == IdType.ID_DER_ASN1_DN:
-        try:
-            return format_dn(a.data).casefold() == format_dn(b.data).casefold()
-        except ValueError:
-            return False
-    return (a.id_type, a.data) == (b.id_type, b.data)
 
 
 # --- the end of phase 1 ----------------------------------------------------------------------

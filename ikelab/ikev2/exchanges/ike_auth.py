@@ -24,7 +24,7 @@ from ikelab.ikev2.keys import derive_child_sa
 from ikelab.pki.ca import der
 from ikelab.pki.keys import describe_key
 from ikelab.pki.signature_auth import SIGNATURE_METHODS, choose, describe_auth, sign, signed_octets, verify
-from ikelab.pki.validation import cert_payloads, certreq_data, validate
+from ikelab.pki.validation import cert_payloads, certreq_data, same_identity, validate
 from ikelab.trace import AuthEvent, CertificateEvent, IkeSaEvent, ProposalEvent, TrafficSelectorEvent
 from ikelab.wire.ikev2 import AuthPayload, CertPayload, CertReqPayload, IdPayload, NotifyPayload, Proposal, SaPayload, TsPayload
 from ikelab.wire.ikev2_constants import AuthMethod, CertEncoding, ExchangeType, NotifyType, ProtocolId, name_of
@@ -162,7 +162,9 @@ def _check_peer_auth(peer: "Ikev2Peer", sa: IkeSa, payloads: list, *, peer_is_in
         return "the message lacks the ID or AUTH payload"
     sa.peer_id = Identity.from_wire(id_payload.id_type, id_payload.data)
     expected_id = peer.config.remote_id
-    if expected_id is not None and (expected_id.id_type, expected_id.data) != (id_payload.id_type, id_payload.data):
+    if expected_id is not None and not same_identity(
+        expected_id.id_type, expected_id.data, id_payload.id_type, id_payload.data
+    ):
         return f"the peer says it is {sa.peer_id} but we expect {expected_id}"
     if peer.config.auth == "pubkey":
         return _check_signature(peer, sa, payloads, id_payload, auth, peer_is_initiator)

@@ -139,19 +139,22 @@ def test_certificates_then_ping(mode, roles, key, scheme):
 
 
 def test_we_answer_strongswans_r_u_there():
-    """charon with dpd_delay = 2s (the lesson's liveness_every on its side) asks while the tunnel is
-    quiet; ikelab answers each R-U-THERE with an ACK carrying the same sequence number. (2 s, not 1:
-    the session's handshake run ends after 1.5 s without traffic, which a 1 s DPD never leaves it.)"""
+    """charon with dpd_delay = 1s (the lesson's liveness_every on its side) asks while the tunnel is
+    quiet; ikelab answers each R-U-THERE with an ACK carrying the same sequence number. The handshake
+    run still ends, though a 1 s DPD never leaves it the 1.5 s without traffic it normally waits for."""
     import threading
     import time
 
     from ikelab.trace import NoteEvent
 
     lesson = ikev1(PSK_LESSON, "main")
-    lesson = dataclasses.replace(lesson, right=dataclasses.replace(lesson.right, liveness_every=2.0))
+    lesson = dataclasses.replace(lesson, right=dataclasses.replace(lesson.right, liveness_every=1.0))
     with Lab(lesson) as lab:
         session = _peer_session(lesson, lab, seed=None)
-        session.run()
+        handshake = threading.Thread(target=session.run, daemon=True)
+        handshake.start()
+        handshake.join(timeout=20)
+        assert not handshake.is_alive(), "the handshake run never ended under strongSwan's 1 s DPD"
         stop = threading.Event()
         live = threading.Thread(target=session.run_live, args=(stop,))
         live.start()
@@ -163,7 +166,7 @@ def test_we_answer_strongswans_r_u_there():
     asked = [e.text for e in session.trace.of(NoteEvent, "left") if "the peer asks R-U-THERE #" in e.text]
     informational = [f"{m.direction}: {m.summary}" for m in session.trace.of(Ikev1MessageEvent, "left") if m.exchange == "Informational"]
     assert len(asked) >= 1 and informational[:2] == ["received: HDR*, HASH(1), N(R_U_THERE)", "sent: HDR*, HASH(1), N(R_U_THERE_ACK)"]
-    assert "dpd_delay = 2s" in conf
+    assert "dpd_delay = 1s" in conf
     # charon parsed our ACKs (the last R-U-THERE or ACK may still be on its way as the run stops).
     parsed, sent = log.count("[ HASH N(DPD_ACK) ]"), informational.count("sent: HDR*, HASH(1), N(R_U_THERE_ACK)")
     assert parsed >= 1 and sent - parsed in (0, 1)

@@ -18,6 +18,9 @@ from ikelab.lab.transports import IKE_PORT
 from ikelab.trace import NoteEvent
 
 IDLE_END = 1.5  # seconds without traffic or due timers after which a settled run is over
+# A settled run is also over this long after it settled, busy or not: a peer that checks liveness
+# more often than IDLE_END would otherwise keep it going for ever. run_live is for what comes after.
+SETTLED_END = 5.0
 WAIT = 0.2
 
 
@@ -33,6 +36,7 @@ class PeerSession(Session):
         self.act_remote = act_remote  # the lesson's actions for the other side ("rekey-child": swanctl --rekey)
         self._t0 = time.monotonic()
         self._last_activity = self._t0
+        self._settled_at: float | None = None
         self._live = None  # run_live's stop event while it runs: the clock's horizon follows the wall clock
 
     def _now(self) -> float:
@@ -84,6 +88,10 @@ class PeerSession(Session):
             settled = not peer.busy() and (self.outcome.ike_up or self.outcome.failures)
             if settled and idle >= IDLE_END and due is None:
                 return None
+            if self.outcome.ike_up or self.outcome.failures:
+                self._settled_at = self._settled_at or time.monotonic()
+                if self._live is None and time.monotonic() - self._settled_at >= SETTLED_END and due is None:
+                    return None
             if idle >= 15.0:
                 self.trace.emit(NoteEvent("lab", self.clock, "warning", "nothing happened for 15 s: giving up"))
                 return None

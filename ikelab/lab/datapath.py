@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from functools import lru_cache
 from typing import Protocol
 
@@ -112,6 +113,7 @@ class _WorkerHandle:
         self._lock = threading.Lock()  # the live stage installs SAs while the ping reads counters
         self._unanswered = 0  # posted commands whose answers are still to be read (see post)
         self.refusal: str | None = None  # the first error a posted command got back
+        self._stopping = False  # stop was sent (ask_to_stop)
 
     def wait_ready(self) -> None:
         ready = self.reply()
@@ -166,15 +168,34 @@ class _WorkerHandle:
             if not answer.get("ok"):
                 self.refusal = self.refusal or answer.get("error", "no answer")
 
+    def ask_to_stop(self) -> None:
+        """Send stop without waiting: close() then waits for the exit."""
+        if self.process.poll() is None and not self._stopping:
+            self.post(op="stop")
+            self._stopping = True
+
     def close(self) -> None:
         if self.process.poll() is None:
-            self.call(op="stop")
+            self.ask_to_stop()
+            self._wait_for_eof(2.0)
             try:
                 self.process.wait(timeout=2)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
         self.control.close()
+
+    def _wait_for_eof(self, timeout: float) -> None:
+        """Until the worker's end of the control socket closes, which it does as it exits: a
+        blocking wait, where Popen.wait(timeout) polls with sleeps of up to 50 ms."""
+        deadline = time.monotonic() + timeout
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                ready, _, _ = select.select([self.control], [], [], remaining)
+                if ready and not self.control.recv(1 << 16):
+                    return
+            except OSError:
+                return
 
 
 class UserspaceEsp:
@@ -278,6 +299,9 @@ class UserspaceEsp:
         return {k: reply[k] for k in ("inbound", "outbound", "dropped")} if reply.get("ok") else {}
 
     def stop(self) -> None:
+        # Every worker is told first, then waited for: their exits (an interpreter's shutdown each) overlap.
+        for worker in self.workers.values():
+            worker.ask_to_stop()
         for worker in self.workers.values():
             worker.close()
         self.workers.clear()

@@ -24,7 +24,7 @@ import sys
 SOL_UDP = 17
 UDP_SEGMENT = 103  # linux/udp.h
 UDP_GRO = 104
-MAX_SEGMENTS = 64  # UDP_MAX_SEGMENTS before Linux 6.10 raised it to 128
+MAX_SEGMENTS = 64  # UDP_MAX_SEGMENTS of the kernels that have UDP_SEGMENT (newer ones allow more)
 MAX_PAYLOAD = 65507  # the largest UDP payload in IPv4: 65535 - 20 (IP) - 8 (UDP)
 GRO_CMSG_SPACE = socket.CMSG_SPACE(4)  # the kernel reports the segment size as an int
 SO_RCVBUFFORCE = 33  # asm-generic/socket.h

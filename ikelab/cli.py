@@ -284,19 +284,18 @@ def cmd_peer(args) -> int:
 
 def _pick_transport(args) -> tuple[str, str | None]:
     """The transport to use, and a message when the lab cannot start and loopback stands in."""
-    from ikelab.lab.lab import missing_privileges
+    from ikelab.lab.runs import TransportUnavailable, choose_transport
 
-    if args.transport in ("memory", "loopback"):
-        if args.ping:
-            raise UsageError(f"--ping needs the namespace lab; --transport {args.transport} has no datapath")
-        return args.transport, None
-    problem = missing_privileges()
-    if problem is None:
-        return "netns", None
-    if args.transport == "netns":
-        raise UsageError(f"the lab cannot start: {problem}")
+    if args.transport in ("memory", "loopback") and args.ping:
+        raise UsageError(f"--ping needs the namespace lab; --transport {args.transport} has no datapath")
+    try:
+        choice = choose_transport(args.transport)
+    except TransportUnavailable as e:
+        raise UsageError(str(e)) from None
+    if choice.lab_unavailable is None:
+        return choice.name, None
     lost = "no namespaces, no datapath" + (", no ping stage" if args.ping else "")
-    return "loopback", f"the lab cannot start ({problem}); running over loopback UDP instead: {lost}"
+    return choice.name, f"the lab cannot start ({choice.lab_unavailable}); running over loopback UDP instead: {lost}"
 
 
 def cmd_keys_ikev1(args) -> int:
@@ -388,6 +387,7 @@ def _run_compare(args, lesson, transport: str) -> int:
     """A lesson that compares protocols: one run each, then the table counted from their traces."""
     from ikelab.lab.compare import protocol_name, run_variant, side_by_side_text
     from ikelab.lab.netns import LabError
+    from ikelab.lab.runs import summary
     from ikelab.lab.transports import TransportError
 
     if args.json or args.pcap or args.ping:
@@ -406,19 +406,15 @@ def _run_compare(args, lesson, transport: str) -> int:
 
 
 def _run_plain(args, lesson, transport_name: str) -> int:
-    from ikelab.lab.manual import ManualSession
-    from ikelab.lab.session import Session
-    from ikelab.lab.transports import LoopbackTransport, MemoryTransport, TransportError
+    from ikelab.lab.runs import new_session, plain_transport
+    from ikelab.lab.transports import TransportError
 
     try:
-        if transport_name == "loopback":
-            transport = LoopbackTransport([p.name for p in lesson.peers])
-        else:
-            transport = MemoryTransport.for_lesson(lesson)
+        transport = plain_transport(lesson, transport_name)
     except TransportError as e:
         raise UsageError(str(e)) from None
     try:
-        session = ManualSession(lesson) if lesson.manual else Session(lesson, transport, seed=args.seed)
+        session = new_session(lesson, args.seed, transport=transport)
         session.run()
     finally:
         transport.close()
@@ -440,33 +436,21 @@ def _run_in_lab(args, lesson) -> int:
             # The ESP workers start while this process imports the IKE engines: each takes about a
             # third of a second, and a run's first ping reply waits for both.
             with Lab(lesson, capture=raw_capture, prefer_datapath=args.datapath, wait_for_datapath=False) as lab:
-                from ikelab.lab.manual import ManualSession
-                from ikelab.lab.session import Session
-                from ikelab.trace import CommandEvent, NoteEvent, PingEvent
+                from ikelab.lab.runs import new_session, ping_stage
+                from ikelab.trace import NoteEvent
+                import ikelab.lab.session  # noqa: F401 - the engines, imported here while the workers start
 
                 lab.ready()
-                if lesson.manual:
-                    session = ManualSession(lesson, datapath=lab.datapath, namespaces=lab.namespaces)
-                elif lesson.external:
-                    session = _peer_session(lesson, lab, args.seed)
-                else:
-                    session = Session(lesson, lab.transport, seed=args.seed, datapath=lab.datapath, namespaces=lab.namespaces)
-                trace = session.trace
-                trace.emit(CommandEvent("lab", 0.0, "build the lab: two namespaces joined by a veth pair", list(lab.commands), True))
-                trace.emit(NoteEvent("lab", 0.0, "info", f"datapath: {lab.datapath.name} ({lab.datapath.reason})"))
+                session = new_session(lesson, args.seed, lab=lab)
                 session.run()
                 if args.ping and session.outcome.success and all(session.outcome.children.values()):
                     def on_line(line: str) -> None:
                         if not args.json:  # as it happens: the transcript comes only at the end
                             print(f"ikelab: ping: {line}", file=sys.stderr, flush=True)
-                        counters = {side: lab.datapath.counters(side) for side in lab.namespaces}
-                        trace.emit(PingEvent("lab", session.clock, line, counters))
 
-                    result = _ping_while_live(session, lab, args.ping, on_line)
-                    trace.emit(NoteEvent("lab", session.clock, "info" if result.received == result.transmitted else "warning",
-                                         f"ping: {result.received} of {result.transmitted} replies through the tunnel"))
+                    ping_stage(session, lab, args.ping, on_line)
                 elif args.ping:
-                    trace.emit(NoteEvent("lab", session.clock, "warning", "no ping: the Child SAs are not up on both sides"))
+                    session.trace.emit(NoteEvent("lab", session.clock, "warning", "no ping: the Child SAs are not up on both sides"))
                 lab.stop_capture()
                 _report(args, session, "netns")
                 if args.pcap:
@@ -476,32 +460,9 @@ def _run_in_lab(args, lesson) -> int:
     return 0 if session.outcome.success else 3
 
 
-def _peer_session(lesson, lab, seed):
-    from ikelab.lab.peer_session import strongswan_session
-
-    return strongswan_session(lesson, lab, seed)
-
-
-def _ping_while_live(session, lab, count: int, on_line):
-    """Ping; meanwhile the session follows the wall clock, so the lesson's rekeys and actions happen
-    while the packets flow (an IKE session has no ping of its own to wait for)."""
-    import threading
-
-    if not hasattr(session, "run_live"):
-        return lab.ping(count, on_line)
-    stop = threading.Event()
-    live = threading.Thread(target=session.run_live, args=(stop,), name="ikelab-live")
-    live.start()
-    try:
-        return lab.ping(count, on_line)
-    finally:
-        stop.set()
-        live.join()
-        session.run()  # finish any exchange still in flight
-
-
 def _report(args, session, transport_name: str) -> None:
     from ikelab.export.transcript import render_counters, render_jsonl, render_text
+    from ikelab.lab.runs import summary
     from ikelab.trace import PingEvent
 
     if args.json:
@@ -523,23 +484,6 @@ def _export(path: Path, session, lesson, captured: Path | None = None) -> None:
 
     written = export_capture(path, session.trace, lesson, captured)
     print(f"wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
-
-
-def summary(session) -> str:
-    outcome = session.outcome
-    lines = []
-    for name in session.peers:
-        if outcome.manual:
-            lines.append(f"{name}: {len(outcome.children[name])} manually keyed Child SA(s) installed, no IKE")
-        elif name in outcome.failures:
-            f = outcome.failures[name]
-            lines.append(f"{name}: IKE SA failed" + (f" ({f.notify})" if f.notify else "") + f": {f.reason}")
-        elif outcome.ike_up.get(name):
-            children = outcome.children[name]
-            lines.append(f"{name}: IKE SA established, {len(children)} Child SA(s) installed")
-        else:
-            lines.append(f"{name}: no IKE SA")
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import dataclasses
 import pytest
 
 from conftest import needs_lab
-from ikelab.cli import _peer_session
+from ikelab.lab.runs import new_session
 from ikelab.crypto.names import parse_proposal
 from ikelab.lab.lab import Lab
 from ikelab.lab.strongswan import available
@@ -39,7 +39,7 @@ def swapped(lesson):
 
 def handshake_and_ping(lesson, count: int = 3):
     with Lab(lesson) as lab:
-        session = _peer_session(lesson, lab, seed=None)
+        session = new_session(lesson, None, lab=lab)
         session.run()
         log = lab.charons["right"].logs().read_text(errors="replace")
         assert session.outcome.ike_up.get("left"), (session.outcome.failures, log[-3000:])
@@ -91,7 +91,7 @@ def test_strongswan_answers_our_r_u_there():
     lesson = ikev1(PSK_LESSON, "main")
     lesson = dataclasses.replace(lesson, duration=3.5, left=dataclasses.replace(lesson.left, liveness_every=1.0))
     with Lab(lesson) as lab:
-        session = _peer_session(lesson, lab, seed=None)
+        session = new_session(lesson, None, lab=lab)
         session.run()
         log = lab.charons["right"].logs().read_text(errors="replace")
     informational = [f"{m.peer} {m.direction}: {m.summary}" for m in session.trace.of(Ikev1MessageEvent) if m.exchange == "Informational"]
@@ -150,7 +150,7 @@ def test_we_answer_strongswans_r_u_there():
     lesson = ikev1(PSK_LESSON, "main")
     lesson = dataclasses.replace(lesson, right=dataclasses.replace(lesson.right, liveness_every=1.0))
     with Lab(lesson) as lab:
-        session = _peer_session(lesson, lab, seed=None)
+        session = new_session(lesson, None, lab=lab)
         handshake = threading.Thread(target=session.run, daemon=True)
         handshake.start()
         handshake.join(timeout=20)
@@ -202,7 +202,7 @@ def test_a_strongswan_that_dies_is_declared_dead_and_its_sas_leave_the_datapath(
     lesson = ikev1(PSK_LESSON, "main")
     lesson = dataclasses.replace(lesson, left=dataclasses.replace(lesson.left, liveness_every=1.0))
     with Lab(lesson) as lab:
-        session = _peer_session(lesson, lab, seed=None)
+        session = new_session(lesson, None, lab=lab)
         ours = session.peers["left"]
         ours.config = dataclasses.replace(ours.config, retransmit=RetransmitPolicy(timeout=0.5, base=1.5, tries=2))
         session.run()

@@ -85,7 +85,7 @@ def test_keepalives_in_the_capture(tmp_path):
 def test_keepalives_cross_the_real_nat_while_ping_runs(tmp_path):
     """Real namespaces: left's keepalives pass the masquerading router while ESP-in-UDP carries a ping
     on the same port; right's IKE socket gets them (the ESP worker never does) and ignores them."""
-    from ikelab.cli import _ping_while_live
+    from ikelab.lab.runs import ping_stage
     from ikelab.lab.lab import Lab
 
     lesson = load_lesson("ikev2-nat")
@@ -94,7 +94,7 @@ def test_keepalives_cross_the_real_nat_while_ping_runs(tmp_path):
     with Lab(lesson, capture=capture) as lab:
         session = Session(lesson, lab.transport, seed=3, datapath=lab.datapath, namespaces=lab.namespaces)
         session.run()
-        result = _ping_while_live(session, lab, 10, lambda line: None)
+        result = ping_stage(session, lab, 10, lambda line: None)
         counters = lab.datapath.counters("right")
         lab.stop_capture()
     assert_no_internal_error(session)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import needs_lab
-from ikelab.cli import _peer_session
+from ikelab.lab.runs import new_session
 from ikelab.lab.lab import Lab
 from ikelab.lab.strongswan import available
 from ikelab.lessons import load_lesson
@@ -69,7 +69,7 @@ def test_certificates_fragments_keys_and_ping(tmp_path, roles, key, fragment_siz
         lesson = swapped(lesson)
     capture = tmp_path / "wire.pcap"
     with Lab(lesson, capture=capture) as lab:
-        session = _peer_session(lesson, lab, seed=None)
+        session = new_session(lesson, None, lab=lab)
         session.run()
         assert session.outcome.ike_up.get("left"), session.outcome.failures
         result = lab.ping(3)
@@ -113,7 +113,7 @@ def test_a_bad_strongswan_certificate_is_refused_by_ikelab_with_the_cause(change
     cert = dataclasses.replace(LESSON.right.certificate, key="ecdsa256", **change)
     lesson = dataclasses.replace(LESSON, right=dataclasses.replace(LESSON.right, certificate=cert))
     with Lab(lesson) as lab:
-        session = _peer_session(lesson, lab, seed=None)
+        session = new_session(lesson, None, lab=lab)
         session.run()
     failure = session.outcome.failures["left"]
     assert all(w in failure.reason for w in words), failure.reason
@@ -125,7 +125,7 @@ def test_ikelab_certificate_from_an_unknown_ca_is_refused_by_strongswan():
     cert = dataclasses.replace(LESSON.left.certificate, key="ecdsa256", issuer="Mallory CA")
     lesson = dataclasses.replace(LESSON, left=dataclasses.replace(LESSON.left, certificate=cert))
     with Lab(lesson) as lab:
-        session = _peer_session(lesson, lab, seed=None)
+        session = new_session(lesson, None, lab=lab)
         session.run()
         log = lab.charons["right"].logs().read_text(errors="replace")
     assert 'issuer is "O=ikelab, CN=Mallory CA"' in log and "no trusted ECDSA public key found for 'left.example'" in log

@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 
 from conftest import messages, needs_lab
-from ikelab.cli import _peer_session
+from ikelab.lab.runs import new_session
 from ikelab.crypto.names import parse_proposal
 from ikelab.lab.lab import Lab
 from ikelab.lab.strongswan import available
@@ -36,7 +36,7 @@ def proposals(lesson, ike: str, esp: str):
 
 def handshake(lesson):
     with Lab(lesson) as lab:
-        session = _peer_session(lesson, lab, seed=None)
+        session = new_session(lesson, None, lab=lab)
         session.run()
         logged = lab.charons["right"].keys()
         return session, logged
@@ -112,7 +112,7 @@ def test_ikev1_against_strongswan(roles, mode):
     if roles == "strongSwan initiates":
         lesson = swapped(lesson)
     with Lab(lesson) as lab:
-        session = _peer_session(lesson, lab, seed=None)
+        session = new_session(lesson, None, lab=lab)
         session.run()
         log = lab.charons["right"].logs().read_text(errors="replace")
     assert session.outcome.ike_up.get("left"), session.outcome.failures
@@ -128,7 +128,7 @@ def test_ping_through_the_mixed_tunnel(roles, capsys):
     """ikelab's ESP (in UDP, as strongSwan 5.9.8's libipsec insists) against strongSwan's."""
     lesson = LESSON if roles == "ikelab initiates" else swapped(LESSON)
     with Lab(lesson) as lab:
-        session = _peer_session(lesson, lab, seed=None)
+        session = new_session(lesson, None, lab=lab)
         session.run()
         assert session.outcome.ike_up.get("left")
         result = lab.ping(4)

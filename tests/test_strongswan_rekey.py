@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import assert_no_internal_error, needs_lab, needs_tshark
-from ikelab.cli import _peer_session, _ping_while_live
+from ikelab.lab.runs import new_session, ping_stage
 from ikelab.crypto.names import parse_proposal
 from ikelab.export.capture import export_capture
 from ikelab.lab.lab import Lab
@@ -43,10 +43,10 @@ def live_run(lesson, pings: int = PINGS, capture: Path | None = None, after=None
     """Handshake, then ping while the session follows the wall clock (timers, actions, the other
     side's exchanges); returns the session, the ping, strongSwan's keys and SAs, and the raw capture."""
     with Lab(lesson, capture=capture) as lab:
-        session = _peer_session(lesson, lab, seed=None)
+        session = new_session(lesson, None, lab=lab)
         session.run()
         assert session.outcome.ike_up.get(ours), session.outcome.failures
-        result = _ping_while_live(session, lab, pings, lambda line: None)
+        result = ping_stage(session, lab, pings, lambda line: None)
         if after is not None:
             after(session, lab)
         charon = lab.charons["right" if ours == "left" else "left"]

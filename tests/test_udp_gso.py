@@ -117,13 +117,13 @@ def test_strongswan_receives_the_runs_of_a_tcp_stream():
     import hashlib
     import threading
 
-    from ikelab.cli import _peer_session
+    from ikelab.lab.runs import new_session
     from ikelab.lessons import load_lesson
 
     lesson = load_lesson("ikev2-strongswan")
     payload = os.urandom(3 << 20)
     with Lab(lesson) as lab:
-        session = _peer_session(lesson, lab, seed=None)
+        session = new_session(lesson, None, lab=lab)
         session.run()
         assert session.outcome.ike_up.get("left"), session.outcome.failures
         server = in_namespace(lab.namespaces["right"], lambda: socket.create_server(("203.0.113.1", 0)))

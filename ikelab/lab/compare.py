@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ikelab.lab.session import Session
-from ikelab.lab.transports import LoopbackTransport, MemoryTransport
+from ikelab.lab.transports import MemoryTransport
 from ikelab.lessons import Lesson, load_lesson
 from ikelab.trace import ChildSaEvent, Event, IkeSaEvent, MessageEvent
 
@@ -175,16 +175,18 @@ def side_by_side_rows(profiles: list[Profile]) -> list[tuple[str, ...]]:
 
 def run_variant(lesson: Lesson, transport: str, seed: int | None) -> Session:
     """Run one side of a comparison to the end: in its own namespace lab, over loopback or in memory."""
+    from ikelab.lab.runs import new_session, plain_transport
+
     if transport == "netns":
         from ikelab.lab.lab import Lab
 
         with Lab(lesson) as lab:
-            session = Session(lesson, lab.transport, seed=seed, datapath=lab.datapath, namespaces=lab.namespaces)
+            session = new_session(lesson, seed, lab=lab)
             session.run()
         return session
-    wire = LoopbackTransport([p.name for p in lesson.peers]) if transport == "loopback" else MemoryTransport.for_lesson(lesson)
+    wire = plain_transport(lesson, transport)
     try:
-        session = Session(lesson, wire, seed=seed)
+        session = new_session(lesson, seed, transport=wire)
         session.run()
     finally:
         wire.close()

@@ -3,11 +3,10 @@
 Going back is replaying: with the seed, a fresh Session stepped k-1 times is byte for byte the run
 that was on screen one step earlier.
 
-Every job runs on one thread the Runner owns, alive until `close()`: the lab's ESP workers die
-with the thread that started them (PR_SET_PDEATHSIG), so they must not be started from a pooled
-worker thread that may end first. One thread also keeps the jobs in order, so `close()` (on every
-exit path, from any thread) waits for a step or a ping in flight instead of racing it, and
-nothing is set up after a close.
+Every job runs on one thread the Runner owns, alive until `close()`. One thread keeps the jobs in
+order, so `close()` (on every exit path, from any thread) waits for a step or a ping in flight
+instead of racing it, and nothing is set up after a close. What a run is made of (transport,
+session, ping stage) comes from ikelab.lab.runs, as for `ikelab run`.
 """
 
 from __future__ import annotations
@@ -16,12 +15,12 @@ import secrets
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+from ikelab.lab.runs import TransportChoice, TransportUnavailable, choose_transport  # noqa: F401 (the TUI's names for them)
 from ikelab.lessons import Lesson
-from ikelab.trace import CommandEvent, NoteEvent, PingEvent, Trace
+from ikelab.trace import Trace
 
 # The engines and the lab are imported on the run's thread when the run opens, so loading them
 # does not delay the first screen.
@@ -32,30 +31,6 @@ if TYPE_CHECKING:
 
 PING_COUNT = 5
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class TransportChoice:
-    name: str  # "netns", "loopback" or "memory"
-    lab_unavailable: str | None = None  # why the lab could not be used, for the banner
-
-
-class TransportUnavailable(Exception):
-    """The transport asked for cannot run here; str() says why."""
-
-
-def choose_transport(requested: str | None) -> TransportChoice:
-    """The lab where it can start, else loopback with the reason; an explicit choice is kept."""
-    from ikelab.lab.lab import missing_privileges
-
-    if requested in ("memory", "loopback"):
-        return TransportChoice(requested)
-    problem = missing_privileges()
-    if problem is None:
-        return TransportChoice("netns")
-    if requested == "netns":
-        raise TransportUnavailable(f"the lab cannot start: {problem}")
-    return TransportChoice("loopback", problem)
 
 
 class ManualStepper:
@@ -116,17 +91,14 @@ class Runner:
 
     def _open(self) -> None:
         from ikelab.lab.lab import Lab
-        from ikelab.lab.transports import LoopbackTransport, MemoryTransport
+        from ikelab.lab.runs import plain_transport
 
-        name = self.transport_choice.name
-        if name == "netns":
+        if self.transport_choice.name == "netns":
             lab = Lab(self.lesson)
             lab.__enter__()
             self.lab, self._transport = lab, lab.transport
-        elif name == "loopback":
-            self._transport = LoopbackTransport([p.name for p in self.lesson.peers])
         else:
-            self._transport = MemoryTransport.for_lesson(self.lesson)
+            self._transport = plain_transport(self.lesson, self.transport_choice.name)
         self._new_session()
 
     def close(self) -> None:
@@ -189,29 +161,15 @@ class Runner:
         self._on_thread(lambda: self._new_session() if self.session else None)
 
     def _new_session(self) -> None:
-        from ikelab.lab.manual import ManualSession
-        from ikelab.lab.session import Session
+        from ikelab.lab.runs import new_session
 
         if self.session is not None and self.lab is not None:
             # The replay installs the same Child SAs again: take the previous run's out first.
             for peer, children in self.session.outcome.children.items():
                 for child in children:
                     self.lab.datapath.remove(peer, child)
-        lab = self.lab
-        datapath = lab.datapath if lab else None
-        namespaces = lab.namespaces if lab else None
-        if self.lesson.manual:
-            session = ManualStepper(ManualSession(self.lesson, datapath=datapath, namespaces=namespaces))
-        elif self.lesson.external and lab is not None:
-            from ikelab.lab.peer_session import strongswan_session
-
-            session = strongswan_session(self.lesson, lab, self.seed)
-        else:
-            session = Session(self.lesson, self._transport, seed=self.seed, datapath=datapath, namespaces=namespaces)
-        if lab is not None:
-            session.trace.emit(CommandEvent("lab", 0.0, "build the lab: two namespaces joined by a veth pair", list(lab.commands), True))
-            session.trace.emit(NoteEvent("lab", 0.0, "info", f"datapath: {lab.datapath.name} ({lab.datapath.reason})"))
-        self.session = session
+        session = new_session(self.lesson, self.seed, lab=self.lab, transport=self._transport)
+        self.session = ManualStepper(session) if self.lesson.manual else session
 
     # ------------------------------------------------------------------ the ping stage
 
@@ -223,38 +181,14 @@ class Runner:
 
     def ping(self, on_line: Callable[[str], None], count: int = PING_COUNT) -> None:
         """Real pings through the tunnel; each line becomes a PingEvent with both sides' ESP counters."""
+        from ikelab.lab.runs import ping_stage
+
         def ping() -> None:
-            if not self.ping_ready:
-                return
-            lab, session = self.lab, self.session
-            trace, clock = session.trace, session.clock
-
-            def line(text: str) -> None:
-                counters = {side: lab.datapath.counters(side) for side in lab.namespaces}
-                trace.emit(PingEvent("lab", clock, text, counters))
-                on_line(text)
-
-            result = self._ping_while_live(lambda: lab.ping(count, line))
-            level = "info" if result.received == result.transmitted else "warning"
-            trace.emit(NoteEvent("lab", clock, level, f"ping: {result.received} of {result.transmitted} replies through the tunnel"))
+            if self.ping_ready:
+                session = self.session.session if isinstance(self.session, ManualStepper) else self.session
+                ping_stage(session, self.lab, count, on_line)
 
         self._on_thread(ping)
-
-    def _ping_while_live(self, ping: Callable[[], T]) -> T:
-        """Meanwhile the session follows the wall clock, so the lesson's rekeys and actions happen
-        while the packets flow (as `ikelab run --ping` does)."""
-        session = self.session
-        if isinstance(session, ManualStepper):
-            return ping()
-        stop = threading.Event()
-        live = threading.Thread(target=session.run_live, args=(stop,), name="ikelab-live")
-        live.start()
-        try:
-            return ping()
-        finally:
-            stop.set()
-            live.join()
-            session.run()  # finish any exchange still in flight
 
     # ------------------------------------------------------------------ export
 

@@ -1,0 +1,127 @@
+"""One run of a lesson, as `ikelab run`, `ikelab peer` and the TUI all make it.
+
+Which transport a run gets, which kind of session drives it (two ikelab peers, ikelab against
+strongSwan, static SAs), and the ping stage with the session following the wall clock meanwhile.
+The command line and the TUI only decide what to show.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
+
+from ikelab.trace import CommandEvent, NoteEvent, PingEvent
+
+if TYPE_CHECKING:
+    from ikelab.lab.lab import Lab, PingResult
+    from ikelab.lessons import Lesson
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class TransportChoice:
+    name: str  # "netns", "loopback" or "memory"
+    lab_unavailable: str | None = None  # why the lab could not be used: loopback stands in
+
+
+class TransportUnavailable(Exception):
+    """The transport asked for cannot run here; str() says why."""
+
+
+def choose_transport(requested: str | None) -> TransportChoice:
+    """The lab where it can start, else loopback with the reason; an explicit choice is kept."""
+    from ikelab.lab.lab import missing_privileges
+
+    if requested in ("memory", "loopback"):
+        return TransportChoice(requested)
+    problem = missing_privileges()
+    if problem is None:
+        return TransportChoice("netns")
+    if requested == "netns":
+        raise TransportUnavailable(f"the lab cannot start: {problem}")
+    return TransportChoice("loopback", problem)
+
+
+def plain_transport(lesson: Lesson, name: str):
+    """The transport of a run outside the lab: UDP on 127.0.0.1, or in memory. Raises TransportError."""
+    from ikelab.lab.transports import LoopbackTransport, MemoryTransport
+
+    if name == "loopback":
+        return LoopbackTransport([p.name for p in lesson.peers])
+    return MemoryTransport.for_lesson(lesson)
+
+
+def new_session(lesson: Lesson, seed: int | None, *, lab: Lab | None = None, transport=None):
+    """The session that drives this lesson: static SAs, ikelab against strongSwan, or two ikelab
+    peers. In the lab, its trace starts with the commands that built the lab and the datapath chosen."""
+    from ikelab.lab.manual import ManualSession
+    from ikelab.lab.session import Session
+
+    datapath = lab.datapath if lab else None
+    namespaces = lab.namespaces if lab else None
+    if lesson.manual:
+        session = ManualSession(lesson, datapath=datapath, namespaces=namespaces)
+    elif lesson.external and lab is not None:
+        from ikelab.lab.peer_session import strongswan_session
+
+        session = strongswan_session(lesson, lab, seed)
+    else:
+        session = Session(lesson, lab.transport if lab else transport, seed=seed, datapath=datapath, namespaces=namespaces)
+    if lab is not None:
+        session.trace.emit(CommandEvent("lab", 0.0, "build the lab: two namespaces joined by a veth pair", list(lab.commands), True))
+        session.trace.emit(NoteEvent("lab", 0.0, "info", f"datapath: {lab.datapath.name} ({lab.datapath.reason})"))
+    return session
+
+
+def while_live(session, work: Callable[[], T]) -> T:
+    """Do `work` (a ping) while the session follows the wall clock, so the lesson's rekeys and
+    actions happen while the packets flow; then finish any exchange still in flight."""
+    if not hasattr(session, "run_live"):  # static SAs: nothing to follow
+        return work()
+    stop = threading.Event()
+    live = threading.Thread(target=session.run_live, args=(stop,), name="ikelab-live")
+    live.start()
+    try:
+        return work()
+    finally:
+        stop.set()
+        live.join()
+        session.run()
+
+
+def ping_stage(session, lab: Lab, count: int, on_line: Callable[[str], None] | None = None) -> PingResult:
+    """Real pings through the tunnel. Each line becomes a PingEvent with both sides' ESP counters,
+    and the trace ends the stage with how many replies came back."""
+    trace = session.trace
+
+    def line(text: str) -> None:
+        counters = {side: lab.datapath.counters(side) for side in lab.namespaces}
+        trace.emit(PingEvent("lab", session.clock, text, counters))
+        if on_line is not None:
+            on_line(text)
+
+    result = while_live(session, lambda: lab.ping(count, line))
+    level = "info" if result.received == result.transmitted else "warning"
+    trace.emit(NoteEvent("lab", session.clock, level, f"ping: {result.received} of {result.transmitted} replies through the tunnel"))
+    return result
+
+
+def summary(session) -> str:
+    """One line per peer: what it ended with."""
+    outcome = session.outcome
+    lines = []
+    for name in session.peers:
+        if outcome.manual:
+            lines.append(f"{name}: {len(outcome.children[name])} manually keyed Child SA(s) installed, no IKE")
+        elif name in outcome.failures:
+            f = outcome.failures[name]
+            lines.append(f"{name}: IKE SA failed" + (f" ({f.notify})" if f.notify else "") + f": {f.reason}")
+        elif outcome.ike_up.get(name):
+            children = outcome.children[name]
+            lines.append(f"{name}: IKE SA established, {len(children)} Child SA(s) installed")
+        else:
+            lines.append(f"{name}: no IKE SA")
+    return "\n".join(lines)

@@ -37,7 +37,8 @@ from ikelab.wire.ikev2 import (
     encode_message,
     encode_payloads,
 )
-from ikelab.wire.ikev2_constants import ExchangeType, HeaderFlags, NotifyType, name_of
+from ikelab.wire.ikev2_constants import ExchangeType, NotifyType, name_of
+from ikelab.wire.ikev2_message import INITIATOR_FLAG, RESPONSE_FLAG  # plain ints: IntFlag's | and & run in Python
 
 
 
@@ -195,7 +196,7 @@ class Ikev2Peer:
 
     def send_bare_response(self, request: Header, payloads: list[Payload], src: Endpoint, dst: Endpoint) -> None:
         """An unprotected answer that creates no state (e.g. NO_PROPOSAL_CHOSEN, INVALID_KE_PAYLOAD)."""
-        flags = HeaderFlags.RESPONSE | (0 if request.flags & HeaderFlags.INITIATOR else HeaderFlags.INITIATOR)
+        flags = RESPONSE_FLAG | (0 if request.is_initiator else INITIATOR_FLAG)
         header = Header(request.spi_i, request.spi_r, 0, request.exchange, flags, request.message_id)
         message = Message(header, payloads)
         data = encode_message(message)
@@ -227,7 +228,7 @@ class Ikev2Peer:
         return effects
 
     def _header(self, sa: IkeSa, exchange: int, message_id: int, *, response: bool) -> Header:
-        flags = (HeaderFlags.INITIATOR if sa.is_initiator else 0) | (HeaderFlags.RESPONSE if response else 0)
+        flags = (INITIATOR_FLAG if sa.is_initiator else 0) | (RESPONSE_FLAG if response else 0)
         return Header(sa.spi_i, sa.spi_r, 0, exchange, flags, message_id)
 
     def _send(self, sa: IkeSa, header: Header, payloads: list[Payload], *, protected: bool) -> tuple[bytes, bytes | None, list]:
@@ -245,7 +246,7 @@ class Ikev2Peer:
             data, plaintext = encode_message(Message(header, payloads)), None
             summary = Message(header, payloads).summary()
         self.emit_message("sent", data, sa.local, sa.remote, header=header, summary=summary, plaintext=plaintext)
-        label = f"{name_of(ExchangeType, header.exchange)} {'response' if header.flags & HeaderFlags.RESPONSE else 'request'}"
+        label = f"{name_of(ExchangeType, header.exchange)} {'response' if header.is_response else 'request'}"
         self.effect(Send(data, sa.local, sa.remote, label))
         return data, plaintext, []
 

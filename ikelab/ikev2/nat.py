@@ -12,9 +12,12 @@ from ikelab.effects import Endpoint
 
 def nat_hash(spi_i: bytes, spi_r: bytes, endpoint: Endpoint) -> bytes:
     """SHA-1(SPIi | SPIr | IP | port); SPIr is zero in the IKE_SA_INIT request."""
-    digest = hashes.Hash(hashes.SHA1())
+    digest = _SHA1.copy()
     digest.update(spi_i + spi_r + _packed(endpoint.host) + endpoint.port.to_bytes(2, "big"))
     return digest.finalize()
+
+
+_SHA1 = hashes.Hash(hashes.SHA1())  # copied for each hash: cheaper than a new Hash and SHA1 (never finalized)
 
 
 @lru_cache(maxsize=256)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hmac
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from ikelab.effects import IkeSaUp, InstallChildSa
@@ -36,7 +37,13 @@ if TYPE_CHECKING:
 
 def _child_specs(peer: "Ikev2Peer") -> tuple["ProposalSpec", ...]:
     """ESP proposals without DH: IKE_AUTH carries no KE, so PFS applies only to later rekeys."""
-    return tuple(dataclasses.replace(s, dh=()) for s in peer.config.esp_proposals)
+    return _without_dh(peer.config.esp_proposals)
+
+
+@lru_cache(maxsize=64)
+def _without_dh(specs: tuple["ProposalSpec", ...]) -> tuple["ProposalSpec", ...]:
+    # Made once per configuration, not in every IKE_AUTH (a handshake asks four times).
+    return tuple(dataclasses.replace(s, dh=()) for s in specs)
 
 
 def _own_id(peer: "Ikev2Peer", initiator: bool) -> IdPayload:

@@ -241,10 +241,7 @@ def cmd_peer(args) -> int:
     import dataclasses
     import ipaddress
 
-    from ikelab.effects import Endpoint
-    from ikelab.lab.peer_session import PeerSession
-    from ikelab.lab.transports import IKE_PORT, UdpTransport, bound_udp_socket
-    from ikelab.esp.udp_encap import NAT_T_PORT
+    from ikelab.lab.runs import ike_sockets, one_peer
     from ikelab.lessons import DOCUMENTATION_NETWORKS, LessonError, load_lesson
 
     try:
@@ -265,17 +262,12 @@ def cmd_peer(args) -> int:
     lesson = dataclasses.replace(lesson, **{ours.name: dataclasses.replace(ours, implementation="ikelab", address=local),
                                             other.name: dataclasses.replace(other, implementation="remote", address=str(remote))})
     try:
-        sockets = [bound_udp_socket(local, IKE_PORT), bound_udp_socket(local, NAT_T_PORT)]
+        sockets = ike_sockets(local)
     except OSError as e:
         raise UsageError(f"cannot listen on {local} ports 500 and 4500 here: {e}") from None
     if args.seed is not None:
         print(SEED_WARNING.format(seed=args.seed), file=sys.stderr)
-    transport = UdpTransport({ours.name: sockets})
-    try:
-        session = PeerSession(lesson, transport, ours=ours.name, remote=Endpoint(str(remote), IKE_PORT), seed=args.seed)
-        session.run()
-    finally:
-        transport.close()
+    session = one_peer(lesson, ours.name, sockets, str(remote), args.seed)
     _report(args, session, f"udp from {local} to {remote}")
     if args.pcap:
         _export(args.pcap, session, lesson)

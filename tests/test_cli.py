@@ -150,3 +150,10 @@ def test_keys_ikev1_matches_a_run(capsys):
     out = json.loads(capsys.readouterr().out)
     for name in ("SKEYID", "SKEYID_d", "SKEYID_a", "SKEYID_e", "Ka"):
         assert out[name] == keys.keys[name].hex(), name
+
+
+def test_peer_that_cannot_bind_its_address_says_so(capsys):
+    """192.0.2.1 is not an address of the test's namespace: one line naming the address, exit 2."""
+    assert main(["peer", "ikev2-psk", "--role", "initiator", "--remote", "192.0.2.2"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ikelab: error: cannot listen on 192.0.2.1 ports 500 and 4500 here") and err.count("\n") == 1

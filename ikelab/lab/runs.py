@@ -76,6 +76,36 @@ def new_session(lesson: Lesson, seed: int | None, *, lab: Lab | None = None, tra
     return session
 
 
+def ike_sockets(local: str) -> list:
+    """UDP sockets on ports 500 and 4500 at `local`, or OSError (both closed) saying why not."""
+    from ikelab.esp.udp_encap import NAT_T_PORT
+    from ikelab.lab.transports import IKE_PORT, bound_udp_socket
+
+    sockets = [bound_udp_socket(local, IKE_PORT)]
+    try:
+        sockets.append(bound_udp_socket(local, NAT_T_PORT))
+    except OSError:
+        sockets[0].close()
+        raise
+    return sockets
+
+
+def one_peer(lesson: Lesson, ours: str, sockets: list, remote: str, seed: int | None):
+    """Our side alone, in the current namespace, against another implementation at `remote`, run
+    until it settles. The sockets (from ike_sockets) are closed at the end."""
+    from ikelab.effects import Endpoint
+    from ikelab.lab.peer_session import PeerSession
+    from ikelab.lab.transports import IKE_PORT, UdpTransport
+
+    transport = UdpTransport({ours: sockets})
+    try:
+        session = PeerSession(lesson, transport, ours=ours, remote=Endpoint(remote, IKE_PORT), seed=seed)
+        session.run()
+    finally:
+        transport.close()
+    return session
+
+
 def while_live(session, work: Callable[[], T]) -> T:
     """Do `work` (a ping) while the session follows the wall clock, so the lesson's rekeys and
     actions happen while the packets flow; then finish any exchange still in flight."""

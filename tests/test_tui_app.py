@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import io
 
@@ -12,7 +13,7 @@ from rich.console import Console
 from ikelab.lab.session import Session
 from ikelab.lab.transports import MemoryTransport
 from ikelab.lessons import list_lessons, load_lesson
-from ikelab.trace import AuthEvent, DhSharedEvent, IkeKeysEvent, MessageEvent
+from ikelab.trace import AuthEvent, DhSharedEvent, IkeKeysEvent, Ikev1HashEvent, Ikev1IvEvent, MessageEvent, PrfPlusEvent
 from ikelab.tui import run_app
 from ikelab.tui.app import IkelabApp
 from ikelab.tui.focus import arrow_states, wire_messages
@@ -368,3 +369,93 @@ async def test_an_ikev1_step_shows_the_lesson_text_of_its_message():
         text = await shown(pilot, LessonText)
         assert "Step 5: left received Main Mode message 4" in text
         assert "HDR* means encrypted. Left sends its identity" in text
+
+
+def ikev1_lesson(slug: str = "ikev1-main-psk", right_psk: bytes | None = None):
+    lesson = load_lesson(slug)
+    if right_psk is not None:
+        lesson = dataclasses.replace(lesson, right=dataclasses.replace(lesson.right, psk=right_psk))
+    return lesson
+
+
+def row(text: str, name: str) -> str:
+    """The panel line whose first column is `name`."""
+    return next(line for line in text.splitlines() if line.split("  ")[0] == name)
+
+
+@pilot_test
+async def test_the_ikev1_auth_tab_shows_hash_i_as_both_sides_computed_it():
+    app = make_app(ikev1_lesson())
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await press(pilot, "n", "n", "n", "n", "n")  # left has sent main mode message 5; right has not read it
+        auth = await shown(pilot, AuthPanel)
+        hash_i = next(e for e in events(app) if isinstance(e, Ikev1HashEvent) and e.label == "HASH_I")
+        assert hash_i.peer == "left" and hash_i.action == "computed"
+        assert "HASH_I  in Main Mode message 5, left → right" in auth and "right has not checked it yet" in auth
+        assert hash_i.output.hex() in row(auth, "= HASH_I") and hash_i.parts["IDii_b"].hex() in row(auth, "IDii_b")
+
+        await press(pilot, "n")  # right reads message 5 and checks HASH_I
+        auth = await shown(pilot, AuthPanel)
+        verified = next(e for e in events(app) if isinstance(e, Ikev1HashEvent) and e.label == "HASH_I" and e.action == "verified")
+        assert verified.peer == "right" and verified.ok
+        assert "right verified it: OK" in auth
+        line = row(auth, "= HASH_I")
+        assert line.count(hash_i.output.hex()) == 2 and line.rstrip().endswith("✓")  # left's value beside right's
+        assert row(auth, "SKEYID").count(hash_i.key.hex()) == 2
+        assert "HASH_R  in Main Mode message 6, right → left" in auth
+
+        await press(pilot, "c")
+        auth = await shown(pilot, AuthPanel)
+        hash_3 = next(e for e in events(app) if isinstance(e, Ikev1HashEvent) and e.label == "HASH(3)" and e.action == "verified")
+        assert hash_3.output.hex() in row(auth, "= HASH(3)") and "✗" not in auth
+
+        keys = await shown(pilot, KeysPanel)
+        assert "ISAKMP SA" in keys and "K2 = prf(K, K1 | S)" in keys and "T1 = prf(K, S | 0x01)" not in keys
+        iv = next(e for e in events(app) if isinstance(e, Ikev1IvEvent) and e.label == "IV of Main Mode message 6")
+        assert iv.output.hex() in row(keys, "Main Mode message 6")
+        assert "verifies the peer's HASH(3): OK (AUTH tab)" in await shown(pilot, LessonText)
+
+
+@pilot_test
+async def test_a_wrong_psk_in_ikev1_main_mode_shows_why_message_5_cannot_be_read():
+    app = make_app(ikev1_lesson(right_psk=b"not the same key"))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await press(pilot, "c")
+        assert "IKE SA failed" in str(app.screen.query_one("#status").content)
+        auth = await shown(pilot, AuthPanel)
+        assert "✗ right never checked HASH_I: main mode message 5 does not decrypt" in auth
+        assert not any(isinstance(e, Ikev1HashEvent) and e.peer == "right" for e in events(app))
+        ka = {e.peer: e.split["Ka"] for e in events(app) if isinstance(e, PrfPlusEvent) and "Ka" in e.split}
+        assert ka["left"] != ka["right"]
+        line = row(auth, "Ka")
+        assert ka["left"].hex() in line and ka["right"].hex() in line and "✗ differs" in line
+        assert row(auth, "pre-shared key").count("✗ differs") == 1
+        assert "✓" in row(auth, "IV")  # hashed from the public values only: the same on both sides
+        assert "The first value that differs is the pre-shared key" in auth
+
+
+@pilot_test
+async def test_ikev1_certificates_show_the_checks_and_sig_i():
+    app = make_app(ikev1_lesson("ikev1-main-certs"))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await press(pilot, "c")
+        auth = await shown(pilot, AuthPanel)
+        assert "SIG_I  in Main Mode message 5, left → right  right verified it: OK" in auth
+        assert "right checks the initiator's certificate O=ikelab, CN=left.example  valid" in auth
+        sig = next(e for e in events(app) if isinstance(e, Ikev1HashEvent) and e.label == "SIG_I" and e.action == "verified")
+        signed = row(auth[auth.index("SIG_I  in"):], "HASH_I")  # the HASH_I that SIG_I signs, on both sides
+        assert signed.count(sig.parts["HASH_I"].hex()) == 2 and signed.rstrip().endswith("✓")
+
+
+@pilot_test
+async def test_a_wrong_psk_in_ikev1_aggressive_mode_shows_which_hash_r_input_differs():
+    app = make_app(ikev1_lesson("ikev1-aggressive-psk", right_psk=b"not the same key"))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await press(pilot, "c")
+        auth = await shown(pilot, AuthPanel)
+        assert "left verified it: MISMATCH" in auth and "✗ left refused HASH_R: the inputs differ in SKEYID" in auth
+        assert "✗ differs" in row(auth, "SKEYID") and "✓" in row(auth, "IDir_b")

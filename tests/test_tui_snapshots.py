@@ -6,6 +6,8 @@ After a deliberate change of the screens, regenerate them with
 
 from __future__ import annotations
 
+import dataclasses
+
 from conftest import lesson_with
 
 from ikelab.lessons import load_lesson
@@ -60,3 +62,10 @@ def test_ikev1_and_ikev2_side_by_side_after_five_steps(snap_compare):
     # Lockstep: IKEv2 is done after its fourth message, IKEv1 main mode has just sent its fifth.
     app = IkelabApp(load_lesson("ikev1-vs-ikev2"), 1, MEMORY)
     assert snap_compare(app, terminal_size=(100, 32), run_before=keys_then_settle("n", "n", "n", "n", "n", "2"))
+
+
+def test_ikev1_auth_tab_with_a_wrong_psk_in_main_mode(snap_compare):
+    # Message 5 cannot be read: the tab shows both sides' keys up to Ka, the pre-shared key differing first.
+    lesson = load_lesson("ikev1-main-psk")
+    lesson = dataclasses.replace(lesson, right=dataclasses.replace(lesson.right, psk=b"not the same key"))
+    assert snap_compare(lesson_app(lesson), terminal_size=(110, 34), run_before=keys_then_settle("c", "5"))

@@ -281,7 +281,7 @@ class LessonScreen(Screen):
         elif tab == "tab-keys":
             self.query_one(KeysPanel).show(events)
         elif tab == "tab-auth":
-            self.query_one(AuthPanel).show(events)
+            self.query_one(AuthPanel).show(events, lesson.ike_version)
         elif tab == "tab-sas":
             self.query_one(SaPanel).show(lesson, events)
         elif tab == "tab-ping":

@@ -7,6 +7,7 @@ from rich.text import Text
 
 from ikelab.trace import (
     AuthEvent,
+    CertificateEvent,
     ChildSaEvent,
     CommandEvent,
     DhKeyPairEvent,
@@ -14,6 +15,10 @@ from ikelab.trace import (
     Event,
     IkeKeysEvent,
     IkeSaEvent,
+    Ikev1HashEvent,
+    Ikev1IvEvent,
+    Ikev1KeysEvent,
+    Ikev1MessageEvent,
     MessageEvent,
     NoteEvent,
     PingEvent,
@@ -64,6 +69,21 @@ def values_table(label: str = "", *values: str) -> Table:
 
 def event_text(e: Event) -> Text:
     """What an event means, in a line, for the step's "what happened" list."""
+    if isinstance(e, Ikev1MessageEvent):  # numbered, not request and response
+        verb = {"sent": "sends", "received": "receives", "retransmitted": "retransmits"}[e.direction]
+        return Text(f"{verb} {e.label} ({len(e.data)} bytes): {e.summary}")
+    if isinstance(e, Ikev1HashEvent):
+        if e.action == "computed":
+            return Text(f"computes {e.label} (AUTH tab)")
+        verdict = Text("OK", "green") if e.ok else Text("MISMATCH", "bold red")
+        return Text(f"verifies the peer's {e.label}: ") + verdict + Text(" (AUTH tab)")
+    if isinstance(e, Ikev1IvEvent):
+        return Text(f"{e.label}: {e.formula} (Keys tab)", "dim")
+    if isinstance(e, Ikev1KeysEvent):
+        return Text(f"keys the ISAKMP SA: {e.cipher}-{e.hash} (Keys tab)")
+    if isinstance(e, CertificateEvent):
+        verdict = Text("valid", "green") if e.ok else Text(f"REFUSED: {e.reason}", "bold red")
+        return Text(f"checks the {e.of_role}'s certificate {e.subject}: ") + verdict + Text(" (AUTH tab)")
     if isinstance(e, MessageEvent):
         verb = {"sent": "sends", "received": "receives", "retransmitted": "retransmits"}[e.direction]
         return Text(f"{verb} {e.exchange} {role(e)} #{e.message_id} ({len(e.data)} bytes): {e.summary}")

@@ -5,8 +5,9 @@ from __future__ import annotations
 from rich.console import Group
 from rich.text import Text
 
-from ikelab.trace import AuthEvent, Event
+from ikelab.trace import AuthEvent, CertificateEvent, Event, Ikev1HashEvent
 from ikelab.tui.panels.base import TextPanel
+from ikelab.tui.panels.ikev1_auth import certificate, ikev1_auth
 from ikelab.tui.text import hexval, values_table
 
 LONG = 48  # bytes: longer values (the signed message) are shown by their start and length
@@ -30,7 +31,10 @@ def rows(e: AuthEvent) -> list[tuple[str, bytes]]:
 
 
 class AuthPanel(TextPanel):
-    def show(self, events: list[Event]) -> None:
+    def show(self, events: list[Event], ike_version: int = 2) -> None:
+        if ike_version == 1:
+            self._show_ikev1(events)
+            return
         auths = [e for e in events if isinstance(e, AuthEvent)]
         if not auths:
             self.update(Text("No AUTH yet: each side proves its identity in IKE_AUTH.", "dim italic"))
@@ -42,7 +46,17 @@ class AuthPanel(TextPanel):
             if computed is None and verified is None:
                 continue
             parts += self._compare(of_role, computed, verified)
+        for e in events:
+            if isinstance(e, CertificateEvent):
+                parts += certificate(e)
         self.update(Group(*parts))
+
+    def _show_ikev1(self, events: list[Event]) -> None:
+        if not any(isinstance(e, (Ikev1HashEvent, CertificateEvent)) for e in events):
+            self.update(Text("No HASH yet: in main mode each side proves its identity in messages 5 and 6, "
+                             "in aggressive mode in messages 2 and 3.", "dim italic"))
+            return
+        self.update(ikev1_auth(events))
 
     @staticmethod
     def _compare(of_role: str, computed: AuthEvent | None, verified: AuthEvent | None) -> list:

@@ -6,9 +6,14 @@ from rich.console import Group
 from rich.text import Text
 
 from ikelab.lessons import Lesson
-from ikelab.trace import DhKeyPairEvent, DhSharedEvent, Event
+from ikelab.trace import DhKeyPairEvent, DhSharedEvent, Event, IkeSaEvent
 from ikelab.tui.panels.base import TextPanel
 from ikelab.tui.text import hexval, values_table
+
+
+def after_phase1(events: list[Event], pair: DhKeyPairEvent) -> bool:
+    """Whether the peer made this key pair once its ISAKMP SA was up: IKEv1 quick mode's PFS."""
+    return any(isinstance(e, IkeSaEvent) and e.peer == pair.peer and e.state == "established" for e in events[: pair.seq])
 
 
 class DhPanel(TextPanel):
@@ -18,19 +23,23 @@ class DhPanel(TextPanel):
         shared = {p: [e for e in events if isinstance(e, DhSharedEvent) and e.peer == p] for p in peers}
         rounds = max(len(v) for v in pairs.values())
         if not rounds:
-            self.update(Text("No Diffie-Hellman yet: the initiator makes its key pair as it starts IKE_SA_INIT.", "dim italic"))
+            start = "IKE_SA_INIT" if lesson.ike_version == 2 else "its main mode message 3 (aggressive mode: message 1)"
+            self.update(Text(f"No Diffie-Hellman yet: the initiator makes its key pair as it starts {start}.", "dim italic"))
             return
+        shared_name = "shared g^ir" if lesson.ike_version == 2 else "shared g^xy"  # what each RFC calls it
         parts = []
         for i in range(rounds):
             pair = {p: pairs[p][i] if i < len(pairs[p]) else None for p in peers}
             secret = {p: shared[p][i] if i < len(shared[p]) else None for p in peers}
             group = next(e for e in pair.values() if e is not None)
             title = f"Diffie-Hellman {group.group_name} (group {group.group})" + (f", exchange {i + 1}" if rounds > 1 else "")
+            if lesson.ike_version == 1 and after_phase1(events, group):
+                title += ": quick mode PFS, g(qm)^xy goes into KEYMAT"
             parts.append(Text(title, "bold underline"))
             table = values_table("", *(f"{p} ({spec.role})" for p, spec in zip(peers, lesson.peers)))
             table.add_row("private", *(hexval(e.private) if e else "-" for e in pair.values()))
             table.add_row("public (KE)", *(hexval(e.public) if e else "-" for e in pair.values()))
-            table.add_row("shared g^ir", *(hexval(e.shared) if e else "not yet" for e in secret.values()))
+            table.add_row(shared_name, *(hexval(e.shared) if e else "not yet" for e in secret.values()))
             parts.append(table)
             parts.append(self._verdict(list(secret.values())))
             parts.append(Text(""))

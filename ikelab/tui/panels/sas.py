@@ -6,7 +6,7 @@ from rich.console import Group
 from rich.text import Text
 
 from ikelab.lessons import Lesson
-from ikelab.trace import ChildSaEvent, Event, IkeKeysEvent, IkeSaEvent, PingEvent
+from ikelab.trace import ChildSaEvent, Event, IkeKeysEvent, IkeSaEvent, Ikev1KeysEvent, PingEvent
 from ikelab.tui.panels.base import TextPanel
 from ikelab.tui.text import values_table
 
@@ -49,8 +49,14 @@ class SaPanel(TextPanel):
         keys = next((e for e in events if isinstance(e, IkeKeysEvent)), None)
         if keys and not sas:
             sas[(keys.spi_i, keys.spi_r)] = {}  # keyed, not yet authenticated
+        v1_keys = next((e for e in events if isinstance(e, Ikev1KeysEvent)), None)
+        if v1_keys and not sas:
+            sas[(v1_keys.cky_i, v1_keys.cky_r)] = {}
         for (spi_i, spi_r), states in sas.items():
-            parts.append(Text(f"IKE SA  SPIi {spi_i.hex()}  SPIr {spi_r.hex()}", "bold underline"))
+            if lesson.ike_version == 1:  # IKEv1 names its SA and SPIs the ISAKMP way
+                parts.append(Text(f"ISAKMP SA  CKY-I {spi_i.hex()}  CKY-R {spi_r.hex()}", "bold underline"))
+            else:
+                parts.append(Text(f"IKE SA  SPIi {spi_i.hex()}  SPIr {spi_r.hex()}", "bold underline"))
             for peer in (p.name for p in lesson.peers):
                 state = states.get(peer)
                 line = Text(f"  {peer:>5}  ")

@@ -1,0 +1,214 @@
+"""IKEv1's side of the AUTH tab: HASH_I/HASH_R (signed as SIG_I/SIG_R with certificates) and quick
+mode's HASH(1)/(2)/(3), each as its sender computed it beside what the receiver expected.
+
+Every value comes from the trace (Ikev1HashEvent and friends), as the engines computed and used it.
+When a receiver never got to check a hash (a wrong pre-shared key in main mode makes message 5
+decrypt into garbage), the reason is shown with both sides' key chains, so the first value that
+differs is visible.
+"""
+
+from __future__ import annotations
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from ikelab.trace import (
+    CertificateEvent,
+    Event,
+    IkeSaEvent,
+    Ikev1HashEvent,
+    Ikev1IvEvent,
+    Ikev1MessageEvent,
+    NoteEvent,
+    PrfEvent,
+    PrfPlusEvent,
+)
+from ikelab.tui.text import hexval, values_table
+
+LONG = 48  # bytes: longer values (g^x, SAi_b, signatures) are shown by their start and length
+
+HEADING = ("HASH_I and HASH_R prove both sides hold the same SKEYID (with certificates each side signs its HASH: "
+           "SIG_I, SIG_R); quick mode's HASH(1), (2), (3) are keyed with SKEYID_a.   RFC 2409 §5, §5.5")
+
+
+def short(data: bytes | None) -> str:
+    if data is None:
+        return "-"
+    return hexval(data) if len(data) <= LONG else f"{data[:24].hex()}… ({len(data)} bytes)"
+
+
+def mark(a: bytes | None, b: bytes | None) -> Text | str:
+    if a is None or b is None:
+        return ""
+    return Text("✓", "green") if a == b else Text("✗ differs", "bold red")
+
+
+def hash_checks(events: list[Event]) -> list[list[Ikev1HashEvent]]:
+    """Each HASH or SIG once, with every peer's event of it, in the order first computed.
+
+    Quick mode and informational hashes are told apart by their M-ID; phase 1's by how many
+    times the peer computed that label before.
+    """
+    groups: dict[tuple, list[Ikev1HashEvent]] = {}
+    counts: dict[tuple, int] = {}
+    for e in events:
+        if isinstance(e, Ikev1HashEvent):
+            mid = e.parts.get("M-ID")
+            n = counts.get((e.peer, e.label, mid), 0)
+            counts[(e.peer, e.label, mid)] = n + 1
+            groups.setdefault((e.label, mid, n), []).append(e)
+    return list(groups.values())
+
+
+def peers_of(events: list[Event]) -> list[str]:
+    return list(dict.fromkeys(e.peer for e in events if e.peer != "lab"))
+
+
+def sent_in(events: list[Event], e: Ikev1HashEvent) -> Ikev1MessageEvent | None:
+    """The message the sender put this value in: its next message sent."""
+    return next((m for m in events[e.seq + 1 :] if isinstance(m, Ikev1MessageEvent) and m.peer == e.peer and m.direction == "sent"), None)
+
+
+def undecryptable(events: list[Event], peer: str, after: int) -> Ikev1MessageEvent | None:
+    """A message `peer` received after event `after` and could not decrypt into payloads."""
+    return next((m for m in events[after + 1 :] if isinstance(m, Ikev1MessageEvent) and m.peer == peer
+                 and m.direction == "received" and m.plaintext is None and m.protection.startswith("encrypted")), None)
+
+
+def failure(events: list[Event], peer: str, after: int) -> IkeSaEvent | None:
+    return next((e for e in events[after + 1 :] if isinstance(e, IkeSaEvent) and e.peer == peer and e.state == "failed"), None)
+
+
+def ikev1_auth(events: list[Event]) -> Group:
+    items = [(g[0].seq, g) for g in hash_checks(events)]
+    items += [(e.seq, e) for e in events if isinstance(e, CertificateEvent)]
+    parts = [Text(HEADING, "bold"), Text("")]
+    peers = peers_of(events)
+    for _, item in sorted(items, key=lambda pair: pair[0]):
+        parts += certificate(item) if isinstance(item, CertificateEvent) else check(events, peers, item)
+    return Group(*parts)
+
+
+def check(events: list[Event], peers: list[str], group: list[Ikev1HashEvent]) -> list:
+    first = group[0]
+    sender = first.peer  # the sender computes its value before the receiver can check it
+    receiver = next((p for p in peers if p != sender), "the peer")
+    theirs = next((e for e in group if e.peer == receiver and e.action == "verified"), None) or next(
+        (e for e in group if e.peer == receiver), None)
+    message = sent_in(events, first)
+    title = Text(first.label, "bold underline")
+    if message is not None:
+        title.append(f"  in {message.label}, {sender} → {receiver}", "bold")
+    if theirs is not None and theirs.action == "verified":
+        title += Text(f"  {receiver} verified it: OK", "bold green") if theirs.ok else Text(f"  {receiver} verified it: MISMATCH", "bold red")
+    elif theirs is not None:  # with certificates: the receiver's own HASH is what the signature must cover
+        title += Text(f"  {receiver} computes it too, to check the signature over it", "dim")
+    # The verdict's reason first: on a small terminal it is what must be seen without scrolling.
+    out = [title]
+    if theirs is not None and theirs.ok is False:
+        out += refused(events, first, theirs, receiver)
+    failed = failure(events, receiver, first.seq) if theirs is None else None
+    if failed is not None:
+        out.append(Text(f"✗ {receiver} never checked {first.label}: {failed.reason}", "bold red"))
+    elif theirs is None:
+        out.append(Text(f"{receiver} has not checked it yet.", "dim"))
+    message = undecryptable(events, receiver, first.seq) if failed is not None else None
+    if message is not None:
+        out += key_chains(events, sender, receiver, message) + [Text("")]
+    out.append(Text.assemble((first.formula, "bold"), (f"   {first.prf}", "dim")))
+
+    signature = first.label.startswith("SIG")
+    checker = f"{receiver} {'verifies' if signature else 'expects'}" if theirs is None or theirs.action == "verified" else f"{receiver} computes"
+    if failed is not None:
+        checker = f"{receiver} never checked it"
+    table = values_table("", f"{sender} {'signs' if signature else 'computes'}", checker)
+    table.add_column("", no_wrap=True)
+    key_name = "certificate's public key" if signature else first.key_label
+    table.add_row(key_name, short(first.key), short(theirs.key if theirs else None), mark(first.key, theirs.key if theirs else None))
+    for name, value in first.parts.items():
+        other = theirs.parts.get(name) if theirs else None
+        table.add_row(name, short(value), short(other), mark(value, other))
+    result = f"= {first.label}" if not signature else f"{first.label} on the wire"
+    table.add_row(result, short(first.output), short(theirs.output if theirs else None), mark(first.output, theirs.output if theirs else None))
+    out.append(table)
+    if theirs is not None and theirs.received is not None:
+        out.append(Text(f"{first.label} received by {receiver}: {short(theirs.received)}", "dim"))
+    return out + [Text("")]
+
+
+def refused(events: list[Event], first: Ikev1HashEvent, theirs: Ikev1HashEvent, receiver: str) -> list:
+    """Which inputs differ, and the reason the receiver gave when it refused."""
+    differ = [first.key_label] if first.key != theirs.key else []
+    differ += [name for name, value in first.parts.items() if theirs.parts.get(name) != value]
+    text = Text(f"✗ {receiver} refused {first.label}", "bold red")
+    if differ:
+        text.append(f": the inputs differ in {', '.join(differ)}", "bold red")
+    out = [text]
+    failed = failure(events, receiver, theirs.seq)
+    if failed is not None:
+        out.append(Text(f"{receiver}: {failed.reason}", "red"))
+    return out
+
+
+def latest(events: list[Event], peer: str, before: int, wanted) -> Event | None:
+    return next((e for e in reversed(events[:before]) if e.peer == peer and wanted(e)), None)
+
+
+def key_chains(events: list[Event], sender: str, receiver: str, message: Ikev1MessageEvent) -> list:
+    """Why `message` did not decrypt: both sides' phase 1 keys up to Ka and the IV, side by side."""
+    def prf(label):
+        return lambda e: isinstance(e, PrfEvent) and e.label == label
+
+    def value(peer: str, wanted, pick) -> bytes | None:
+        e = latest(events, peer, message.seq, wanted)
+        return pick(e) if e is not None else None
+
+    skeyid = latest(events, sender, message.seq, prf("SKEYID"))
+    key_name = "pre-shared key" if skeyid is not None and "pre-shared-key" in skeyid.formula else "key of SKEYID"
+    rows = [
+        (key_name, prf("SKEYID"), lambda e: e.key),
+        ("SKEYID", prf("SKEYID"), lambda e: e.output),
+        ("SKEYID_e", prf("SKEYID_e"), lambda e: e.output),
+        ("Ka", lambda e: isinstance(e, PrfPlusEvent) and "Ka" in e.split, lambda e: e.split["Ka"]),
+        ("IV", lambda e: isinstance(e, Ikev1IvEvent) and e.label == f"IV of {message.label}", lambda e: e.output),
+    ]
+    table = values_table("", sender, receiver)
+    table.add_column("", no_wrap=True)
+    first_difference = None
+    iv_same = False
+    for name, wanted, pick in rows:
+        a, b = value(sender, wanted, pick), value(receiver, wanted, pick)
+        table.add_row(name, short(a), short(b), mark(a, b))
+        if a is not None and b is not None:
+            if a != b and first_difference is None:
+                first_difference = name
+            iv_same = a == b if name.startswith("IV") else iv_same
+    sent = next((m for m in events if isinstance(m, Ikev1MessageEvent) and m.peer == sender and m.direction == "sent" and m.data == message.data), None)
+    garbage = next((n.detail.get("plaintext") for n in events[message.seq + 1 :] if isinstance(n, NoteEvent) and n.peer == receiver
+                    and isinstance(n.detail.get("plaintext"), bytes)), None)
+    table.add_row("plaintext", short(sent.plaintext if sent else None), short(garbage), mark(sent.plaintext if sent else None, garbage))
+    out = [Text(f"Why {receiver} could not read {message.label}: the keys that encrypt it, on both sides", "bold"), table]
+    if first_difference is not None:
+        why = (f"The first value that differs is the {first_difference}: every key derived from it differs too, so {receiver} "
+               f"decrypts {message.label} with another Ka than {sender} used and gets bytes that are no payloads; "
+               f"{receiver} never sees the identity and the proof (HASH or SIG) inside.")
+        if iv_same:
+            why += " The IV is the same on both sides: it is hashed from g^xi | g^xr alone, which no secret enters."
+        out.append(Text(why))
+    return out
+
+
+def certificate(e: CertificateEvent) -> list:
+    verdict = Text("  valid", "bold green") if e.ok else Text(f"  REFUSED: {e.reason}", "bold red")
+    out = [Text.assemble((f"{e.peer} checks the {e.of_role}'s certificate {e.subject}", "bold underline"), verdict)]
+    table = Table.grid(padding=(0, 1))
+    table.add_column(no_wrap=True)
+    table.add_column(no_wrap=True, style="bold")
+    table.add_column()
+    for c in e.checks:
+        table.add_row(Text("✓", "green") if c["ok"] else Text("✗", "bold red"), c["name"], c["detail"])
+    out.append(table)
+    if e.chain:
+        out.append(Text("chain: " + ", signed by ".join(e.chain), "dim"))
+    return out + [Text("")]

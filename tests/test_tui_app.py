@@ -13,7 +13,7 @@ from rich.console import Console
 from ikelab.lab.session import Session
 from ikelab.lab.transports import MemoryTransport
 from ikelab.lessons import list_lessons, load_lesson
-from ikelab.trace import AuthEvent, DhSharedEvent, IkeKeysEvent, Ikev1HashEvent, Ikev1IvEvent, MessageEvent, PrfPlusEvent
+from ikelab.trace import AuthEvent, CertificateEvent, DhSharedEvent, IkeKeysEvent, Ikev1HashEvent, Ikev1IvEvent, MessageEvent, PrfPlusEvent
 from ikelab.tui import run_app
 from ikelab.tui.app import IkelabApp
 from ikelab.tui.focus import arrow_states, wire_messages
@@ -459,3 +459,17 @@ async def test_a_wrong_psk_in_ikev1_aggressive_mode_shows_which_hash_r_input_dif
         auth = await shown(pilot, AuthPanel)
         assert "left verified it: MISMATCH" in auth and "✗ left refused HASH_R: the inputs differ in SKEYID" in auth
         assert "✗ differs" in row(auth, "SKEYID") and "✓" in row(auth, "IDir_b")
+
+
+@pilot_test
+async def test_the_auth_tab_lists_each_certificate_check():
+    app = make_app(load_lesson("ikev2-certs"))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await press(pilot, "c")
+        auth = await shown(pilot, AuthPanel)
+        checked = [e for e in events(app) if isinstance(e, CertificateEvent)]
+        assert {e.peer for e in checked} == {"left", "right"} and all(e.ok for e in checked)
+        for e in checked:
+            assert f"{e.peer} checks the {e.of_role}'s certificate {e.subject}  valid" in auth
+            assert all(f"✓ {c['name']}" in auth for c in e.checks)

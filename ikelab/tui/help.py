@@ -32,8 +32,8 @@ that message, press enter (or click it) to jump to the Message tab.
 **Message**: the payload tree, SK contents decrypted; the hex view highlights the selected
 field's bytes, and clicking a byte selects its field.
 **DH**: each peer's private and public value and the shared secret each computed.
-**Keys**: SKEYSEED, the prf+ blocks and every key with its formula and inputs.
-**AUTH**: the AUTH each side computed next to what the other expected; differences marked.
+**Keys**: SKEYSEED, the prf+ blocks and every key with its formula and inputs (IKEv1: SKEYID, SKEYID_d/a/e, Ka, KEYMAT and the CBC IVs).
+**AUTH**: the AUTH each side computed next to what the other expected; differences marked (IKEv1: HASH_I/HASH_R, SIG_I/SIG_R, quick mode's HASH(1)-(3)), and the certificate checks.
 **SAs**: the IKE SA and each Child SA with SPIs, algorithms, keys and ESP counters.
 **Ping**: live ping replies through the tunnel and the ESP counters.
 **Datapath**: the commands the lab ran and the equivalent `ip xfrm` commands.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import struct
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import ClassVar
 
 from .ikev2_constants import PAYLOAD_SHORT, CfgType, NotifyType, PayloadType, TransformAttribute, TsType, name_of
@@ -28,9 +29,22 @@ class Transform:
     attributes: list[tuple[int, int | bytes]] = field(default_factory=list)
 
     def encode(self, last: bool) -> bytes:
-        attrs = [] if self.key_length is None else [(TransformAttribute.KEY_LENGTH, self.key_length)]
+        if not self.attributes:  # the usual transform: its bytes are remembered (see _plain_transform)
+            return _plain_transform(self.type, self.id, self.key_length, last)
+        attrs = [] if self.key_length is None else [(KEY_LENGTH, self.key_length)]
         encoded = b"".join(_encode_attribute(t, v) for t, v in attrs + self.attributes)
         return struct.pack("!BxHBxH", 0 if last else 3, 8 + len(encoded), self.type, self.id) + encoded
+
+
+KEY_LENGTH = int(TransformAttribute.KEY_LENGTH)  # an int: reading an enum member costs a lookup each time
+
+
+@lru_cache(maxsize=512)
+def _plain_transform(ttype: int, tid: int, key_length: int | None, last: bool) -> bytes:
+    """A transform with at most a Key Length attribute: every handshake offers and answers the same
+    few, so their bytes are made once."""
+    encoded = b"" if key_length is None else _encode_attribute(KEY_LENGTH, key_length)
+    return struct.pack("!BxHBxH", 0 if last else 3, 8 + len(encoded), ttype, tid) + encoded
 
 
 def _encode_attribute(attr_type: int, value: int | bytes) -> bytes:

@@ -13,7 +13,7 @@ from ikelab.tui.text import hexval, values_table
 
 def after_phase1(events: list[Event], pair: DhKeyPairEvent) -> bool:
     """Whether the peer made this key pair once its ISAKMP SA was up: IKEv1 quick mode's PFS."""
-    return any(isinstance(e, IkeSaEvent) and e.peer == pair.peer and e.state == "established" for e in events[: pair.seq])
+    return any(isinstance(e, IkeSaEvent) and e.seq < pair.seq and e.peer == pair.peer and e.state == "established" for e in events)
 
 
 class DhPanel(TextPanel):

@@ -65,19 +65,29 @@ def peers_of(events: list[Event]) -> list[str]:
     return list(dict.fromkeys(e.peer for e in events if e.peer != "lab"))
 
 
+def after(events: list[Event], seq: int, peer: str, wanted) -> Event | None:
+    """The first event of `peer` after event `seq` that `wanted` accepts."""
+    return next((e for e in events if e.seq > seq and e.peer == peer and wanted(e)), None)
+
+
 def sent_in(events: list[Event], e: Ikev1HashEvent) -> Ikev1MessageEvent | None:
     """The message the sender put this value in: its next message sent."""
-    return next((m for m in events[e.seq + 1 :] if isinstance(m, Ikev1MessageEvent) and m.peer == e.peer and m.direction == "sent"), None)
+    return after(events, e.seq, e.peer, lambda m: isinstance(m, Ikev1MessageEvent) and m.direction == "sent")
 
 
-def undecryptable(events: list[Event], peer: str, after: int) -> Ikev1MessageEvent | None:
-    """A message `peer` received after event `after` and could not decrypt into payloads."""
-    return next((m for m in events[after + 1 :] if isinstance(m, Ikev1MessageEvent) and m.peer == peer
-                 and m.direction == "received" and m.plaintext is None and m.protection.startswith("encrypted")), None)
+def undecryptable(events: list[Event], peer: str, seq: int) -> Ikev1MessageEvent | None:
+    """A message `peer` received after event `seq` and could not decrypt into payloads."""
+    return after(events, seq, peer, lambda m: isinstance(m, Ikev1MessageEvent) and m.direction == "received"
+                 and m.plaintext is None and m.protection.startswith("encrypted"))
 
 
-def failure(events: list[Event], peer: str, after: int) -> IkeSaEvent | None:
-    return next((e for e in events[after + 1 :] if isinstance(e, IkeSaEvent) and e.peer == peer and e.state == "failed"), None)
+def failure(events: list[Event], peer: str, seq: int) -> str | None:
+    """Why `peer` gave up after event `seq`: its IKE SA's failure, else its first error."""
+    failed = after(events, seq, peer, lambda e: isinstance(e, IkeSaEvent) and e.state == "failed")
+    if failed is not None:
+        return failed.reason
+    error = after(events, seq, peer, lambda e: isinstance(e, NoteEvent) and e.level == "error")
+    return error.text if error is not None else None
 
 
 def ikev1_auth(events: list[Event]) -> Group:
@@ -96,45 +106,54 @@ def check(events: list[Event], peers: list[str], group: list[Ikev1HashEvent]) ->
     receiver = next((p for p in peers if p != sender), "the peer")
     theirs = next((e for e in group if e.peer == receiver and e.action == "verified"), None) or next(
         (e for e in group if e.peer == receiver), None)
-    message = sent_in(events, first)
-    title = Text(first.label, "bold underline")
-    if message is not None:
-        title.append(f"  in {message.label}, {sender} → {receiver}", "bold")
-    if theirs is not None and theirs.action == "verified":
-        title += Text(f"  {receiver} verified it: OK", "bold green") if theirs.ok else Text(f"  {receiver} verified it: MISMATCH", "bold red")
-    elif theirs is not None:  # with certificates: the receiver's own HASH is what the signature must cover
-        title += Text(f"  {receiver} computes it too, to check the signature over it", "dim")
-    # The verdict's reason first: on a small terminal it is what must be seen without scrolling.
-    out = [title]
+    why_not = failure(events, receiver, first.seq) if theirs is None else None
+    # The verdict and its reason first: on a small terminal they are what must show without scrolling.
+    out = [title(events, first, theirs, receiver)]
     if theirs is not None and theirs.ok is False:
         out += refused(events, first, theirs, receiver)
-    failed = failure(events, receiver, first.seq) if theirs is None else None
-    if failed is not None:
-        out.append(Text(f"✗ {receiver} never checked {first.label}: {failed.reason}", "bold red"))
+    elif why_not is not None:
+        out.append(Text(f"✗ {receiver} never checked {first.label}: {why_not}", "bold red"))
+        message = undecryptable(events, receiver, first.seq)
+        if message is not None:
+            out += key_chains(events, sender, receiver, message) + [Text("")]
     elif theirs is None:
         out.append(Text(f"{receiver} has not checked it yet.", "dim"))
-    message = undecryptable(events, receiver, first.seq) if failed is not None else None
-    if message is not None:
-        out += key_chains(events, sender, receiver, message) + [Text("")]
     out.append(Text.assemble((first.formula, "bold"), (f"   {first.prf}", "dim")))
-
-    signature = first.label.startswith("SIG")
-    checker = f"{receiver} {'verifies' if signature else 'expects'}" if theirs is None or theirs.action == "verified" else f"{receiver} computes"
-    if failed is not None:
-        checker = f"{receiver} never checked it"
-    table = values_table("", f"{sender} {'signs' if signature else 'computes'}", checker)
-    table.add_column("", no_wrap=True)
-    key_name = "certificate's public key" if signature else first.key_label
-    table.add_row(key_name, short(first.key), short(theirs.key if theirs else None), mark(first.key, theirs.key if theirs else None))
-    for name, value in first.parts.items():
-        other = theirs.parts.get(name) if theirs else None
-        table.add_row(name, short(value), short(other), mark(value, other))
-    result = f"= {first.label}" if not signature else f"{first.label} on the wire"
-    table.add_row(result, short(first.output), short(theirs.output if theirs else None), mark(first.output, theirs.output if theirs else None))
-    out.append(table)
+    out.append(inputs_table(first, theirs, receiver, checked=why_not is None))
     if theirs is not None and theirs.received is not None:
         out.append(Text(f"{first.label} received by {receiver}: {short(theirs.received)}", "dim"))
     return out + [Text("")]
+
+
+def title(events: list[Event], first: Ikev1HashEvent, theirs: Ikev1HashEvent | None, receiver: str) -> Text:
+    text = Text(first.label, "bold underline")
+    message = sent_in(events, first)
+    if message is not None:
+        text.append(f"  in {message.label}, {first.peer} → {receiver}", "bold")
+    if theirs is not None and theirs.action == "verified":
+        text += Text(f"  {receiver} verified it: OK", "bold green") if theirs.ok else Text(f"  {receiver} verified it: MISMATCH", "bold red")
+    elif theirs is not None:  # with certificates: the receiver's own HASH is what the signature must cover
+        text += Text(f"  {receiver} computes it too, to check the signature over it", "dim")
+    return text
+
+
+def inputs_table(first: Ikev1HashEvent, theirs: Ikev1HashEvent | None, receiver: str, checked: bool) -> Table:
+    """The key, each input and the result: the sender's beside the receiver's, each pair marked."""
+    signature = first.label.startswith("SIG")
+    if not checked:
+        checker = f"{receiver} never checked it"
+    elif theirs is not None and theirs.action == "computed":
+        checker = f"{receiver} computes"
+    else:
+        checker = f"{receiver} {'verifies' if signature else 'expects'}"
+    table = values_table("", f"{first.peer} {'signs' if signature else 'computes'}", checker)
+    table.add_column("", no_wrap=True)
+    rows = [("certificate's public key" if signature else first.key_label, first.key, theirs.key if theirs else None)]
+    rows += [(name, value, theirs.parts.get(name) if theirs else None) for name, value in first.parts.items()]
+    rows.append((f"{first.label} on the wire" if signature else f"= {first.label}", first.output, theirs.output if theirs else None))
+    for name, mine, other in rows:
+        table.add_row(name, short(mine), short(other), mark(mine, other))
+    return table
 
 
 def refused(events: list[Event], first: Ikev1HashEvent, theirs: Ikev1HashEvent, receiver: str) -> list:
@@ -145,14 +164,15 @@ def refused(events: list[Event], first: Ikev1HashEvent, theirs: Ikev1HashEvent, 
     if differ:
         text.append(f": the inputs differ in {', '.join(differ)}", "bold red")
     out = [text]
-    failed = failure(events, receiver, theirs.seq)
-    if failed is not None:
-        out.append(Text(f"{receiver}: {failed.reason}", "red"))
+    reason = failure(events, receiver, theirs.seq)
+    if reason is not None:
+        out.append(Text(f"{receiver}: {reason}", "red"))
     return out
 
 
 def latest(events: list[Event], peer: str, before: int, wanted) -> Event | None:
-    return next((e for e in reversed(events[:before]) if e.peer == peer and wanted(e)), None)
+    """The last event of `peer` before event `before` that `wanted` accepts."""
+    return next((e for e in reversed(events) if e.seq < before and e.peer == peer and wanted(e)), None)
 
 
 def key_chains(events: list[Event], sender: str, receiver: str, message: Ikev1MessageEvent) -> list:
@@ -185,8 +205,8 @@ def key_chains(events: list[Event], sender: str, receiver: str, message: Ikev1Me
                 first_difference = name
             iv_same = a == b if name.startswith("IV") else iv_same
     sent = next((m for m in events if isinstance(m, Ikev1MessageEvent) and m.peer == sender and m.direction == "sent" and m.data == message.data), None)
-    garbage = next((n.detail.get("plaintext") for n in events[message.seq + 1 :] if isinstance(n, NoteEvent) and n.peer == receiver
-                    and isinstance(n.detail.get("plaintext"), bytes)), None)
+    note = after(events, message.seq, receiver, lambda n: isinstance(n, NoteEvent) and isinstance(n.detail.get("plaintext"), bytes))
+    garbage = note.detail["plaintext"] if note is not None else None  # what the receiver's Ka made of the ciphertext
     table.add_row("plaintext", short(sent.plaintext if sent else None), short(garbage), mark(sent.plaintext if sent else None, garbage))
     out = [Text(f"Why {receiver} could not read {message.label}: the keys that encrypt it, on both sides", "bold"), table]
     if first_difference is not None:

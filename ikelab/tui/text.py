@@ -54,6 +54,16 @@ def hexval(data: bytes) -> str:
     return data.hex() if data else "(empty)"
 
 
+LONG = 48  # bytes: longer values (a signed message, g^x, a signature) are shown by their start and length
+
+
+def short(data: bytes | None) -> str:
+    """A value for a side-by-side column: in full when short, else its start and length ("-" when missing)."""
+    if data is None:
+        return "-"
+    return hexval(data) if len(data) <= LONG else f"{data[:24].hex()}… ({len(data)} bytes)"
+
+
 def sized(label: str, data: bytes) -> Text:
     return Text.assemble((label, "bold"), (f"  {len(data)} bytes", "dim"))
 

@@ -8,15 +8,7 @@ from rich.text import Text
 from ikelab.trace import AuthEvent, CertificateEvent, Event, Ikev1HashEvent
 from ikelab.tui.panels.base import TextPanel
 from ikelab.tui.panels.ikev1_auth import certificate, ikev1_auth
-from ikelab.tui.text import hexval, values_table
-
-LONG = 48  # bytes: longer values (the signed message) are shown by their start and length
-
-
-def short(data: bytes | None) -> str:
-    if data is None:
-        return "-"
-    return hexval(data) if len(data) <= LONG else f"{data[:24].hex()}… ({len(data)} bytes)"
+from ikelab.tui.text import short, values_table
 
 
 def rows(e: AuthEvent) -> list[tuple[str, bytes]]:

@@ -24,18 +24,10 @@ from ikelab.trace import (
     PrfEvent,
     PrfPlusEvent,
 )
-from ikelab.tui.text import hexval, values_table
-
-LONG = 48  # bytes: longer values (g^x, SAi_b, signatures) are shown by their start and length
+from ikelab.tui.text import short, values_table
 
 HEADING = ("HASH_I and HASH_R prove both sides hold the same SKEYID (with certificates each side signs its HASH: "
            "SIG_I, SIG_R); quick mode's HASH(1), (2), (3) are keyed with SKEYID_a.   RFC 2409 §5, §5.5")
-
-
-def short(data: bytes | None) -> str:
-    if data is None:
-        return "-"
-    return hexval(data) if len(data) <= LONG else f"{data[:24].hex()}… ({len(data)} bytes)"
 
 
 def mark(a: bytes | None, b: bytes | None) -> Text | str:

@@ -7,7 +7,8 @@ the wall clock of a shared machine counts other processes' time too). Building t
 (configurations, peers, the trace) is no handshake work: shown apart as "setup", outside the total.
 The crypto share comes from separate runs, alternated with the others, whose crypto calls are timed
 one by one: that timing costs a microsecond a call, which would otherwise count as handshake
-work (the totals time only the four DH calls). gc stays on, as in a real run. As root it
+work (the totals time only the four DH calls). In memory, each step (one peer's turn) is also
+timed in CPU time without its DH, minimum and median. gc stays on, as in a real run. As root it
 also measures on the wire, in the namespace lab, ikelab against two strongSwan daemons with the
 same proposal: the time from the first IKE_SA_INIT request to the last IKE_AUTH response in a
 tcpdump capture of the veth, alternating the two, and its three phases (each side's turns, the
@@ -93,7 +94,14 @@ def one_handshake(lesson, transport_name: str, *, crypto: bool = False) -> dict[
             session = Session(lesson, transport)
             built, built_cpu = time.perf_counter(), time.process_time()
             ahead, ahead_cpu = watch.totals["dh"], watch.cpu["dh"]  # the DH key pairs made while building (prepare)
-            outcome = session.run()
+            steps = {}  # CPU seconds of each step (one peer's turn) without its DH, by the step's label
+            while True:  # what session.run() does, one step at a time
+                step_cpu, step_dh = time.process_time(), watch.cpu["dh"]
+                step = session.step()
+                if step is None:
+                    break
+                steps[step.label] = time.process_time() - step_cpu - (watch.cpu["dh"] - step_dh)
+            outcome = session.outcome
             end, end_cpu = time.perf_counter(), time.process_time()
     finally:
         transport.close()
@@ -102,7 +110,7 @@ def one_handshake(lesson, transport_name: str, *, crypto: bool = False) -> dict[
     cpu = end_cpu - built_cpu + ahead_cpu
     dh_time = watch.totals["dh"]
     return {"total": total, "dh": dh_time, "crypto": watch.totals["crypto"], "not_dh": total - dh_time,
-            "cpu_not_dh": cpu - watch.cpu["dh"], "setup": built - start - ahead}
+            "cpu_not_dh": cpu - watch.cpu["dh"], "setup": built - start - ahead, "steps": steps}
 
 
 PHASES = ("init", "between", "auth")  # responder's IKE_SA_INIT, initiator's turn, responder's IKE_AUTH
@@ -209,13 +217,20 @@ def main() -> None:
         r["not_dh_min"] = min(run["not_dh"] for run in runs) * 1000
         r["cpu_not_dh_min"] = min(run["cpu_not_dh"] for run in runs) * 1000
         results[transport] = r
+        if transport == "memory":
+            step_cpu = {label: {"min": min(run["steps"][label] for run in runs) * 1000,
+                                "median": statistics.median(run["steps"][label] for run in runs) * 1000} for label in runs[0]["steps"]}
     ike = "-".join(s.keywords() for s in lesson.initiator.ike)
     print(f"IKEv2 handshake, {ike}, both peers, median of {args.runs} runs (ms); not DH also as minimum and CPU time")
     print(f"{'transport':10} {'total':>8} {'DH':>8} {'crypto':>8} {'other':>8} {'not DH':>8} {'min':>8} {'CPU':>8} {'CPU min':>8} {'setup':>8}")
     for transport, r in results.items():
         print(f"{transport:10} {r['total']:8.3f} {r['dh']:8.3f} {r['crypto']:8.3f} {r['other']:8.3f} {r['not_dh']:8.3f}"
               f" {r['not_dh_min']:8.3f} {r['cpu_not_dh']:8.3f} {r['cpu_not_dh_min']:8.3f} {r['setup']:8.3f}")
+    print("memory, CPU time of each step without DH (ms)       min   median")
+    for label, cpu in step_cpu.items():
+        print(f"  {label:46} {cpu['min']:8.3f} {cpu['median']:8.3f}")
     figures = {"runs": args.runs, "proposal": ike, "unit": "ms", **{t: {k: round(v, 4) for k, v in r.items()} for t, r in results.items()}}
+    figures["memory_steps_cpu"] = {label: {k: round(v, 4) for k, v in cpu.items()} for label, cpu in step_cpu.items()}
     from ikelab.lab.lab import missing_privileges
     from ikelab.lab.strongswan import available
 

@@ -12,7 +12,6 @@ life cycle and the close on every exit path are those of the one-run screen.
 
 from __future__ import annotations
 
-from collections import deque
 from typing import ClassVar
 
 from rich.console import Group
@@ -24,13 +23,13 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Markdown, OptionList, Static, TabbedContent, TabPane
-from textual.worker import Worker, WorkerState
 
 from ikelab.lab.compare import Profile, message_label, profile, protocol_name, side_by_side_rows
 from ikelab.lessons import Lesson
 from ikelab.trace import IkeSaEvent, MessageEvent
 from ikelab.tui.focus import focus_message, narrative_key
 from ikelab.tui.help import HelpScreen
+from ikelab.tui.jobs import RunJobs
 from ikelab.tui.ladder import Ladder
 from ikelab.tui.message_view import MessageView
 from ikelab.tui.panels.base import TextPanel
@@ -147,7 +146,9 @@ class CompareTable(TextPanel):
         self.update(Group(table, Text(""), Text(caption, "dim italic")))
 
 
-class CompareScreen(Screen):
+class CompareScreen(RunJobs, Screen):
+    BUSY_TEXT = BUSY_TEXT
+    LAB_TEXT = "setting up two labs: namespaces, veth pairs, the ESP datapath…"
     # No ladder takes the focus by itself: a focused ladder's highlight opens its arrows (see below).
     AUTO_FOCUS = ""
     BINDINGS: ClassVar[list[Binding]] = [
@@ -173,9 +174,7 @@ class CompareScreen(Screen):
     def __init__(self, lesson: Lesson, runners: list[Runner], from_picker: bool = False) -> None:
         super().__init__()
         self.lesson, self.runners, self.from_picker = lesson, runners, from_picker
-        self._pending: deque[str] = deque()
-        self._job: str | None = None
-        self._notice: str | None = None
+        self._init_jobs()
         self._last = len(runners) - 1  # the run stepped last: its message opens in the Message tab
         self._selected: tuple[int, MessageEvent] | None = None
         self._keys: list[str | None] = [None] * len(runners)
@@ -214,46 +213,8 @@ class CompareScreen(Screen):
 
     # ------------------------------------------------------------------ jobs (as on the one-run screen)
 
-    @property
-    def busy(self) -> bool:
-        return self._job is not None or bool(self._pending)
-
-    def _submit(self, job: str) -> None:
-        self._pending.append(job)
-        self._pump()
-
-    def _pump(self) -> None:
-        if self._job is not None or not self._pending:
-            return
-        job = self._job = self._pending.popleft()
-        if job == "open" and self.runners[0].transport_choice.name == "netns":
-            self.query_one("#tabs").loading = True
-            text = "setting up two labs: namespaces, veth pairs, the ESP datapath…"
-        else:
-            text = BUSY_TEXT[job]
-        self.query_one("#status", Static).update(Text(f"⏳ {text}", "bold yellow"))
-        self.run_worker(getattr(self, f"_job_{job}"), name=job, group="run", thread=True, exit_on_error=False)
-
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.worker.group != "run" or event.state not in (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED):
-            return
-        self._job = None
-        self.query_one("#tabs").loading = False
-        failure = None
-        if event.state == WorkerState.ERROR:
-            from ikelab.lab.netns import LabError
-
-            error = event.worker.error
-            failure = f"{'the lab failed' if isinstance(error, LabError) else f'{event.worker.name} failed'}: {error}"
-            self.notify(failure, severity="error", timeout=10)
-            self._pending.clear()
-        elif self._notice:
-            self.notify(self._notice)
-        self._notice = None
-        self.show_run()
-        if failure:
-            self.query_one("#status", Static).update(Text(f"✗ {failure}", "bold red"))
-        self._pump()
+    def _opens_lab(self) -> bool:
+        return self.runners[0].transport_choice.name == "netns"
 
     def _job_open(self) -> None:
         for runner in self.runners:

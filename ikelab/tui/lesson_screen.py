@@ -8,7 +8,6 @@ other tabs redraw when they are shown.
 
 from __future__ import annotations
 
-from collections import deque
 from pathlib import Path
 from typing import ClassVar
 
@@ -19,9 +18,9 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Header, OptionList, Static, TabbedContent, TabPane
-from textual.worker import Worker, WorkerState
 
 from ikelab.tui.focus import focus_message, narrative_key
+from ikelab.tui.jobs import RunJobs
 from ikelab.tui.ladder import Ladder
 from ikelab.tui.message_view import MessageView
 from ikelab.tui.panels.auth import AuthPanel
@@ -50,7 +49,9 @@ TRANSPORT_TEXT = {
 TABS = ["tab-lesson", "tab-message", "tab-dh", "tab-keys", "tab-auth", "tab-sas", "tab-ping", "tab-datapath"]
 
 
-class LessonScreen(Screen):
+class LessonScreen(RunJobs, Screen):
+    BUSY_TEXT = BUSY_TEXT
+    LAB_TEXT = "setting up the lab: two namespaces, a veth pair, the ESP datapath…"
     BINDINGS: ClassVar[list[Binding]] = [
         Binding("n,space", "next", "Next", priority=True),
         Binding("b", "back", "Back"),
@@ -69,9 +70,7 @@ class LessonScreen(Screen):
         self.runner = runner
         self.from_picker = from_picker
         self.lesson = runner.lesson
-        self._pending: deque[str] = deque()
-        self._job: str | None = None
-        self._notice: str | None = None  # a job's message for the user, shown when it is done
+        self._init_jobs()
         # The run as last drawn, and the tabs not redrawn since (see show_run).
         self._events: list = []
         self._step = None
@@ -115,46 +114,8 @@ class LessonScreen(Screen):
 
     # ------------------------------------------------------------------ jobs
 
-    @property
-    def busy(self) -> bool:
-        return self._job is not None or bool(self._pending)
-
-    def _submit(self, job: str) -> None:
-        self._pending.append(job)
-        self._pump()
-
-    def _pump(self) -> None:
-        if self._job is not None or not self._pending:
-            return
-        job = self._job = self._pending.popleft()
-        text = BUSY_TEXT[job]
-        if job == "open" and self.runner.transport_choice.name == "netns":
-            text = "setting up the lab: two namespaces, a veth pair, the ESP datapath…"
-            self.query_one("#tabs").loading = True
-        self.query_one("#status", Static).update(Text(f"⏳ {text}", "bold yellow"))
-        self.run_worker(getattr(self, f"_job_{job}"), name=job, group="run", thread=True, exit_on_error=False)
-
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.worker.group != "run" or event.state not in (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED):
-            return
-        self._job = None
-        self.query_one("#tabs").loading = False
-        failure = None
-        if event.state == WorkerState.ERROR:
-            from ikelab.lab.netns import LabError
-
-            error = event.worker.error
-            what = "the lab failed" if isinstance(error, LabError) else f"{event.worker.name} failed"
-            failure = f"{what}: {error}"
-            self.notify(failure, severity="error", timeout=10)
-            self._pending.clear()
-        elif self._notice:
-            self.notify(self._notice)
-        self._notice = None
-        self.show_run()
-        if failure:
-            self.query_one("#status", Static).update(Text(f"✗ {failure}", "bold red"))
-        self._pump()
+    def _opens_lab(self) -> bool:
+        return self.runner.transport_choice.name == "netns"
 
     def _job_open(self) -> None:
         self.runner.open()

@@ -253,7 +253,7 @@ def main() -> None:
         figures["wire"] = {k: round(v, 4) for k, v in wire.items()}
         figures["wire_phases"] = {name: {p: round(v, 4) for p, v in ph.items()} for name, ph in phases.items()}
     else:
-        print("on the wire: skipped (needs root and strongSwan)")
+        print("on the wire: skipped (--wire-runs 0)" if args.wire_runs <= 0 else "on the wire: skipped (needs root and strongSwan)")
     print(json.dumps(figures))
 
 

@@ -9,7 +9,6 @@ signature. CR payloads name the CAs a side trusts.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import TYPE_CHECKING
 
 from ikelab.ikev1 import proposals, signatures
@@ -17,8 +16,9 @@ from ikelab.ikev1.keys import auth_hash
 from ikelab.ikev1.sa import IsakmpSa
 from ikelab.pki.ca import der
 from ikelab.pki.keys import public_key_der
-from ikelab.pki.validation import cert_label, cert_payloads, format_dn, validate
-from ikelab.trace import CertificateEvent, Ikev1HashEvent
+from ikelab.pki.peer_certificate import check_peer_certificate
+from ikelab.pki.validation import cert_label, format_dn
+from ikelab.trace import Ikev1HashEvent
 from ikelab.wire.isakmp import CertPayload, CertReqPayload, HashPayload, Payload, SigPayload
 from ikelab.wire.isakmp_constants import AuthMethod, CertEncoding, name_of
 
@@ -92,11 +92,6 @@ def own_proof(peer: "Ikev1Peer", sa: IsakmpSa, *, of_initiator: bool, id_b: byte
     return [CertPayload(CertEncoding.X509_SIGNATURE, der(cfg.certificate)), SigPayload(signature)]
 
 
-def _validity_now(peer: "Ikev1Peer") -> dt.datetime:
-    origin = peer.config.clock_origin
-    return origin + dt.timedelta(seconds=peer.now) if origin else dt.datetime.now(dt.timezone.utc)
-
-
 def verify_proof(peer: "Ikev1Peer", sa: IsakmpSa, payloads: list[Payload], *, peer_is_initiator: bool) -> str | None:
     """Check the peer's HASH (PSK), or its certificate and SIG (signatures); the reason to refuse, or None.
     `sa.peer_id` and `sa.peer_id_b` must already hold the peer's ID payload."""
@@ -110,16 +105,10 @@ def verify_proof(peer: "Ikev1Peer", sa: IsakmpSa, payloads: list[Payload], *, pe
     sig = next((p for p in payloads if isinstance(p, SigPayload)), None)
     if sig is None:
         return f"the message lacks the SIG payload, which {agreed} requires"
-    bundle = cert_payloads(p for p in payloads if isinstance(p, CertPayload))
-    for text in bundle.notes:
-        peer.note("warning", text)
-    if bundle.end_entity is None:
-        return "the peer sent no certificate (CERT payload) to check its signature with"
-    checked = validate(bundle.end_entity, peer.config.trusted_cas, now=_validity_now(peer), identity=sa.peer_id,
-                       intermediates=bundle.intermediates)
     role = "initiator" if peer_is_initiator else "responder"
-    peer.emit(CertificateEvent, of_role=role, subject=checked.subject, ok=checked.ok, reason=checked.reason,
-              checks=checked.as_dict()["checks"], chain=list(checked.chain), der=bundle.end_entity)
+    checked = check_peer_certificate(peer, (p for p in payloads if isinstance(p, CertPayload)), sa.peer_id, of_role=role)
+    if isinstance(checked, str):
+        return checked
     if not checked.ok:
         return f"the peer's certificate is refused: {checked.reason}"
     key = checked.public_key

@@ -10,7 +10,6 @@ A wrong AUTH ends the IKE SA (AUTHENTICATION_FAILED). A Child SA that cannot be 
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import hmac
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -25,8 +24,9 @@ from ikelab.ikev2.keys import derive_child_sa
 from ikelab.pki.ca import der
 from ikelab.pki.keys import describe_key
 from ikelab.pki.signature_auth import SIGNATURE_METHODS, choose, describe_auth, sign, signed_octets, verify
-from ikelab.pki.validation import cert_payloads, certreq_data, same_identity, validate
-from ikelab.trace import AuthEvent, CertificateEvent, IkeSaEvent, ProposalEvent, TrafficSelectorEvent
+from ikelab.pki.peer_certificate import check_peer_certificate
+from ikelab.pki.validation import certreq_data, same_identity
+from ikelab.trace import AuthEvent, IkeSaEvent, ProposalEvent, TrafficSelectorEvent
 from ikelab.wire.ikev2 import AuthPayload, CertPayload, CertReqPayload, IdPayload, NotifyPayload, Proposal, SaPayload, TsPayload
 from ikelab.wire.ikev2_constants import AuthMethod, CertEncoding, ExchangeType, NotifyType, ProtocolId, name_of
 
@@ -117,25 +117,14 @@ def certificate_request(peer: "Ikev2Peer") -> list:
     return [CertReqPayload(CertEncoding.X509_CERT_SIGNATURE, certreq_data(cfg.trusted_cas))]
 
 
-def _validity_now(peer: "Ikev2Peer") -> dt.datetime:
-    origin = peer.config.clock_origin
-    return origin + dt.timedelta(seconds=peer.now) if origin else dt.datetime.now(dt.timezone.utc)
-
-
 def _check_signature(peer: "Ikev2Peer", sa: IkeSa, payloads: list, id_payload: IdPayload, auth: AuthPayload, peer_is_initiator: bool) -> str | None:
     """Validate the peer's certificate (chain, validity, identity), then its AUTH signature."""
     if auth.method not in SIGNATURE_METHODS:
         return f"the peer authenticates with {name_of(AuthMethod, auth.method)}, but we expect a certificate signature"
-    bundle = cert_payloads(p for p in payloads if isinstance(p, CertPayload))
-    for text in bundle.notes:
-        peer.note("warning", text)
-    if bundle.end_entity is None:
-        return "the peer sent no certificate (CERT payload) to check its signature with"
-    checked = validate(bundle.end_entity, peer.config.trusted_cas, now=_validity_now(peer), identity=id_payload,
-                       intermediates=bundle.intermediates)
     role = "initiator" if peer_is_initiator else "responder"
-    peer.emit(CertificateEvent, of_role=role, subject=checked.subject, ok=checked.ok, reason=checked.reason,
-              checks=checked.as_dict()["checks"], chain=list(checked.chain), der=bundle.end_entity)
+    checked = check_peer_certificate(peer, (p for p in payloads if isinstance(p, CertPayload)), id_payload, of_role=role)
+    if isinstance(checked, str):
+        return checked
     if not checked.ok:
         return checked.reason
     message, nonce, sk_p, label = _auth_inputs(sa, peer_is_initiator)
@@ -288,7 +277,6 @@ def _trace_esp_choice(peer: "Ikev2Peer", offered: list[str], selection: proposal
 
 
 def receive_request(peer: "Ikev2Peer", sa: IkeSa, request: "Received") -> None:
-    cfg = peer.config
     if sa.state is not State.INIT_DONE:
         peer.note("warning", f"IKE_AUTH request in state {sa.state.value}: ignored")
         return

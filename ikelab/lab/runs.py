@@ -127,15 +127,19 @@ def ping_stage(session, lab: Lab, count: int, on_line: Callable[[str], None] | N
     and the trace ends the stage with how many replies came back."""
     trace = session.trace
 
+    def now() -> float:
+        # While live, `until` follows the wall clock; `clock` moves only when something happens.
+        return max(session.clock, getattr(session, "until", 0.0) or 0.0)
+
     def line(text: str) -> None:
         counters = {side: lab.datapath.counters(side) for side in lab.namespaces}
-        trace.emit(PingEvent("lab", session.clock, text, counters))
+        trace.emit(PingEvent("lab", now(), text, counters))
         if on_line is not None:
             on_line(text)
 
     result = while_live(session, lambda: lab.ping(count, line))
     level = "info" if result.received == result.transmitted else "warning"
-    trace.emit(NoteEvent("lab", session.clock, level, f"ping: {result.received} of {result.transmitted} replies through the tunnel"))
+    trace.emit(NoteEvent("lab", now(), level, f"ping: {result.received} of {result.transmitted} replies through the tunnel"))
     return result
 
 

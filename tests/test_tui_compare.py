@@ -123,7 +123,8 @@ def test_headless_prints_both_runs_and_the_table(capsys):
     assert rows["messages on the wire"][-2:] == ["9", "4"]  # RFC 2409: 6 + 3; RFC 7296: 4
     assert rows["round trips"][-2:] == ["4.5", "2"]
     assert "IKE_AUTH request" in out and "Quick Mode message 3" in out
-    assert out.count("IKE SA established, 1 Child SA(s) installed") == 4
+    assert out.count("IKE SA established, 1 Child SA(s) installed") == 2  # IKEv2's words
+    assert out.count("ISAKMP SA established, 1 IPsec SA pair(s) installed") == 2  # IKEv1's (RFC 2409)
 
 
 def test_headless_refuses_what_a_comparison_has_no_use_for(capsys):

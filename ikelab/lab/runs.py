@@ -146,16 +146,19 @@ def ping_stage(session, lab: Lab, count: int, on_line: Callable[[str], None] | N
 def summary(session) -> str:
     """One line per peer: what it ended with."""
     outcome = session.outcome
+    # IKEv1 names them differently (RFC 2409): the phase 1 SA and the IPsec SAs of quick mode.
+    ikev1 = getattr(session.lesson, "ike_version", 2) == 1
+    ike_sa, child_sas = ("ISAKMP SA", "IPsec SA pair(s)") if ikev1 else ("IKE SA", "Child SA(s)")
     lines = []
     for name in session.peers:
         if outcome.manual:
             lines.append(f"{name}: {len(outcome.children[name])} manually keyed Child SA(s) installed, no IKE")
         elif name in outcome.failures:
             f = outcome.failures[name]
-            lines.append(f"{name}: IKE SA failed" + (f" ({f.notify})" if f.notify else "") + f": {f.reason}")
+            lines.append(f"{name}: {ike_sa} failed" + (f" ({f.notify})" if f.notify else "") + f": {f.reason}")
         elif outcome.ike_up.get(name):
             children = outcome.children[name]
-            lines.append(f"{name}: IKE SA established, {len(children)} Child SA(s) installed")
+            lines.append(f"{name}: {ike_sa} established, {len(children)} {child_sas} installed")
         else:
-            lines.append(f"{name}: no IKE SA")
+            lines.append(f"{name}: no {ike_sa}")
     return "\n".join(lines)

@@ -133,8 +133,13 @@ def _decode_chain(
     return payloads
 
 
+GENERIC_HEADER = struct.Struct("!BBH")  # Next Payload, Critical and reserved bits, Payload Length
+
+
 def _decode_payload(r: Reader, ptype: int, sender_is_initiator: bool) -> tuple[Payload, Field, int]:
     """One payload at the cursor: (payload, its Field, the Next Payload value)."""
+    if r.quiet:
+        return _decode_payload_quietly(r, ptype)
     data, pos = r.data, r.pos
     r.context, r.limit = _context_name(ptype), len(data)
     group = r.open_group(r.context, note=PAYLOAD_NOTES.get(ptype, ""))
@@ -185,6 +190,30 @@ def _decode_payload(r: Reader, ptype: int, sender_is_initiator: bool) -> tuple[P
     group.name, group.display = names
     if isinstance(payload, NotifyPayload):
         group.note = notify_note(payload.notify_type)
+    return payload, group, next_type
+
+
+def _decode_payload_quietly(r: QuietReader, ptype: int) -> tuple[Payload, object, int]:
+    """_decode_payload for the engine: the 4-byte generic header in one unpack, the same checks.
+    Any error here only makes the caller decode again with a Reader, which names the field."""
+    data, pos = r.data, r.pos
+    r.context, r.limit = _context_name(ptype), len(data)
+    if len(data) - pos < GENERIC_HEADER.size:
+        raise r.error("Payload Length", "the generic payload header is cut short")
+    next_type, flags, length = GENERIC_HEADER.unpack_from(data, pos)
+    if length < GENERIC_HEADER.size or length > len(data) - pos:
+        raise r.error("Payload Length", f"length {length} does not fit")
+    group = r.open_group(r.context)
+    r.pos, r.limit = pos + GENERIC_HEADER.size, pos + length
+    decoder = DECODERS.get(ptype)
+    if decoder is not None:
+        payload = decoder(r, ptype, next_type)
+        payload.critical = (flags & CRITICAL_BIT) != 0
+    elif flags & CRITICAL_BIT:
+        raise r.error("Critical", f"payload type {ptype} is not understood and its critical bit is set")
+    else:
+        payload = UnknownPayload(ptype, r.rest("Payload Data"))
+    r.close_group(group)
     return payload, group, next_type
 
 

@@ -6,6 +6,8 @@ them must agree with its container, or the SA payload is rejected.
 
 from __future__ import annotations
 
+import struct
+
 from .fields import Field
 from .ikev2_constants import TRANSFORM_ID_ENUMS, ProtocolId, TransformAttribute, TransformType, name_of
 from .ikev2_display import enum_display
@@ -106,7 +108,12 @@ def _decode_transforms(r: Reader, count: int) -> list[Transform]:
     return transforms
 
 
+TRANSFORM_HEADER = struct.Struct("!BxHBxH")  # Last Substruc, Transform Length, Transform Type, Transform ID
+
+
 def _decode_transform(r: Reader) -> tuple[Transform, Field, int]:
+    if r.quiet:
+        return _decode_transform_quietly(r)
     start = r.pos
     group = r.open_group("Transform")
     last = r.u8("Last Substruc", note="0 = last transform, 3 = another transform follows.")
@@ -135,6 +142,26 @@ def _decode_transform(r: Reader) -> tuple[Transform, Field, int]:
     if transform.key_length is not None:
         group.display += f" {transform.key_length}"
     group.note = TRANSFORM_NOTES.get(ttype, "")
+    return transform, group, last
+
+
+def _decode_transform_quietly(r: Reader) -> tuple[Transform, object, int]:
+    """_decode_transform for the engine: the 8-byte header in one unpack, the same checks. Any error
+    here only makes the caller decode again with a Reader, which names the field."""
+    start = r.pos
+    if r.limit - start < TRANSFORM_HEADER.size:
+        raise r.error("Transform Length", "the transform header is cut short")
+    last, length, ttype, tid = TRANSFORM_HEADER.unpack_from(r.data, start)
+    if last not in (0, 3) or length < TRANSFORM_HEADER.size or length > r.limit - start:
+        raise r.error("Transform Length", "bad Last Substruc or length")
+    group = r.open_group("Transform")
+    outer_limit = r.limit
+    r.pos, r.limit = start + TRANSFORM_HEADER.size, start + length
+    transform = Transform(ttype, tid)
+    while r.pos < r.limit:
+        _decode_attribute(r, transform)
+    r.limit = outer_limit
+    r.close_group(group)
     return transform, group, last
 
 

@@ -72,7 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     peer.add_argument("--local", metavar="ADDRESS", help="our address (default: the lesson's address for this side)")
     peer.add_argument("--seed", type=int, help="make our side's choices repeatable (not secure)")
     peer.add_argument("--json", action="store_true", help="print the trace as JSON lines")
-    peer.add_argument("--pcap", type=Path, metavar="FILE", help="write our side's datagrams as an annotated pcapng")
+    peer.add_argument("--pcap", type=Path, metavar="FILE", help="write our side's datagrams as an annotated pcapng (captured with ESP when the datapath runs)")
+    peer.add_argument("--ping", type=int, metavar="N", default=0, help="after the Child SA is up, send N pings through the tunnel (needs the datapath: an ikelab namespace)")
+    peer.add_argument("--datapath", choices=["auto", "kernel", "userspace"], default="auto", help="how Child SAs are installed when this is an ikelab namespace (default: probe the kernel)")
 
     lab = sub.add_parser("lab", help="manage the namespace lab")
     lab_sub = lab.add_subparsers(dest="action", required=True)
@@ -235,12 +237,14 @@ def cmd_lab_cleanup(args) -> int:
 
 
 def cmd_peer(args) -> int:
-    """IKE for one side, in the current network namespace, against --remote. The Child SAs are shown
-    with the `ip xfrm` commands that would install them; nothing is installed here, because this
-    namespace is not one ikelab created (use `ikelab run` for the lab with its datapath)."""
+    """IKE for one side, in the current network namespace, against --remote. In a namespace ikelab
+    created (a lab's), the Child SAs are installed in our datapath there, with ping and a real capture;
+    anywhere else nothing is installed (ikelab touches nothing outside its own namespaces) and they are
+    shown as the `ip xfrm` commands that would install them."""
     import dataclasses
     import ipaddress
 
+    from ikelab.lab.here import side_here
     from ikelab.lab.runs import ike_sockets, one_peer
     from ikelab.lessons import DOCUMENTATION_NETWORKS, LessonError, load_lesson
 
@@ -261,10 +265,18 @@ def cmd_peer(args) -> int:
     local = args.local or ours.address
     lesson = dataclasses.replace(lesson, **{ours.name: dataclasses.replace(ours, implementation="ikelab", address=local),
                                             other.name: dataclasses.replace(other, implementation="remote", address=str(remote))})
+    if args.ping < 0:
+        raise UsageError("--ping takes a count of 0 or more")
+    side, why = side_here(ours.name, local, ours.protected)
+    if side is None and args.ping:
+        raise UsageError(f"--ping needs the datapath, which is not installed here: {why}")
+    if side is not None:
+        return _peer_with_datapath(args, lesson, side, other.protected, str(remote))
     try:
         sockets = ike_sockets(local)
     except OSError as e:
         raise UsageError(f"cannot listen on {local} ports 500 and 4500 here: {e}") from None
+    print(f"ikelab: no datapath: {why}; the Child SAs are shown as `ip xfrm` commands, not installed", file=sys.stderr)
     if args.seed is not None:
         print(SEED_WARNING.format(seed=args.seed), file=sys.stderr)
     session = one_peer(lesson, ours.name, sockets, str(remote), args.seed)
@@ -272,6 +284,49 @@ def cmd_peer(args) -> int:
     if args.pcap:
         _export(args.pcap, session, lesson)
     return 0 if session.outcome.ike_up.get(ours.name) else 3
+
+
+def _peer_with_datapath(args, lesson, side, remote_protected: str, remote: str) -> int:
+    """`ikelab peer` in a namespace ikelab created: the Child SAs go into our datapath there, the
+    ping runs through them, and --pcap is tcpdump on our interface (ESP included)."""
+    import tempfile
+
+    from ikelab.effects import Endpoint
+    from ikelab.lab.here import PeerLab
+    from ikelab.lab.netns import LabError
+    from ikelab.lab.peer_session import PeerSession  # the engines: imported before anything is set up
+    from ikelab.lab.runs import ping_stage
+    from ikelab.lab.transports import IKE_PORT
+    from ikelab.trace import CommandEvent, NoteEvent
+
+    if args.seed is not None:
+        print(SEED_WARNING.format(seed=args.seed), file=sys.stderr)
+    with tempfile.TemporaryDirectory(prefix="ikelab-capture-") as scratch:
+        raw_capture = Path(scratch) / "peer.pcap" if args.pcap else None
+        try:
+            with PeerLab(lesson, side, remote_protected, capture=raw_capture, prefer_datapath=args.datapath) as lab:
+                session = PeerSession(lesson, lab.transport, ours=side.name, remote=Endpoint(remote, IKE_PORT),
+                                      seed=args.seed, datapath=lab.datapath, namespaces=lab.namespaces)
+                session.trace.emit(CommandEvent("lab", 0.0, f"our side in {side.namespace}, an ikelab namespace: the datapath is installed here",
+                                                list(lab.commands), True))
+                session.trace.emit(NoteEvent("lab", 0.0, "info", f"datapath: {lab.datapath.name} ({lab.datapath.reason})"))
+                session.run()
+                children = session.outcome.children.get(side.name)
+                if args.ping and session.outcome.ike_up.get(side.name) and children:
+                    def on_line(line: str) -> None:
+                        if not args.json:  # as it happens: the transcript comes only at the end
+                            print(f"ikelab: ping: {line}", file=sys.stderr, flush=True)
+
+                    ping_stage(session, lab, args.ping, on_line)
+                elif args.ping:
+                    session.trace.emit(NoteEvent("lab", session.clock, "warning", "no ping: our Child SA is not up"))
+                lab.stop_capture()
+        except LabError as e:
+            raise UsageError(str(e)) from None
+        _report(args, session, f"udp from {side.address} to {remote}, in {side.namespace}")
+        if args.pcap:
+            _export(args.pcap, session, lesson, raw_capture)
+    return 0 if session.outcome.ike_up.get(side.name) else 3
 
 
 def _pick_transport(args) -> tuple[str, str | None]:

@@ -93,7 +93,17 @@ class KernelXfrm:
         return {"raw": out}
 
     def stop(self) -> None:
-        pass  # the states and policies vanish with the namespaces
+        # A lab's states, policies and routes vanish with its namespaces; a namespace ikelab only
+        # adopted (`ikelab peer` runs in it) keeps them, so they are removed one by one.
+        if not getattr(self.topology, "adopted", False):
+            return
+        for side, children in self._installed.items():
+            s = self.topology.sides[side]
+            for child in children:
+                self.remove(side, child)
+                for remote in child.remote_ts:
+                    self.log.run(["ip", "-n", s.namespace, "route", "del", remote, "dev", s.interface], check=False)
+        self._installed.clear()
 
 
 class _WorkerHandle:

@@ -227,18 +227,25 @@ class Lab:
     def ping(self, count: int, on_line: Callable[[str], None] = lambda line: None) -> PingResult:
         """Real ping from the initiator's protected address to the responder's, line by line."""
         src, dst = self.lesson.left, self.lesson.right
-        namespace = self.topology.sides[src.name].namespace
-        args = ["ip", "netns", "exec", namespace, "ping", "-n", "-c", str(count), "-i", "0.2", "-W", "2",
-                "-I", src.protected, dst.protected]
-        self.topology.log.lines.append(" ".join(args))
-        process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        lines = []
+        return ping(self.topology.sides[src.name].namespace, src.protected, dst.protected, count, on_line, self.topology.log)
+
+
+def ping(namespace: str, src: str, dst: str, count: int, on_line: Callable[[str], None], log) -> PingResult:
+    """Real ping in `namespace` from protected address `src` to `dst`, each line to on_line as it comes."""
+    args = ["ip", "netns", "exec", namespace, "ping", "-n", "-c", str(count), "-i", "0.2", "-W", "2", "-I", src, dst]
+    log.lines.append(" ".join(args))
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    try:
         for line in process.stdout:
             line = line.rstrip()
             if line:
                 lines.append(line)
                 on_line(line)
+    finally:
+        if process.poll() is None:  # interrupted: the ping goes with us
+            process.kill()
         process.wait()
-        match = next((PING_SUMMARY.search(l) for l in lines if PING_SUMMARY.search(l)), None)
-        transmitted, received = (int(match.group(1)), int(match.group(2))) if match else (0, 0)
-        return PingResult(transmitted, received, lines)
+    match = next((PING_SUMMARY.search(l) for l in lines if PING_SUMMARY.search(l)), None)
+    transmitted, received = (int(match.group(1)), int(match.group(2))) if match else (0, 0)
+    return PingResult(transmitted, received, lines)

@@ -67,5 +67,8 @@ def kernel_supports(namespace: str, child: ChildSa) -> tuple[bool, str]:
     if result.returncode != 0:
         reason = result.stderr.strip() or "unknown error"
         return False, f"the kernel refused an ESP state ({reason})"
-    subprocess.run(["ip", "-n", namespace, "xfrm", "state", "flush"], capture_output=True)
+    # Only the probe's own state goes: `ikelab peer` probes in a namespace other runs may use too.
+    sa = child.outbound
+    subprocess.run(["ip", "-n", namespace, "xfrm", "state", "delete", "src", sa.src, "dst", sa.dst, "proto", "esp",
+                    "spi", "0x" + sa.spi.hex()], capture_output=True)
     return True, "the kernel accepts ESP states with these algorithms"

@@ -109,7 +109,8 @@ def _decode_chain(
                 field="Next Payload",
                 offset=announcer_at,
             )
-        payload, field, following = _decode_payload(r, next_type, sender_is_initiator)
+        start = r.base + pos  # where this payload's Field starts (a quiet decode makes none)
+        payload, _, following = _decode_payload(r, next_type, sender_is_initiator)
         payloads.append(payload)
         pos = r.pos
         if next_type in ENCRYPTED:
@@ -119,10 +120,10 @@ def _decode_chain(
                     f"but {len(data) - pos} bytes follow it",
                     payload=_context_name(next_type),
                     field="Payload Length",
-                    offset=field.start + 2,
+                    offset=start + 2,
                 )
             break
-        next_type, announcer, announcer_at = following, r.context, field.start
+        next_type, announcer, announcer_at = following, r.context, start
     if pos != len(data):
         raise DecodeError(
             f"is NONE (end of the chain) but {len(data) - pos} bytes follow",
@@ -193,9 +194,9 @@ def _decode_payload(r: Reader, ptype: int, sender_is_initiator: bool) -> tuple[P
     return payload, group, next_type
 
 
-def _decode_payload_quietly(r: QuietReader, ptype: int) -> tuple[Payload, object, int]:
-    """_decode_payload for the engine: the 4-byte generic header in one unpack, the same checks.
-    Any error here only makes the caller decode again with a Reader, which names the field."""
+def _decode_payload_quietly(r: QuietReader, ptype: int) -> tuple[Payload, None, int]:
+    """_decode_payload for the engine: the 4-byte generic header in one unpack, the same checks, and
+    no Field. Any error here only makes the caller decode again with a Reader, which names the field."""
     data, pos = r.data, r.pos
     r.context, r.limit = _context_name(ptype), len(data)
     if len(data) - pos < GENERIC_HEADER.size:
@@ -203,7 +204,6 @@ def _decode_payload_quietly(r: QuietReader, ptype: int) -> tuple[Payload, object
     next_type, flags, length = GENERIC_HEADER.unpack_from(data, pos)
     if length < GENERIC_HEADER.size or length > len(data) - pos:
         raise r.error("Payload Length", f"length {length} does not fit")
-    group = r.open_group(r.context)
     r.pos, r.limit = pos + GENERIC_HEADER.size, pos + length
     decoder = DECODERS.get(ptype)
     if decoder is not None:
@@ -213,8 +213,7 @@ def _decode_payload_quietly(r: QuietReader, ptype: int) -> tuple[Payload, object
         raise r.error("Critical", f"payload type {ptype} is not understood and its critical bit is set")
     else:
         payload = UnknownPayload(ptype, r.rest("Payload Data"))
-    r.close_group(group)
-    return payload, group, next_type
+    return payload, None, next_type
 
 
 def _critical_display(flags: object) -> str:

@@ -145,24 +145,23 @@ def _decode_transform(r: Reader) -> tuple[Transform, Field, int]:
     return transform, group, last
 
 
-def _decode_transform_quietly(r: Reader) -> tuple[Transform, object, int]:
-    """_decode_transform for the engine: the 8-byte header in one unpack, the same checks. Any error
-    here only makes the caller decode again with a Reader, which names the field."""
+def _decode_transform_quietly(r: Reader) -> tuple[Transform, None, int]:
+    """_decode_transform for the engine: the 8-byte header in one unpack, the same checks, and no
+    Field. Any error (even one from the missing Field) only makes the caller decode again with a
+    Reader, which names the field."""
     start = r.pos
     if r.limit - start < TRANSFORM_HEADER.size:
         raise r.error("Transform Length", "the transform header is cut short")
     last, length, ttype, tid = TRANSFORM_HEADER.unpack_from(r.data, start)
     if last not in (0, 3) or length < TRANSFORM_HEADER.size or length > r.limit - start:
         raise r.error("Transform Length", "bad Last Substruc or length")
-    group = r.open_group("Transform")
     outer_limit = r.limit
     r.pos, r.limit = start + TRANSFORM_HEADER.size, start + length
     transform = Transform(ttype, tid)
     while r.pos < r.limit:
         _decode_attribute(r, transform)
     r.limit = outer_limit
-    r.close_group(group)
-    return transform, group, last
+    return transform, None, last
 
 
 def _decode_attribute(r: Reader, transform: Transform) -> None:

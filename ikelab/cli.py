@@ -272,6 +272,7 @@ def cmd_peer(args) -> int:
         raise UsageError(f"--ping needs the datapath, which is not installed here: {why}")
     if side is not None:
         return _peer_with_datapath(args, lesson, side, other.protected, str(remote))
+    import ikelab.lab.peer_session  # noqa: F401 - the engines, imported before anything is bound
     try:
         sockets = ike_sockets(local)
     except OSError as e:

@@ -20,6 +20,10 @@ from ikelab.esp.udp_encap import KEEPALIVE
 from ikelab.ikev2.config import Ikev2Config
 from ikelab.ikev2.ike_sa import IkeSa, PendingRequest, State
 from ikelab.ikev2 import fragmentation
+# The exchanges import this module only for type hints (and ike_sa_init for Received when it runs), so
+# they are imported here once, not inside the calls that use them (each such import of a package's
+# module runs importlib's Python code again).
+from ikelab.ikev2.exchanges import create_child_sa, dispatch_request, ike_auth, ike_sa_init, informational  # noqa: F401
 from ikelab.ikev2.protection import ProtectionError, open_sk, seal
 from ikelab.rng import RandomSource
 from ikelab.trace import Event, IkeSaEvent, MessageEvent, NoteEvent, Trace
@@ -78,17 +82,11 @@ class Ikev2Peer:
     # ----------------------------------------------------------------- entry points
 
     def prepare(self) -> None:
-        """Work that needs no datagram, done before any arrives: the exchanges' modules are loaded
-        (imported lazily, they cost the first handshake of a process milliseconds between a request
-        and its response) and the key pair of our first DH group is made."""
-        from ikelab.ikev2.exchanges import create_child_sa, ike_auth, ike_sa_init, informational  # noqa: F401
-
+        """Work that needs no datagram, done before any arrives: the key pair of our first DH group is made."""
         ike_sa_init.prepare(self)
 
     def initiate(self, remote: Endpoint, now: float) -> list[Effect]:
         """Start IKE_SA_INIT towards `remote`."""
-        from ikelab.ikev2.exchanges import ike_sa_init
-
         return self._run(now, lambda: ike_sa_init.start(self, remote))
 
     def receive(self, data: bytes, src: Endpoint, dst: Endpoint, now: float) -> list[Effect]:
@@ -116,8 +114,6 @@ class Ikev2Peer:
         return self._run(now, lambda: self._act(action))
 
     def _act(self, action: str, sa: IkeSa | None = None) -> None:
-        from ikelab.ikev2.exchanges import create_child_sa, informational
-
         sa = sa or next(iter(self.established()), None)
         if sa is None:
             self.note("warning", f"cannot {action}: no established IKE SA")
@@ -339,8 +335,6 @@ class Ikev2Peer:
             if not header.is_response:
                 self.send_bare_response(header, [NotifyPayload(NotifyType.INVALID_MAJOR_VERSION)], src, dst)
             return
-        from ikelab.ikev2.exchanges import ike_sa_init
-
         if header.exchange == ExchangeType.IKE_SA_INIT and not header.is_response and header.spi_r == bytes(8):
             ike_sa_init.receive_request(self, data, header, src, dst)
             return
@@ -473,8 +467,6 @@ class Ikev2Peer:
             return
         message, inner = opened
         sa.expected_request_id += 1
-        from ikelab.ikev2.exchanges import dispatch_request
-
         dispatch_request(self, sa, Received(data, message, inner, src, dst))
 
     def _receive_response(self, sa: IkeSa, data: bytes, header: Header, src: Endpoint, dst: Endpoint) -> None:

@@ -9,6 +9,7 @@ cipher needs an integrity algorithm (encryption-only ESP is not offered).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TypeVar
 
 from ikelab.crypto.cipher import CIPHERS, ENCR_AES_GCM_16, Cipher
@@ -36,6 +37,11 @@ class ProposalSpec:
 
     def keywords(self) -> str:
         """Every algorithm as a strongSwan keyword, including ones the rules filled in."""
+        return self._keywords
+
+    @cached_property
+    def _keywords(self) -> str:
+        # Made once per spec (frozen): every proposal choice quotes the configured ones.
         words = [c.name for c in self.encryption]
         words += [i.name for i in self.integrity]
         words += [p.name for p in self.prf]

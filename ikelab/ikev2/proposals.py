@@ -8,7 +8,7 @@ algorithm of every transform type. Every refusal is explained, so a mismatch can
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 from ikelab.crypto.cipher import Cipher, cipher
 from ikelab.crypto.dh import DhGroup, dh_group
@@ -42,6 +42,11 @@ class Negotiated:
     esn: bool = False
 
     def keywords(self) -> str:
+        return self._keywords
+
+    @cached_property
+    def _keywords(self) -> str:
+        # Made once (frozen): the IKE SA's events and its failure or deletion quote it.
         parts = [self.cipher.name]
         if self.integrity:
             parts.append(self.integrity.name)

@@ -245,7 +245,7 @@ def cmd_peer(args) -> int:
     import ipaddress
 
     from ikelab.lab.here import side_here
-    from ikelab.lab.runs import ike_sockets, one_peer
+    from ikelab.lab.runs import one_peer, plain_ike_sockets
     from ikelab.lessons import DOCUMENTATION_NETWORKS, LessonError, load_lesson
 
     try:
@@ -274,7 +274,7 @@ def cmd_peer(args) -> int:
         return _peer_with_datapath(args, lesson, side, other.protected, str(remote))
     import ikelab.lab.peer_session  # noqa: F401 - the engines, imported before anything is bound
     try:
-        sockets = ike_sockets(local)
+        sockets = plain_ike_sockets(local)
     except OSError as e:
         raise UsageError(f"cannot listen on {local} ports 500 and 4500 here: {e}") from None
     print(f"ikelab: no datapath: {why}; the Child SAs are shown as `ip xfrm` commands, not installed", file=sys.stderr)

@@ -369,8 +369,9 @@ class _Parser:
         if value not in ("ikelab", "strongswan"):
             raise self.error(where + "implementation", f"must be 'ikelab' or 'strongswan', not {value!r}")
         if value == "strongswan":
-            # charon counts these in whole seconds (rekey_time in swanctl.conf, keep_alive in strongswan.conf).
-            for key in ("rekey_child_after", "rekey_ike_after", "nat_keepalive_every"):
+            # charon counts these in whole seconds (rekey_time and dpd_delay in swanctl.conf, keep_alive
+            # in strongswan.conf).
+            for key in ("rekey_child_after", "rekey_ike_after", "nat_keepalive_every", "liveness_every"):
                 seconds = table.get(key)
                 if seconds is not None and seconds != int(seconds):
                     raise self.error(where + key, f"strongSwan takes whole seconds here, not {seconds!r}")

@@ -89,6 +89,7 @@ STRONGSWAN_REKEY = (LESSONS_DIR / "ikev2-strongswan-rekey.toml").read_text()
 
 @pytest.mark.parametrize("old,new,message", [
     ("rekey_child_after = 2", "rekey_child_after = 2.5", r"right.rekey_child_after: strongSwan takes whole seconds here, not 2.5"),
+    ("rekey_child_after = 2", "rekey_child_after = 2\nliveness_every = 0.4", r"right.liveness_every: strongSwan takes whole seconds here, not 0.4"),
     ("rekey_ike_after = 3", "rekey_ike_after = 3\nnat_keepalive_every = -1", r"left.nat_keepalive_every: must be a positive number"),
     ('match = "CREATE_CHILD_SA response"', 'match = "x"\n[[action]]\nat = 1.0\npeer = "right"\ndo = "liveness"\n[[step]]\nmatch = "y"',
      r"action.do: swanctl has no command that makes strongSwan check liveness"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 
 from conftest import needs_lab
-from ikelab.lab.lab import ike_sockets
+from ikelab.lab.lab import lab_ike_sockets
 from ikelab.lab.netns import Topology, in_namespace
 from ikelab.lab.reuseport import join_group
 
@@ -15,7 +15,7 @@ pytestmark = needs_lab()
 def test_marker_goes_to_ike_and_esp_to_the_worker():
     with Topology([("left", "192.0.2.1", "198.51.100.1"), ("right", "192.0.2.2", "203.0.113.1")]) as topo:
         left, right = topo.sides["left"].namespace, topo.sides["right"].namespace
-        ike = in_namespace(right, lambda: ike_sockets("192.0.2.2"))
+        ike = in_namespace(right, lambda: lab_ike_sockets("192.0.2.2"))
         worker = in_namespace(right, lambda: join_group("192.0.2.2"))
         sender = in_namespace(left, lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
         for sock in (*ike, worker, sender):

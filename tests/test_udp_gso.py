@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from conftest import needs_lab
-from ikelab.lab.lab import Lab, ike_sockets
+from ikelab.lab.lab import Lab, lab_ike_sockets
 from ikelab.lab.netns import Topology, in_namespace
 from ikelab.lab.reuseport import join_group
 from ikelab.lab.udp_gso import GRO_CMSG_SPACE, SOL_UDP, UDP_GRO, SegmentingSender, enable_gro, split
@@ -77,7 +77,7 @@ def test_a_run_arrives_as_the_same_datagrams(gro):
     datagrams = [b"\x00\x00\x10\x01" + os.urandom(1400) for _ in range(20)] + [b"\x00\x00\x10\x01short"]
     with Topology([("left", "192.0.2.1", "198.51.100.1"), ("right", "192.0.2.2", "203.0.113.1")]) as topo:
         left, right = topo.sides["left"].namespace, topo.sides["right"].namespace
-        ike = in_namespace(right, lambda: ike_sockets("192.0.2.2"))  # the port 4500 group, as in the lab
+        ike = in_namespace(right, lambda: lab_ike_sockets("192.0.2.2"))  # the port 4500 group, as in the lab
         receiver = in_namespace(right, lambda: join_group("192.0.2.2"))
         sender = in_namespace(left, lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
         try:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from ikelab.lab import datapath as datapaths
-from ikelab.lab.lab import Capture, PingResult, ike_sockets, ping, sample_child
+from ikelab.lab.lab import Capture, PingResult, lab_ike_sockets, ping, sample_child
 from ikelab.lab.netns import NETNS_DIR, PREFIX, LabError, Side, Topology
 from ikelab.lab.transports import UdpTransport
 from ikelab.lessons import Lesson
@@ -106,7 +106,7 @@ class PeerLab:
                 self.capture = Capture(side.namespace, side.interface, self.capture_path)
             # Before the worker starts: its ESP-in-UDP socket joins the group of our 4500 socket.
             try:
-                sockets = ike_sockets(side.address)
+                sockets = lab_ike_sockets(side.address)
             except OSError as e:
                 raise LabError(f"cannot listen on {side.address} ports 500 and 4500 here: {e}") from None
             self.transport = UdpTransport({side.name: sockets})
@@ -130,16 +130,20 @@ class PeerLab:
 
     def close(self) -> None:
         """Undo what __enter__ did, in reverse order; safe after a partial start and twice."""
+        # One try per resource: a failure (or a second Ctrl-C) while stopping one must not leave
+        # the next in place, which in a namespace we did not make would outlive the run.
         try:
             if self.capture is not None:
                 self.capture.stop()
-            if self.datapath is not None:
-                self.datapath.stop()
-                self.datapath = None
         finally:
-            if self.transport is not None:
-                self.transport.close()
-                self.transport = None
+            try:
+                if self.datapath is not None:
+                    self.datapath.stop()
+                    self.datapath = None
+            finally:
+                if self.transport is not None:
+                    self.transport.close()
+                    self.transport = None
 
     def stop_capture(self) -> None:
         if self.capture is not None:

@@ -34,11 +34,16 @@ def sample_child(lesson: Lesson) -> ChildSa:
     return ChildSa("probe", sa(0x1000, right.address, left.address), sa(0x1001, left.address, right.address), left.local_ts, left.remote_ts)
 
 
-def ike_sockets(address: str) -> list:
-    """UDP 500 and 4500; the 4500 socket lets the ESP worker join it (see steer_esp_in_udp)."""
+def lab_ike_sockets(address: str) -> list:
+    """UDP 500 and 4500 in a lab namespace; the 4500 socket lets the ESP worker join it (see
+    steer_esp_in_udp). On an error nothing stays open."""
     nat_t = bound_udp_socket(address, NAT_T_PORT, reuse_port=True)
-    steer_esp_in_udp(nat_t)
-    return [bound_udp_socket(address, IKE_PORT), nat_t]
+    try:
+        steer_esp_in_udp(nat_t)
+        return [bound_udp_socket(address, IKE_PORT), nat_t]
+    except BaseException:
+        nat_t.close()
+        raise
 
 
 def missing_privileges() -> str | None:
@@ -134,7 +139,7 @@ class Lab:
             sockets = {}
             for name in ours:
                 side = self.topology.sides[name]
-                sockets[name] = in_namespace(side.namespace, lambda a=side.address: ike_sockets(a))
+                sockets[name] = in_namespace(side.namespace, lambda a=side.address: lab_ike_sockets(a))
             self.transport = UdpTransport(sockets)
             self.transport.name = "netns"
             self.datapath = datapaths.choose(self.topology, sample_child(self.lesson), self.prefer_datapath, ours)
@@ -185,7 +190,7 @@ class Lab:
             version=self.lesson.ike_version, aggressive=self.lesson.ike_version == 1 and self.lesson.mode == "aggressive",
             rekey_ike_after=whole(peer.rekey_ike_after), rekey_child_after=whole(peer.rekey_child_after),
             nat_keepalive_every=whole(peer.nat_keepalive_every),
-            dpd_every=None if peer.liveness_every is None else max(1, round(peer.liveness_every)),
+            dpd_every=None if peer.liveness_every is None else int(peer.liveness_every),
             fragmentation=peer.fragmentation, fragment_size=peer.fragment_size, **self._certificate_of(peer),
         )
         charon = Charon(config, self.topology.log)

@@ -76,8 +76,9 @@ def new_session(lesson: Lesson, seed: int | None, *, lab: Lab | None = None, tra
     return session
 
 
-def ike_sockets(local: str) -> list:
-    """UDP sockets on ports 500 and 4500 at `local`, or OSError (both closed) saying why not."""
+def plain_ike_sockets(local: str) -> list:
+    """UDP sockets on ports 500 and 4500 at `local` in a namespace ikelab did not make (no ESP
+    worker joins port 4500 there, unlike lab.lab_ike_sockets), or OSError (both closed) saying why not."""
     from ikelab.esp.udp_encap import NAT_T_PORT
     from ikelab.lab.transports import IKE_PORT, bound_udp_socket
 
@@ -92,7 +93,7 @@ def ike_sockets(local: str) -> list:
 
 def one_peer(lesson: Lesson, ours: str, sockets: list, remote: str, seed: int | None):
     """Our side alone, in the current namespace, against another implementation at `remote`, run
-    until it settles. The sockets (from ike_sockets) are closed at the end."""
+    until it settles. The sockets (from plain_ike_sockets) are closed at the end."""
     from ikelab.effects import Endpoint
     from ikelab.lab.peer_session import PeerSession
     from ikelab.lab.transports import IKE_PORT, UdpTransport

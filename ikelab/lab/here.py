@@ -53,10 +53,11 @@ def current_namespace() -> tuple[str | None, str]:
 
 def interface_of(address: str) -> str | None:
     """The interface that carries `address` in this namespace, or None."""
-    out = subprocess.run(["ip", "-o", "-4", "addr", "show"], capture_output=True, text=True).stdout
+    out = subprocess.run(["ip", "-o", "addr", "show"], capture_output=True, text=True).stdout
     for line in out.splitlines():
-        words = line.split()  # "2: veth-left    inet 192.0.2.1/24 brd ... scope global veth-left"
-        if "inet" in words and words[words.index("inet") + 1].split("/")[0] == address:
+        words = line.split()  # "2: veth-left    inet 192.0.2.1/24 brd ... scope global veth-left" (or inet6)
+        family = "inet" if "inet" in words else "inet6" if "inet6" in words else None
+        if family and words[words.index(family) + 1].split("/")[0] == address:
             return words[1].split("@")[0]
     return None
 

@@ -60,7 +60,12 @@ def decode_sa(r: Reader, ptype: int, next_payload: int) -> SaPayload:
 # reading it from the group would turn all the group's leaves into Fields (see Reader).
 
 
+PROPOSAL_HEADER = struct.Struct("!BxHBBBB")  # Last Substruc, Proposal Length, Num, Protocol ID, SPI Size, Num Transforms
+
+
 def _decode_proposal(r: Reader) -> tuple[Proposal, Field, int]:
+    if r.quiet:
+        return _decode_proposal_quietly(r)
     start = r.pos
     group = r.open_group("Proposal", note="One set of algorithms; the responder picks exactly one proposal.")
     last = r.u8("Last Substruc", note="0 = last proposal, 2 = another proposal follows.")
@@ -90,6 +95,26 @@ def _decode_proposal(r: Reader) -> tuple[Proposal, Field, int]:
     group.name = f"Proposal #{number}"
     group.display = f"{name_of(ProtocolId, protocol)}, {count} transforms"
     return Proposal(number, protocol, spi, transforms), group, last
+
+
+def _decode_proposal_quietly(r: Reader) -> tuple[Proposal, None, int]:
+    """_decode_proposal for the engine: the 8-byte header in one unpack, the same checks, and no
+    Field. Any error (even one from the missing Field) only makes the caller decode again with a
+    Reader, which names the field."""
+    start = r.pos
+    if r.limit - start < PROPOSAL_HEADER.size:
+        raise r.error("Proposal Length", "the proposal header is cut short")
+    last, length, number, protocol, spi_size, count = PROPOSAL_HEADER.unpack_from(r.data, start)
+    if last not in (0, 2) or length < PROPOSAL_HEADER.size or length > r.limit - start or number == 0:
+        raise r.error("Proposal Length", "bad Last Substruc, length or number")
+    if spi_size not in PROPOSAL_SPI_SIZES.get(protocol, (spi_size,)):
+        raise r.error("SPI Size", "does not fit the protocol")
+    outer_limit = r.limit
+    r.pos, r.limit = start + PROPOSAL_HEADER.size, start + length
+    spi = r.raw("SPI", spi_size) if spi_size else b""
+    transforms = _decode_transforms(r, count)
+    r.limit = outer_limit
+    return Proposal(number, protocol, spi, transforms), None, last
 
 
 def _decode_transforms(r: Reader, count: int) -> list[Transform]:

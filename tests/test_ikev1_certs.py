@@ -81,6 +81,23 @@ def test_signature_handshake_then_quick_mode(mode, key):
         assert len(verified) == 1 and verified[0].ok
 
 
+@pytest.mark.parametrize("mode", ["main", "aggressive"])
+@pytest.mark.parametrize("left_key, right_key", [("ecdsa256", "ecdsa384"), ("ecdsa384", "ecdsa256"), ("ecdsa521", "ecdsa256")])
+def test_ecdsa_keys_on_different_curves_sign_the_agreed_methods_hash(mode, left_key, right_key):
+    """The initiator's key names the ECDSA method; HASH is made with that method's hash and each side
+    signs it on its own curve (what strongSwan does), with a warning naming both curves."""
+    r = run_certs({"key": left_key, "mode": mode}, {"key": right_key})
+    assert r.success and carries_ping(r), (r.failed, r.notes("left"), r.notes("right"))
+    digest = {"ecdsa256": 32, "ecdsa384": 48, "ecdsa521": 64}[left_key]
+    width = {"ecdsa256": 64, "ecdsa384": 96, "ecdsa521": 132}
+    for peer, own, other in (("left", left_key, right_key), ("right", right_key, left_key)):
+        signed = {e.action: e for e in r.trace.of(Ikev1HashEvent, peer) if e.label.startswith("SIG_")}
+        assert [len(v) for v in signed["computed"].parts.values()] == [digest] and len(signed["computed"].output) == width[own]
+        assert signed["verified"].ok and len(signed["verified"].output) == width[other]
+    (ours,) = [e.text for e in r.trace.of(NoteEvent, "right") if "RFC 4754 pairs with" in e.text and e.text.startswith("our ")]
+    assert r.trace.of(ProposalEvent, "right")[0].chosen.split()[-1] in ours
+
+
 def test_skeyid_for_signatures_is_keyed_with_the_nonces_and_traced():
     r = run_certs()
     for peer in ("left", "right"):

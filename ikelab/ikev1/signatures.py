@@ -14,6 +14,9 @@ authentication method of the ISAKMP transform names the algorithm:
 Neither scheme hashes again: RSA signs the bare HASH (strongSwan's SIGN_RSA_EMSA_PKCS1_NULL), and
 ECDSA takes HASH as its digest (SIGN_ECDSA_WITH_NULL), which is why with ECDSA the HASH itself is
 computed with the method's hash (RFC 4754; strongSwan 5.9 does the same, measured in the lab).
+The method is the one agreed in the SA; a key on another curve (a P-384 peer under method 9) signs
+that digest on its own curve, r|s as wide as its curve: strongSwan 5.9.8 does so and accepts it
+(tests/test_ikev1_strongswan.py), though RFC 4754 pairs each method with one curve.
 """
 
 from __future__ import annotations
@@ -36,6 +39,24 @@ _ECDSA = {
     AuthMethod.ECDSA_SHA512_P521: (hashes.SHA512, PRFS[7], 66),
 }
 _CURVES = {method: curve for curve, method in ECDSA_METHODS.items()}
+
+
+def curve_bytes(key: PrivateKey | PublicKey) -> int:
+    """Bytes per coordinate of r and s: fixed by the key's curve, whatever method was agreed."""
+    return _ECDSA[ECDSA_METHODS[key.curve.name]][2]
+
+
+def curve_mismatch(method: int, key: PrivateKey | PublicKey, whose: str) -> str:
+    """"" if `key` is on the curve RFC 4754 pairs with the ECDSA `method`; else a line saying what is done.
+
+    The agreed method fixes the hash of HASH_I/HASH_R; the key signs that digest on its own curve.
+    RFC 4754 pairs each method with one curve, but strongSwan 5.9 (which lets a P-256 and a P-384
+    peer meet under one ECDSA method) signs and verifies this way, so ikelab does too."""
+    if method not in _ECDSA or key.curve.name == _CURVES[method]:
+        return ""
+    return (f"{whose} key is on {key.curve.name}, but {name_of(AuthMethod, method)} was agreed, which RFC 4754 pairs with {_CURVES[method]}: "
+            f"HASH is made with the method's {_ECDSA[method][0].name.upper()} and signed on {key.curve.name}, "
+            f"r|s of {curve_bytes(key)} bytes each (strongSwan does the same)")
 
 
 def hash_prf(method: int, negotiated: Prf) -> Prf:
@@ -71,9 +92,12 @@ def sign(method: int, key: PrivateKey, hash_value: bytes) -> bytes:
             raise SignatureError(f"RSA_SIGNATURES needs an RSA key, not {describe_key(key)}")
         return key.sign(hash_value, padding.PKCS1v15(), NoDigestInfo())
     if method in _ECDSA:
-        algorithm, _, size = _ECDSA[method]
-        if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != _CURVES[method]:
-            raise SignatureError(f"{name_of(AuthMethod, method)} needs an ECDSA {_CURVES[method]} key, not {describe_key(key)}")
+        algorithm = _ECDSA[method][0]
+        if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name not in ECDSA_METHODS:
+            raise SignatureError(f"{name_of(AuthMethod, method)} needs an ECDSA P-256/384/521 key, not {describe_key(key)}")
+        if len(hash_value) != algorithm.digest_size:
+            raise SignatureError(f"HASH has {len(hash_value)} bytes, but {name_of(AuthMethod, method)} signs a {algorithm.digest_size}-byte digest")
+        size = curve_bytes(key)
         r, s = decode_dss_signature(key.sign(hash_value, _prehashed(algorithm())))
         return r.to_bytes(size, "big") + s.to_bytes(size, "big")
     raise SignatureError(f"{name_of(AuthMethod, method)} ({method}) is not a signature method")
@@ -98,11 +122,12 @@ def verify(method: int, key: PublicKey, hash_value: bytes, signature: bytes) -> 
             return False, f"the RSA signature cannot be checked: {e}"
         return True, f"RSA PKCS#1 v1.5 signature over the HASH verified with the certificate's {words} key"
     if method in _ECDSA:
-        algorithm, _, size = _ECDSA[method]
-        if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != _CURVES[method]:
+        algorithm = _ECDSA[method][0]
+        if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name not in ECDSA_METHODS:
             return False, f"the transform says {name_of(AuthMethod, method)} but the certificate holds an {words} key"
+        size = curve_bytes(key)
         if len(signature) != 2 * size:
-            return False, f"{name_of(AuthMethod, method)} signatures are r|s of {2 * size} bytes, the SIG payload has {len(signature)}"
+            return False, f"{words} signatures are r|s of {2 * size} bytes, the SIG payload has {len(signature)}"
         if len(hash_value) != algorithm.digest_size:
             return False, f"HASH has {len(hash_value)} bytes, but {name_of(AuthMethod, method)} signs a {algorithm.digest_size}-byte digest"
         der = encode_dss_signature(int.from_bytes(signature[:size], "big"), int.from_bytes(signature[size:], "big"))

@@ -76,6 +76,10 @@ def own_proof(peer: "Ikev1Peer", sa: IsakmpSa, *, of_initiator: bool, id_b: byte
     if proposals.auth_family(method) != proposals.auth_family(sa.ike.auth_method):
         raise signatures.SignatureError(
             f"{name_of(AuthMethod, sa.ike.auth_method)} was agreed, but our certificate holds a key for {name_of(AuthMethod, method)}")
+    method = sa.ike.auth_method  # with ECDSA the agreed method, not our key's, fixes the digest HASH is
+    mismatch = signatures.curve_mismatch(method, cfg.private_key, "our certificate's")
+    if mismatch:
+        peer.note("warning", mismatch)
     signature = signatures.sign(method, cfg.private_key, hash_value)
     hash_label, sig_label = ("HASH_I", "SIG_I") if of_initiator else ("HASH_R", "SIG_R")
     peer.emit(
@@ -118,6 +122,10 @@ def verify_proof(peer: "Ikev1Peer", sa: IsakmpSa, payloads: list[Payload], *, pe
         return str(e)
     if proposals.auth_family(method) != proposals.auth_family(sa.ike.auth_method):
         return f"{agreed} was agreed, but the peer's certificate holds a key for {name_of(AuthMethod, method)}"
+    method = sa.ike.auth_method  # it fixes the digest; the key's curve fixes the size of r|s
+    mismatch = signatures.curve_mismatch(method, key, "the peer's certificate's")
+    if mismatch:
+        peer.note("warning", mismatch)
     # HASH_I/HASH_R as we compute it: the peer signed the same value if all inputs agree.
     expected, _ = auth_hash(peer, sa, of_initiator=peer_is_initiator, id_b=sa.peer_id_b)
     ok, why = signatures.verify(method, key, expected, sig.data)

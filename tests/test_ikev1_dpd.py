@@ -116,3 +116,35 @@ def test_no_r_u_there_to_a_peer_that_did_not_announce_dpd(monkeypatch):
     assert r.success and dpd_messages(r) == []
     assert any("sent no RFC 3706 vendor ID" in t for t in r.notes("left", "info"))
     assert r.peers["left"].next_timer() is None
+
+
+def test_the_dead_peer_reason_gives_the_time_measured_since_the_first_unanswered_r_u_there():
+    """Wall-clock timers fire late: the reason must say how long we really waited, not the sum of the
+    retransmission schedule (1 + 2 + 4 = 7 s here)."""
+    policy = RetransmitPolicy(timeout=1.0, base=2.0, tries=2)
+    r = until(start({"dpd_every": 5.0, "retransmit": policy}), 1.0)
+    left = r.peers["left"]
+    while left.next_timer() is not None and "left" not in r.failed:
+        r.clock = left.next_timer() + 1.0  # every timer fires a second late
+        r.apply("left", left.on_timer(r.clock))
+        r.wire += r.queue
+        r.queue.clear()  # lost: the peer never answers
+    assert len(dpd_messages(r)) == 3  # R-U-THEREs at 6, 8 and 11 s; dead at 16 s
+    assert r.failed["left"].reason == "dead peer: no R-U-THERE-ACK to 3 R-U-THERE messages in 10.0 s (RFC 3706); its IPsec SAs are removed"
+
+
+def test_a_liveness_action_sends_no_r_u_there_to_a_peer_that_did_not_announce_dpd(monkeypatch):
+    """Asked for by hand (the lesson's or TUI's "liveness"), R-U-THERE to a peer without the RFC 3706
+    vendor ID would go unanswered and declare a live peer dead: nothing is sent, and the trace says why."""
+    from ikelab.ikev1.exchanges import phase1
+    from ikelab.wire.isakmp import VendorPayload
+    from ikelab.wire.isakmp_constants import DPD_VENDOR_ID
+
+    original = phase1.vendor_ids
+    monkeypatch.setattr(phase1, "vendor_ids", lambda peer: [v for v in original(peer) if peer.config.name == "left" or v != VendorPayload(DPD_VENDOR_ID)])
+    r = until(start(), 1.0)
+    r.apply("left", r.peers["left"].act("liveness", r.clock))
+    r = until(r, 60.0)
+    assert r.success and dpd_messages(r) == [] and "left" not in r.failed
+    assert any(t.startswith("no R-U-THERE sent: the peer sent no RFC 3706 vendor ID") for t in r.notes("left", "warning"))
+    assert r.peers["left"].established()[0].dpd is None

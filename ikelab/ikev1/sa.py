@@ -94,6 +94,7 @@ class Dpd:
     sequence: int  # the last sequence number we sent; each R-U-THERE takes the next one (§7)
     unanswered: list[int] = field(default_factory=list)  # sequence numbers still waiting for an ACK
     attempt: int = 0  # R-U-THEREs sent since the peer was last heard from
+    first_sent: float | None = None  # when the first of the unanswered R-U-THEREs went out
 
 
 @dataclass

@@ -42,10 +42,15 @@ def heard_from(peer: "Ikev1Peer", sa: IsakmpSa) -> None:
 
 def are_you_there(peer: "Ikev1Peer", sa: IsakmpSa) -> None:
     """Send R-U-THERE with the next sequence number and wait for its ACK."""
+    if not sa.peer_dpd:  # as in start(): unanswered, it would declare a live peer dead
+        peer.note("warning", "no R-U-THERE sent: the peer sent no RFC 3706 vendor ID in phase 1, so it would not answer, and we would declare it dead")
+        return
     if sa.dpd is None:  # asked for by a lesson or the TUI without a configured interval
         sa.dpd = Dpd(due=peer.now, sequence=int.from_bytes(peer.random(4, "DPD sequence number"), "big") >> 1)
     d = sa.dpd
     d.sequence = (d.sequence + 1) & 0xFFFFFFFF
+    if not d.unanswered:
+        d.first_sent = peer.now
     d.unanswered.append(d.sequence)
     d.attempt += 1
     d.due = peer.now + peer.config.retransmit.delay(d.attempt - 1)
@@ -57,7 +62,7 @@ def due(peer: "Ikev1Peer", sa: IsakmpSa) -> None:
     """The DPD timer fired: ask, ask again, or give the peer up for dead."""
     d, policy = sa.dpd, peer.config.retransmit
     if d.unanswered and d.attempt > policy.tries:
-        waited = sum(policy.delay(n) for n in range(d.attempt))
+        waited = peer.now - d.first_sent  # measured: wall-clock timers may fire late
         peer.fail(sa, f"dead peer: no R-U-THERE-ACK to {d.attempt} R-U-THERE messages in {waited:.1f} s (RFC 3706); its IPsec SAs are removed")
         return
     are_you_there(peer, sa)
@@ -73,6 +78,7 @@ def acknowledged(peer: "Ikev1Peer", sa: IsakmpSa, n: NotifyPayload) -> None:
     peer.note("info", f"dead peer detection: the peer answered R-U-THERE #{sequence} with R-U-THERE-ACK, it is alive")
     d.unanswered.clear()
     d.attempt = 0
+    d.first_sent = None
     if peer.config.dpd_every is None:
         sa.dpd = None
     else:

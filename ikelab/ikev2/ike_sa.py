@@ -76,6 +76,16 @@ class IkeSa:
     fragmentation: bool = False  # both sides sent IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383)
     last_response_fragments: list[tuple[bytes, bytes]] = field(default_factory=list)  # last_response as SKF fragments
     reassembly: Any = None  # fragmentation.Reassembly: the fragments of a message that arrived so far
+    rekeying_ike: bool = False  # our CREATE_CHILD_SA rekeying this IKE SA waits for its response
+    successor: "IkeSa | None" = None  # the IKE SA that replaced this one in a rekey (and holds its Child SAs)
+
+    def current(self) -> "IkeSa":
+        """This IKE SA, or the one that now holds its Child SAs if it was rekeyed (exchanges that
+        started on the old IKE SA end after the rekey moved the Child SAs: RFC 7296 §2.8)."""
+        sa = self
+        while sa.successor is not None:
+            sa = sa.successor
+        return sa
 
     @property
     def is_initiator(self) -> bool:

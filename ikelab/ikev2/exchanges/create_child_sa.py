@@ -133,8 +133,11 @@ def _child_response(peer: "Ikev2Peer", sa: IkeSa, ctx: ChildRequest, response: "
                 peer.note("info", f"the responder wants DH group {group.name} for PFS: retrying")
                 peer.start_request(sa, lambda: _request_child(peer, sa, ctx.rekeying, group, tried))
                 return
+    # If the IKE SA was rekeyed while our request was in flight, its Child SAs (and the one we
+    # rekey) moved to the new IKE SA: that one takes the result (RFC 7296 §2.8).
+    holder = sa.current()
     if errors and _busy(peer, sa, errors, "rekey-child" if ctx.rekeying is not None else "create-child",
-                        gone=ctx.rekeying is not None and ctx.rekeying not in sa.children):
+                        gone=ctx.rekeying is not None and ctx.rekeying not in holder.children):
         return
     if errors:
         peer.note("error", f"the responder refused the Child SA with {notify_name(errors[0])}")
@@ -169,9 +172,9 @@ def _child_response(peer: "Ikev2Peer", sa: IkeSa, ctx: ChildRequest, response: "
         remote_ts=[n for t in tsr.selectors for n in selectors.to_networks(t)],
         ni=ctx.nonce, nr=nonce.data, g_ir=g_ir, we_initiated=True,
     )
-    _install(peer, sa, child)
+    _install(peer, holder, child)
     if ctx.rekeying is not None:
-        _finish_rekey(peer, sa, ctx, child, nonce.data)
+        _finish_rekey(peer, holder, ctx, child, nonce.data)
 
 
 def _finish_rekey(peer: "Ikev2Peer", sa: IkeSa, ctx: ChildRequest, new: ChildSa, nr: bytes) -> None:
@@ -199,6 +202,7 @@ def rekey_ike(peer: "Ikev2Peer", sa: IkeSa) -> None:
     pair = _keypair(peer, group)
     offered = proposals.offer(cfg.ike_proposals, ProtocolId.IKE, spi=new_spi, dh_first=group.number)
     peer.note("info", f"rekeying IKE SA {sa.label}")
+    sa.rekeying_ike = True  # until the answer: the peer's Child SA requests get TEMPORARY_FAILURE meanwhile
     payloads = [SaPayload(offered), NoncePayload(nonce), KePayload(group.number, pair.public)]
     peer.send_request(sa, ExchangeType.CREATE_CHILD_SA, payloads,
                       lambda r: _ike_rekey_response(peer, sa, new_spi, nonce, pair, offered, r))
@@ -206,21 +210,26 @@ def rekey_ike(peer: "Ikev2Peer", sa: IkeSa) -> None:
 
 def _busy(peer: "Ikev2Peer", sa: IkeSa, errors: list, action: str, gone: bool) -> bool:
     """TEMPORARY_FAILURE: the peer is in the middle of a colliding exchange on this IKE SA (a rekey
-    of its own, RFC 7296 §2.25); ours is tried again shortly, unless the peer's replaced the SA."""
+    of its own, RFC 7296 §2.25); ours is tried again shortly, unless the peer's replaced the SA.
+    The retry goes to the IKE SA that holds the Child SAs by then: the old one's timers never fire
+    once it is rekeyed (and a timer set while our own IKE rekey is in flight moves with the Child SAs)."""
     if not any(n.notify_type == NotifyType.TEMPORARY_FAILURE for n in errors):
         return False
     if gone:
         peer.note("info", f"the peer answered TEMPORARY_FAILURE and has replaced that SA meanwhile: no {action} needed")
     else:
+        holder = sa.current()
+        moved = f" on the rekeyed IKE SA {holder.label}" if holder is not sa else ""
         peer.note("info", f"the peer answered TEMPORARY_FAILURE, busy with another exchange (RFC 7296 §2.25): "
-                          f"{action} again in {RETRY_AFTER_BUSY:.0f} s")
-        peer.schedule(sa, RETRY_AFTER_BUSY, action)
+                          f"{action} again in {RETRY_AFTER_BUSY:.0f} s{moved}")
+        peer.schedule(holder, RETRY_AFTER_BUSY, action)
     return True
 
 
 def _ike_rekey_response(peer, sa: IkeSa, new_spi: bytes, nonce: bytes, pair: DhKeyPair, offered, response: "Received") -> None:
     from ikelab.ikev2.exchanges import informational
 
+    sa.rekeying_ike = False
     payloads = response.inner
     errors = error_notifies(payloads)
     if errors and _busy(peer, sa, errors, "rekey-ike", gone=sa.state is not State.ESTABLISHED):
@@ -259,8 +268,9 @@ def _take_over(peer: "Ikev2Peer", old: IkeSa, new: IkeSa) -> None:
     new.fragmentation = old.fragmentation  # negotiated once in IKE_SA_INIT, for the IKE SA and its rekeyed successors
     # The keepalives are for the NAT's mapping, which the new IKE SA shares, and the Child SAs keep
     # their own lifetimes (as in strongSwan): both keep their rhythm rather than start again.
-    new.timers += [t for t in old.timers if t[1] in ("nat-keepalive", "rekey-child")]
+    new.timers += [t for t in old.timers if t[1] in ("nat-keepalive", "rekey-child", "create-child")]
     old.state = State.REKEYED
+    old.successor = new  # exchanges still in flight on the old IKE SA hand their Child SAs to the new one
     old.timers.clear()
     peer.sas[new.local_spi] = new
     peer.emit(IkeSaEvent, state="established", spi_i=new.spi_i, spi_r=new.spi_r, algorithms=new.ike.keywords(),
@@ -282,6 +292,12 @@ def receive_request(peer: "Ikev2Peer", sa: IkeSa, request: "Received") -> None:
         return
     if sa.state is not State.ESTABLISHED:
         peer.note("warning", f"CREATE_CHILD_SA while the IKE SA is {sa.state.value}: TEMPORARY_FAILURE")
+        peer.send_response(sa, request.header, [NotifyPayload(NotifyType.TEMPORARY_FAILURE)])
+        return
+    if sa.rekeying_ike and sa_i.proposals[0].protocol != ProtocolId.IKE:
+        # RFC 7296 §2.25.1: a Child SA asked for while we rekey the IKE SA would land on the IKE SA
+        # about to go; the peer retries on the new one (a Child SA rekey counts: it creates one).
+        peer.note("info", "CREATE_CHILD_SA for a Child SA while our own IKE SA rekey is in flight: TEMPORARY_FAILURE (RFC 7296 §2.25.1)")
         peer.send_response(sa, request.header, [NotifyPayload(NotifyType.TEMPORARY_FAILURE)])
         return
     if sa_i.proposals[0].protocol == ProtocolId.IKE:

@@ -1,0 +1,113 @@
+"""A Child SA exchange crossing an IKE SA rekey (RFC 7296 §2.25.1): the peer rekeying its IKE SA
+answers TEMPORARY_FAILURE, and the other one, which has meanwhile moved its Child SAs to the new
+IKE SA, asks again there. Both must end with the same Child SAs on the same single IKE SA."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from conftest import assert_no_internal_error, lesson_with
+from ikelab.ikev2.ike_sa import State
+from ikelab.lab.session import Session
+from ikelab.lab.transports import MemoryTransport
+from ikelab.lessons import Action
+from ikelab.trace import ChildSaEvent, IkeSaEvent, NoteEvent
+
+OTHER = {"left": "right", "right": "left"}
+
+
+def crossing(child_side: str, child_action: str, ike_at: float = 1.0, seed: int = 3) -> Session:
+    """Actions at the same time run left first, so left's request is on the wire first: with the
+    Child SA exchange on the left its request arrives first, on the right the IKE rekey's does."""
+    actions = (Action(1.0, child_side, child_action), Action(ike_at, OTHER[child_side], "rekey-ike"))
+    lesson = dataclasses.replace(lesson_with(), actions=actions, duration=4.0)
+    session = Session(lesson, MemoryTransport.for_lesson(lesson), seed=seed)
+    session.run()
+    assert_no_internal_error(session)
+    trouble = [f"{e.peer}: {e.text}" for e in session.trace.of(NoteEvent) if e.level in ("warning", "error")]
+    assert not trouble, trouble
+    return session
+
+
+def one_rekeyed_ike_sa(session: Session):
+    """Both peers hold exactly one IKE SA, the same one, and it is the rekeyed one."""
+    left, right = session.peers["left"], session.peers["right"]
+    assert len(left.sas) == len(right.sas) == 1
+    (l_sa,), (r_sa,) = left.established(), right.established()
+    assert (l_sa.spi_i, l_sa.spi_r) == (r_sa.spi_i, r_sa.spi_r)
+    rekeyed = [e for e in session.trace.of(IkeSaEvent, "left") if e.state == "established" and e.reason.startswith("rekeyed")]
+    assert len(rekeyed) == 1 and rekeyed[0].spi_i == l_sa.spi_i
+    return l_sa, r_sa
+
+
+def mirrored(l_sa, r_sa) -> None:
+    assert len(l_sa.children) == len(r_sa.children)
+    for l in l_sa.children:
+        assert sum(l.outbound == r.inbound and l.inbound == r.outbound for r in r_sa.children) == 1
+
+
+@pytest.mark.parametrize("child_side", ["left", "right"])
+def test_child_rekey_crossing_an_ike_rekey_is_retried_on_the_new_ike_sa(child_side):
+    session = crossing(child_side, "rekey-child")
+    l_sa, r_sa = one_rekeyed_ike_sa(session)
+    assert len(l_sa.children) == 1
+    mirrored(l_sa, r_sa)
+    # The Child SA was rekeyed (its rekey timer had fired): the first one is gone, a second one stays.
+    for peer, sa in (("left", l_sa), ("right", r_sa)):
+        installed = [e for e in session.trace.of(ChildSaEvent, peer) if e.action == "installed"]
+        deleted = [e for e in session.trace.of(ChildSaEvent, peer) if e.action == "deleted"]
+        assert len(installed) == 2, peer  # no orphan: nothing installed on the IKE SA about to go
+        assert [d.inbound["spi"] for d in deleted] == [installed[0].inbound["spi"]]
+        assert sa.children[0].inbound.spi.hex() == installed[1].inbound["spi"]
+    # The trace says why the rekey was asked for twice.
+    refused = [e.text for e in session.trace.of(NoteEvent, OTHER[child_side]) if "TEMPORARY_FAILURE" in e.text]
+    assert refused == ["CREATE_CHILD_SA for a Child SA while our own IKE SA rekey is in flight: TEMPORARY_FAILURE (RFC 7296 §2.25.1)"]
+    (retry,) = [e for e in session.trace.of(NoteEvent, child_side) if "TEMPORARY_FAILURE" in e.text]
+    assert f"rekey-child again in 1 s on the rekeyed IKE SA {l_sa.label}" in retry.text
+    due = [e for e in session.trace.of(NoteEvent, child_side) if e.text == "timer: rekey-child is due"]
+    assert len(due) == 1 and due[0].time == pytest.approx(retry.time + 1.0)
+
+
+@pytest.mark.parametrize("child_side", ["left", "right"])
+def test_create_child_crossing_an_ike_rekey_is_retried_on_the_new_ike_sa(child_side):
+    session = crossing(child_side, "create-child")
+    l_sa, r_sa = one_rekeyed_ike_sa(session)
+    assert len(l_sa.children) == 2
+    mirrored(l_sa, r_sa)
+    (retry,) = [e for e in session.trace.of(NoteEvent, child_side) if "TEMPORARY_FAILURE" in e.text]
+    assert f"create-child again in 1 s on the rekeyed IKE SA {l_sa.label}" in retry.text
+
+
+@pytest.mark.parametrize("ike_at", [0.9995, 1.0005, 1.0015, 1.0025])
+@pytest.mark.parametrize("child_side", ["left", "right"])
+def test_child_rekey_just_before_or_after_an_ike_rekey(child_side, ike_at):
+    """Not quite crossing: whichever order the exchanges run in, the peers agree."""
+    session = crossing(child_side, "rekey-child", ike_at)
+    l_sa, r_sa = one_rekeyed_ike_sa(session)
+    assert len(l_sa.children) == 1
+    mirrored(l_sa, r_sa)
+    assert len([e for e in session.trace.of(ChildSaEvent, "left") if e.action == "installed"]) == 2
+
+
+def test_a_retry_waiting_when_the_ike_sa_is_rekeyed_moves_to_the_new_one():
+    """A create-child refused for a while (the peer is forced busy, as in test_ikev2_busy_retry) is
+    retried 1 s later; an IKE SA rekey in between hands the waiting retry to the new IKE SA."""
+    actions = (Action(1.0, "left", "create-child"), Action(1.5, "left", "rekey-ike"))
+    lesson = dataclasses.replace(lesson_with(), actions=actions, duration=4.0)
+    session = Session(lesson, MemoryTransport.for_lesson(lesson), seed=2)
+    while session.clock < 0.5:
+        session.step()
+    right_sa = session.peers["right"].established()[0]
+    right_sa.state = State.REKEYED  # right is in the middle of something: it answers TEMPORARY_FAILURE
+    while not [e for e in session.trace.of(NoteEvent, "left") if "TEMPORARY_FAILURE" in e.text]:
+        session.step()
+    right_sa.state = State.ESTABLISHED
+    session.run()
+    assert_no_internal_error(session)
+    l_sa, r_sa = one_rekeyed_ike_sa(session)
+    assert len(l_sa.children) == 2
+    mirrored(l_sa, r_sa)
+    created = [e for e in session.trace.of(NoteEvent, "left") if e.text == "timer: create-child is due"]
+    assert len(created) == 1 and created[0].time > 1.5

@@ -145,3 +145,40 @@ def test_cpu_policy_keeps_to_the_busy_cpu_only_under_heavy_traffic():
     refused = CpuPolicy(1, 0, set_cpus=lambda cpus: False, allowed=[0, 1])
     refused.update(False, 10**6, refused._since + 1)
     assert not refused.enabled and not refused.on_busy_cpu
+
+
+def test_a_removed_inbound_sa_takes_stragglers_for_a_grace_period(monkeypatch):
+    """After a rekey the peer's Delete (IKE socket) can overtake its last ESP packets under the old
+    SA (still queued in its worker): those are accepted until INBOUND_GRACE has passed, then the SPI
+    is unknown. Counters no longer list the removed SA."""
+    import ikelab.lab.esp_worker as esp_worker
+    from test_esp_packet import IPV4, make_sa
+
+    from ikelab.esp.packet import OutboundSa
+    from ikelab.lab.esp_worker import Worker
+    from ikelab.lab.sa_messages import esp_sa_to_dict
+
+    clock = [1000.0]
+    monkeypatch.setattr(esp_worker.time, "monotonic", lambda: clock[0])
+    tun_read, tun_write = os.pipe()
+    raw, raw_peer = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    control, control_peer = socket.socketpair()
+    try:
+        worker = Worker(tun_read, raw, control)
+        old = make_sa()  # inner packets 198.51.100.7 -> 203.0.113.9
+        worker.handle({"op": "install", "inbound": esp_sa_to_dict(old), "outbound": esp_sa_to_dict(make_sa(spi=b"\0\0\x20\x01")),
+                       "local_ts": ["203.0.113.0/24"], "remote_ts": ["198.51.100.0/24"]})
+        sender = OutboundSa(old)
+        assert worker.open([sender.encapsulate(IPV4)], ip=False) == [IPV4]
+        worker.handle({"op": "remove", "inbound_spi": old.spi.hex(), "outbound_spi": "00002001"})
+        assert worker.handle({"op": "counters"})["inbound"] == {}
+        clock[0] += esp_worker.INBOUND_GRACE - 0.1
+        assert worker.open([sender.encapsulate(IPV4)], ip=False) == [IPV4]  # a straggler
+        clock[0] += 0.2
+        assert worker.open([sender.encapsulate(IPV4)], ip=False) == []
+        assert worker.dropped["unknown_spi"] == 1 and worker.retiring == {}
+    finally:
+        for fd in (tun_read, tun_write):
+            os.close(fd)
+        for s in (raw, raw_peer, control, control_peer):
+            s.close()

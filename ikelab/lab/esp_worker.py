@@ -71,6 +71,10 @@ TUNSETIFF = 0x400454CA
 IFF_TUN, IFF_NO_PI, IFF_NAPI, IFF_VNET_HDR = 0x0001, 0x1000, 0x0010, 0x4000
 IPPROTO_ESP = 50
 BATCH = 64  # packets read per source and wake-up before polling again
+# A removed inbound SA still takes packets this long. After a rekey the peer's Delete travels on
+# the IKE socket while its last ESP packets under the old SA may still be queued in its worker,
+# so they can arrive after the Delete; strongSwan waits too (charon.delete_rekeyed_delay, 5 s).
+INBOUND_GRACE = 2.0
 READ_SIZE = 65535 + VNET_HDR_LEN
 CACHE_LIMIT = 4096  # entries per route or policy cache before it starts afresh
 BUSY_RATE = 2000  # packets per second from which a worker given --cpu keeps to it (iperf3: ~35000)
@@ -144,6 +148,8 @@ class Worker:
         self.inbound: dict[bytes, Inbound] = {}  # SPI -> SA and policy
         self.route_cache: dict[bytes, tuple[OutboundSa, tuple[str, int]] | None] = {}
         self.dropped = {"no_sa": 0, "policy": 0, "unknown_spi": 0}
+        # Removed inbound SAs, still accepted until their deadline (see INBOUND_GRACE): SPI -> (deadline, SA)
+        self.retiring: dict[bytes, tuple[float, Inbound]] = {}
         self._buffer = b""
         # Per-source polls, to ask "anything more?" after the first packet of a wake-up without
         # the BlockingIOError a further read would raise (cheap when warm, slow when cold).
@@ -155,6 +161,16 @@ class Worker:
         if udp is not None:
             self._udp_ready.register(udp.fileno(), select.POLLIN)
         self.coalescer = TcpCoalescer(self._write_buffers) if vnet else None
+
+    def _retiring_sa(self, spi: bytes) -> Inbound | None:
+        """A removed inbound SA still within its grace period, or None (expired ones are forgotten)."""
+        if not self.retiring:
+            return None
+        now = time.monotonic()
+        for old in [s for s, (deadline, _) in self.retiring.items() if deadline < now]:
+            del self.retiring[old]
+        found = self.retiring.get(spi)
+        return found[1] if found else None
 
     def _write_buffers(self, buffers: list) -> None:
         try:
@@ -187,7 +203,10 @@ class Worker:
             self.route_cache.clear()
             return {"ok": True}
         if op == "remove":
-            self.inbound.pop(bytes.fromhex(command["inbound_spi"]), None)
+            spi = bytes.fromhex(command["inbound_spi"])
+            gone = self.inbound.pop(spi, None)
+            if gone is not None:
+                self.retiring[spi] = (time.monotonic() + INBOUND_GRACE, gone)
             self.outbound = [(n, sa) for n, sa in self.outbound if sa.sa.spi.hex() != command["outbound_spi"]]
             self.route_cache.clear()
             return {"ok": True}
@@ -371,7 +390,7 @@ class Worker:
                 continue
             if len(esp) < 8:
                 continue
-            entry = inbound.get(esp[:4])
+            entry = inbound.get(esp[:4]) or self._retiring_sa(esp[:4])
             if entry is None:
                 dropped["unknown_spi"] += 1
             elif entry is last_entry:

@@ -18,6 +18,7 @@ from pathlib import Path
 from ikelab.crypto.names import ProposalSpec, UnknownAlgorithm, parse_proposal
 from ikelab.effects import ACTIONS
 from ikelab.ikev2.config import Identity
+from ikelab.ikev2.fragmentation import DEFAULT_FRAGMENT_SIZE, MIN_FRAGMENT_SIZE
 
 LESSONS_DIR = Path(os.environ.get("IKELAB_LESSONS", Path(__file__).resolve().parent.parent / "lessons"))
 
@@ -65,7 +66,7 @@ class PeerSpec:
     implementation: str = "ikelab"  # or "strongswan": charon runs this side in the lab
     certificate: "CertSpec | None" = None
     fragmentation: bool = True  # offer IKE fragmentation (RFC 7383), as strongSwan does by default
-    fragment_size: int = 1280  # largest IP datagram an SKF fragment fills (strongSwan's charon.fragment_size)
+    fragment_size: int = DEFAULT_FRAGMENT_SIZE  # largest IP datagram an SKF fragment fills (strongSwan's charon.fragment_size)
 
 
 @dataclass(frozen=True)
@@ -378,10 +379,10 @@ class _Parser:
         return value
 
     def _fragment_size(self, table: dict, where: str) -> int:
-        value = table.get("fragment_size", 1280)
+        value = table.get("fragment_size", DEFAULT_FRAGMENT_SIZE)
         # Below 576 (the IPv4 minimum) a certificate IKE_AUTH would need dozens of fragments.
-        if isinstance(value, bool) or not isinstance(value, int) or not 576 <= value <= 65535:
-            raise self.error(where + "fragment_size", f"must be an IP datagram size from 576 to 65535 bytes, not {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int) or not MIN_FRAGMENT_SIZE <= value <= 65535:
+            raise self.error(where + "fragment_size", f"must be an IP datagram size from {MIN_FRAGMENT_SIZE} to 65535 bytes, not {value!r}")
         return value
 
     def _port(self, table: dict, where: str) -> int:

@@ -295,6 +295,31 @@ def test_skf_when_fragmentation_was_not_negotiated_is_dropped():
     assert any("IKE fragmentation was not negotiated" in t for t in pair.notes("right"))
 
 
+def test_malformed_reassembled_payloads_are_named_as_skf_contents():
+    """The payloads put back together from SKF fragments are checked as SKF contents: an error
+    names the SKF payload (not SK) and the initiator gets INVALID_SYNTAX."""
+    pair = Pair(both=SMALL)
+    replaced = []
+
+    def mangle(receiver: str, batch: list[Send]) -> list[Send]:
+        header = decode_message(batch[0].data).message.header
+        if receiver != "right" or header.exchange != ExchangeType.IKE_AUTH or replaced:
+            return batch
+        sa = next(iter(pair.peers["left"].sas.values()))
+        # One whole, properly sealed SKF fragment whose contents announce an IDi but end at once.
+        replaced.extend(fragmentation.split(sa, header, 35, b"", 548, lambda n: bytes(16)))
+        return [dataclasses.replace(batch[0], data=replaced[0][0])]
+
+    pair.run(mangle)
+    pair.check()
+    assert replaced and "right" not in pair.up
+    malformed = [t for t in pair.notes("right") if t.startswith("decrypted IKE_AUTH is malformed")]
+    assert malformed == ["decrypted IKE_AUTH is malformed: SKF payload, field 'Next Payload' at offset 0: "
+                         "announces a IDi payload but the message ends here"], malformed
+    answer = [m for m in pair.messages(peer="right") if m.exchange == "IKE_AUTH"]
+    assert answer and "N(INVALID_SYNTAX)" in answer[0].summary
+
+
 # ------------------------------------------------------------------ what others made or read
 
 
@@ -332,6 +357,32 @@ def test_strongswans_fragments_reassemble_with_our_code():
             done[message.header.is_initiator] = payloads
     ids = {side: next(p for p in payloads if isinstance(p, IdPayload) and p.initiator == side) for side, payloads in done.items()}
     assert ids[True].data == b"a.example" and ids[False].data == b"b.example"
+
+
+def test_a_fragmented_request_and_response_interleaved_both_reassemble():
+    """RFC 7383 §2.6: reassembly is per message ID and direction, so the peer's fragmented request
+    arriving while its fragmented response to our request is incomplete must not discard either."""
+    keys = json.loads((WIRE / "ikev2-cert.keys.json").read_text())["ike_sas"][0]
+    sender, receiver = _strongswan_sa(keys, "initiator"), _strongswan_sa(keys, "responder")
+    rng = random.Random(7)
+    chains, sent = {}, {}
+    for is_response, message_id in ((True, 5), (False, 2)):
+        flags = HeaderFlags.INITIATOR | (HeaderFlags.RESPONSE if is_response else 0)
+        header = Header(sender.spi_i, sender.spi_r, 0, ExchangeType.CREATE_CHILD_SA, int(flags), message_id)
+        chains[is_response] = rng.randbytes(700)
+        fragments = fragmentation.split(sender, header, 33, chains[is_response], 300, lambda n: rng.randbytes(16))
+        assert len(fragments) >= 3
+        sent[is_response] = [(data, decode_message(data).message) for data, _ in fragments]
+    # Response fragment 1, then the whole request, then the rest of the response.
+    order = sent[True][:1] + sent[False] + sent[True][1:]
+    done = {}
+    for data, message in order:
+        result = fragmentation.accept(receiver, data, message.header, message.payloads[-1])
+        assert not result.reason, result.reason
+        if result.chain is not None:
+            done[message.header.is_response] = (result.chain, result.first_inner)
+    assert done == {True: (chains[True], 33), False: (chains[False], 33)}
+    assert receiver.reassembly == {}  # nothing left held once both completed
 
 
 @needs_tshark()

@@ -428,7 +428,9 @@ class Ikev2Peer:
         inner = None
         if result.chain is not None:
             try:
-                inner, _ = decode_payloads(result.chain, result.first_inner, sender_is_initiator=header.is_initiator)
+                # As open_sk: payloads only (the trace shows each fragment's slice, not this tree); errors name SKF.
+                inner, _ = decode_payloads(result.chain, result.first_inner, sender_is_initiator=header.is_initiator,
+                                           tree=False, context="SKF payload")
             except DecodeError as e:
                 self.emit_message("received", data, src, dst, header=header, summary=message.summary(), plaintext=result.plaintext)
                 self.note("info", result.note)

@@ -95,8 +95,11 @@ def accept(sa: IkeSa, data: bytes, header: Header, fragment: EncryptedFragmentPa
         return Accepted(reason=f"fragment {number} of {total} is out of range")
     if total > MAX_FRAGMENTS:
         return Accepted(reason=f"{total} fragments announced, more than the {MAX_FRAGMENTS} we reassemble")
-    current = sa.reassembly
-    if current is not None and (current.message_id, current.is_response) == (header.message_id, header.is_response):
+    # One slot per direction: a peer's fragmented request may arrive while we still reassemble its
+    # fragmented response to our own request (RFC 7383 §2.6 keys reassembly by message ID and direction).
+    slots = sa.reassembly
+    current = slots.get(header.is_response)
+    if current is not None and current.message_id == header.message_id:
         if number in current.chunks and total == current.total:
             return Accepted(reason=f"fragment {number} of {total} arrived again (a duplicate): ignored")
         if total < current.total:
@@ -107,13 +110,13 @@ def accept(sa: IkeSa, data: bytes, header: Header, fragment: EncryptedFragmentPa
     except ProtectionError as e:
         return Accepted(reason=f"fragment {number} of {total}: {e}")
     note = ""
-    if current is None or (current.message_id, current.is_response) != (header.message_id, header.is_response):
-        current = sa.reassembly = Reassembly(header.message_id, header.is_response, total)
+    if current is None or current.message_id != header.message_id:
+        current = slots[header.is_response] = Reassembly(header.message_id, header.is_response, total)
     elif total > current.total:
         note = f"the sender now cuts this message into {total} fragments instead of {current.total}: starting over. "
-        current = sa.reassembly = Reassembly(header.message_id, header.is_response, total)
+        current = slots[header.is_response] = Reassembly(header.message_id, header.is_response, total)
     if current.size + len(chunk) > MAX_REASSEMBLED_BYTES:
-        sa.reassembly = None
+        del slots[header.is_response]
         return Accepted(plaintext, reason=f"the fragments exceed {MAX_REASSEMBLED_BYTES} bytes: all dropped")
     current.chunks[number] = chunk
     if number == 1:
@@ -122,7 +125,7 @@ def accept(sa: IkeSa, data: bytes, header: Header, fragment: EncryptedFragmentPa
         missing = sorted(set(range(1, total + 1)) - set(current.chunks))
         note += f"fragment {number} of {total} checked and kept; waiting for {', '.join(map(str, missing))}"
         return Accepted(plaintext, note=note)
-    sa.reassembly = None
+    del slots[header.is_response]
     chain = b"".join(current.chunks[n] for n in range(1, total + 1))
     note += (
         f"fragment {number} of {total} completes the message: {total} fragments, each with its own ICV checked, "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable
 
 from ikelab.crypto.dh import DhKeyPair
 from ikelab.crypto.ikev2_kdf import IkeSaKeys
@@ -75,7 +75,8 @@ class IkeSa:
     nat_remote: bool = False
     fragmentation: bool = False  # both sides sent IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383)
     last_response_fragments: list[tuple[bytes, bytes]] = field(default_factory=list)  # last_response as SKF fragments
-    reassembly: Any = None  # fragmentation.Reassembly: the fragments of a message that arrived so far
+    # fragmentation.Reassembly by is_response: the fragments of a request and of a response that arrived so far
+    reassembly: dict = field(default_factory=dict)
     rekeying_ike: bool = False  # our CREATE_CHILD_SA rekeying this IKE SA waits for its response
     successor: "IkeSa | None" = None  # the IKE SA that replaced this one in a rekey (and holds its Child SAs)
 

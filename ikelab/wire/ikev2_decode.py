@@ -338,21 +338,23 @@ def _summary(message: Message, _value: object) -> str:
 
 
 def decode_payloads(
-    data: bytes, first_type: int, base_offset: int = 0, *, sender_is_initiator: bool = True, tree: bool = True
+    data: bytes, first_type: int, base_offset: int = 0, *, sender_is_initiator: bool = True, tree: bool = True,
+    context: str = "SK payload",
 ) -> tuple[list[Payload], list[Field]]:
     """Decode a payload chain such as decrypted SK contents; spans are offsets in `data` plus base_offset.
 
-    tree=False: no Fields ([]), as for decode_message."""
+    tree=False: no Fields ([]), as for decode_message. `context` names the payload that carried the
+    chain in errors ("SKF payload" for a message reassembled from fragments)."""
     if not tree:
         try:
-            r = QuietReader(data, context="SK payload", base=base_offset)
+            r = QuietReader(data, context=context, base=base_offset)
             return _decode_chain(
-                r, first_type, sender_is_initiator=sender_is_initiator, origin=("SK payload", base_offset), inside_sk=True
+                r, first_type, sender_is_initiator=sender_is_initiator, origin=(context, base_offset), inside_sk=True
             ), []
         except Exception:  # noqa: BLE001 - the full decode below raises the precise error
             pass
-    r = Reader(data, context="SK payload", base=base_offset)
+    r = Reader(data, context=context, base=base_offset)
     payloads = _decode_chain(
-        r, first_type, sender_is_initiator=sender_is_initiator, origin=("SK payload", base_offset), inside_sk=True
+        r, first_type, sender_is_initiator=sender_is_initiator, origin=(context, base_offset), inside_sk=True
     )
     return payloads, r.out

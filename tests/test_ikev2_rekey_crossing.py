@@ -111,3 +111,58 @@ def test_a_retry_waiting_when_the_ike_sa_is_rekeyed_moves_to_the_new_one():
     mirrored(l_sa, r_sa)
     created = [e for e in session.trace.of(NoteEvent, "left") if e.text == "timer: create-child is due"]
     assert len(created) == 1 and created[0].time > 1.5
+
+
+def test_a_request_waiting_behind_an_ike_rekey_runs_on_the_new_ike_sa():
+    """An exchange asked for while our IKE SA rekey is in flight waits (window size 1); the rekey
+    then replaces the IKE SA it waited on, and it must still run, on the new IKE SA."""
+    lesson = dataclasses.replace(lesson_with(), actions=(Action(1.0, "left", "rekey-ike"),), duration=4.0)
+    session = Session(lesson, MemoryTransport.for_lesson(lesson), seed=3)
+    left = session.peers["left"]
+    while not any(sa.rekeying_ike for sa in left.sas.values()):
+        session.step()
+    session.act("left", "create-child")
+    assert any(sa.queued for sa in left.sas.values())
+    session.run()
+    assert_no_internal_error(session)
+    l_sa, r_sa = one_rekeyed_ike_sa(session)
+    assert len(l_sa.children) == 2 and not l_sa.queued
+    mirrored(l_sa, r_sa)
+    installed = [e for e in session.trace.of(ChildSaEvent, "left") if e.action == "installed"]
+    rekeyed = next(e for e in session.trace.of(IkeSaEvent, "left") if e.reason.startswith("rekeyed"))
+    assert len(installed) == 2 and installed[1].time > rekeyed.time
+
+
+@pytest.mark.parametrize("child_side", ["left", "right"])
+def test_child_delete_crossing_an_ike_rekey_deletes_the_moved_child_sa(child_side):
+    """The Delete's response arrives on the old IKE SA after the rekey moved the Child SA: it must
+    still be deleted on both sides (it stayed installed on the side that asked)."""
+    session = crossing(child_side, "delete-child")
+    l_sa, r_sa = one_rekeyed_ike_sa(session)
+    assert l_sa.children == [] and r_sa.children == []
+    for peer in ("left", "right"):
+        assert len([e for e in session.trace.of(ChildSaEvent, peer) if e.action == "deleted"]) == 1, peer
+
+
+def test_a_child_delete_arriving_after_the_ike_rekey_finds_the_moved_child_sa():
+    """Right sends a Child SA Delete on the old IKE SA just before it answers left's IKE rekey; the
+    rekey response overtakes the Delete, so left has moved its Child SAs to the new IKE SA when the
+    Delete arrives on the old one: left must find the Child SA there and delete it."""
+    actions = (Action(1.0, "left", "rekey-ike"), Action(1.0, "right", "delete-child"))
+    lesson = dataclasses.replace(lesson_with(), actions=actions, duration=4.0)
+    session = Session(lesson, MemoryTransport.for_lesson(lesson), seed=3)
+    right = session.peers["right"]
+    while len(right.sas) < 2:  # right answered the rekey: its Delete and the response are in flight
+        session.step()
+    queue = session._queue
+    assert [s.label for s in queue] == ["INFORMATIONAL request", "CREATE_CHILD_SA response"]
+    queue.reverse()
+    session.run()
+    assert_no_internal_error(session)
+    trouble = [e.text for e in session.trace.of(NoteEvent, "left") if e.level in ("warning", "error")]
+    assert not trouble, trouble  # it was: "the peer deleted ESP SPI ..., which we do not know"
+    l_sa, _ = one_rekeyed_ike_sa(session)
+    assert l_sa.children == []
+    assert len([e for e in session.trace.of(ChildSaEvent, "left") if e.action == "deleted"]) == 1
+    # Not checked here (still open): left's answer reaches right after left's Delete of the old IKE
+    # SA, so right drops it and its request pending on the old IKE SA is lost with that SA.

@@ -129,7 +129,12 @@ class Ikev2Peer:
         if action not in starters:
             self.note("error", f"unknown action {action!r} (known: {', '.join(ACTIONS)})")
             return
-        self.start_request(sa, starters[action])
+        if sa.pending is not None:
+            # It waits for the request in flight, then runs on the IKE SA that holds the Child SAs by
+            # then: a rekey answered meanwhile replaces this one (RFC 7296 §2.8).
+            sa.queued.append(lambda: self._act(action, sa.current()))
+            return
+        starters[action]()
 
     def start_request(self, sa: IkeSa, build: Callable[[], None]) -> None:
         """Run `build` (which sends one request) now, or after the request in flight is answered."""
@@ -489,8 +494,13 @@ class Ikev2Peer:
             message, inner = opened
         sa.pending = None
         pending.on_response(Received(data, message, inner, src, dst))
-        if sa.pending is None and sa.queued and sa.state is State.ESTABLISHED:
-            sa.queued.popleft()()
+        holder = sa.current()
+        if holder is not sa and sa.queued:
+            # The IKE SA was rekeyed: what waited on it runs on the new one (the old one only gets deleted).
+            holder.queued.extend(sa.queued)
+            sa.queued.clear()
+        if holder.pending is None and holder.queued and holder.state is State.ESTABLISHED:
+            holder.queued.popleft()()
 
     def _timers_due(self) -> None:
         for sa in list(self.sas.values()):

@@ -34,8 +34,9 @@ def delete_child(peer: "Ikev2Peer", sa: IkeSa, child=None) -> None:
 
 
 def _child_deleted(peer: "Ikev2Peer", sa: IkeSa, child) -> None:
-    if child in sa.children:
-        sa.children.remove(child)
+    holder = sa.current()  # an IKE SA rekey answered meanwhile moved the Child SA to the new IKE SA
+    if child in holder.children:
+        holder.children.remove(child)
         _trace_child_deleted(peer, child)
         peer.effect(DeleteChildSa(child))
 
@@ -96,12 +97,13 @@ def receive_request(peer: "Ikev2Peer", sa: IkeSa, request: "Received") -> None:
             peer.note("warning", f"ignored a Delete for protocol {name_of(ProtocolId, d.protocol)}")
             continue
         ours = []
+        holder = sa.current()  # a Delete sent before the peer saw our IKE SA rekey names a Child SA that moved
         for spi in d.spis:
-            child = next((c for c in sa.children if c.outbound.spi == spi), None)
+            child = next((c for c in holder.children if c.outbound.spi == spi), None)
             if child is None:
                 peer.note("warning", f"the peer deleted ESP SPI {spi.hex()}, which we do not know")
                 continue
-            sa.children.remove(child)
+            holder.children.remove(child)
             _trace_child_deleted(peer, child)
             peer.effect(DeleteChildSa(child))
             ours.append(child.inbound.spi)

@@ -166,3 +166,28 @@ def test_a_child_delete_arriving_after_the_ike_rekey_finds_the_moved_child_sa():
     assert len([e for e in session.trace.of(ChildSaEvent, "left") if e.action == "deleted"]) == 1
     # Not checked here (still open): left's answer reaches right after left's Delete of the old IKE
     # SA, so right drops it and its request pending on the old IKE SA is lost with that SA.
+
+
+def test_a_busy_retry_rekeys_the_child_sa_that_was_refused():
+    """Two Child SAs; the second one's rekey is answered TEMPORARY_FAILURE (the peer is forced busy,
+    as above): the retry 1 s later must rekey that same Child SA, not the first one."""
+    from ikelab.ikev2.exchanges import create_child_sa
+
+    lesson = dataclasses.replace(lesson_with(), actions=(Action(1.0, "left", "create-child"),), duration=4.0)
+    session = Session(lesson, MemoryTransport.for_lesson(lesson), seed=2)
+    while session.clock < 1.0 or session._queue:
+        session.step()
+    left, right = session.peers["left"], session.peers["right"]
+    (l_sa,), (r_sa,) = left.established(), right.established()
+    first, second = l_sa.children
+    r_sa.state = State.REKEYED  # right is in the middle of something: it answers TEMPORARY_FAILURE
+    session._apply("left", left._run(session.clock, lambda: create_child_sa.rekey_child(left, l_sa, second)))
+    while not [e for e in session.trace.of(NoteEvent, "left") if "TEMPORARY_FAILURE" in e.text]:
+        session.step()
+    r_sa.state = State.ESTABLISHED
+    session.run()
+    assert_no_internal_error(session)
+    rekeying = [e.text for e in session.trace.of(NoteEvent, "left") if e.text.startswith("rekeying Child SA")]
+    assert rekeying == [f"rekeying Child SA net (inbound SPI 0x{second.inbound.spi.hex()})"] * 2
+    assert first in l_sa.children and second not in l_sa.children and len(l_sa.children) == 2
+    mirrored(l_sa, r_sa)

@@ -118,15 +118,16 @@ class Ikev2Peer:
         if sa is None:
             self.note("warning", f"cannot {action}: no established IKE SA")
             return
+        name, _, spi = action.partition(" ")  # a retry timer names its Child SA: "rekey-child <inbound SPI>"
         starters = {
             "create-child": lambda: create_child_sa.create_child(self, sa),
-            "rekey-child": lambda: create_child_sa.rekey_child(self, sa),
+            "rekey-child": lambda: create_child_sa.rekey_child(self, sa, spi=spi),
             "rekey-ike": lambda: create_child_sa.rekey_ike(self, sa),
             "delete-child": lambda: informational.delete_child(self, sa),
             "delete-ike": lambda: informational.delete_ike_sa(self, sa),
             "liveness": lambda: informational.check_liveness(self, sa),
         }
-        if action not in starters:
+        if name not in starters:
             self.note("error", f"unknown action {action!r} (known: {', '.join(ACTIONS)})")
             return
         if sa.pending is not None:
@@ -134,7 +135,7 @@ class Ikev2Peer:
             # then: a rekey answered meanwhile replaces this one (RFC 7296 §2.8).
             sa.queued.append(lambda: self._act(action, sa.current()))
             return
-        starters[action]()
+        starters[name]()
 
     def start_request(self, sa: IkeSa, build: Callable[[], None]) -> None:
         """Run `build` (which sends one request) now, or after the request in flight is answered."""
@@ -515,7 +516,7 @@ class Ikev2Peer:
                     if sa.state is State.ESTABLISHED:
                         self._send_keepalive(sa)
                 elif sa.state is State.ESTABLISHED:
-                    self.note("info", f"timer: {action} is due")
+                    self.note("info", f"timer: {action.partition(' ')[0]} is due")
                     self._act(action, sa)
         self._retransmit_due()
 

@@ -86,7 +86,13 @@ def create_child(peer: "Ikev2Peer", sa: IkeSa) -> None:
     _request_child(peer, sa, None)
 
 
-def rekey_child(peer: "Ikev2Peer", sa: IkeSa, child: ChildSa | None = None) -> None:
+def rekey_child(peer: "Ikev2Peer", sa: IkeSa, child: ChildSa | None = None, spi: str = "") -> None:
+    """Rekey `child`, else the one whose inbound SPI is `spi` (hex: a retry names it), else the first."""
+    if spi:
+        child = next((c for c in sa.children if c.inbound.spi.hex() == spi), None)
+        if child is None:
+            peer.note("info", f"the Child SA with inbound SPI 0x{spi} is gone meanwhile (rekeyed or deleted): no rekey needed")
+            return
     child = child or (sa.children[0] if sa.children else None)
     if child is None:
         peer.note("warning", "no Child SA to rekey")
@@ -137,7 +143,8 @@ def _child_response(peer: "Ikev2Peer", sa: IkeSa, ctx: ChildRequest, response: "
     # rekey) moved to the new IKE SA: that one takes the result (RFC 7296 §2.8).
     holder = sa.current()
     if errors and _busy(peer, sa, errors, "rekey-child" if ctx.rekeying is not None else "create-child",
-                        gone=ctx.rekeying is not None and ctx.rekeying not in holder.children):
+                        gone=ctx.rekeying is not None and ctx.rekeying not in holder.children,
+                        spi=ctx.rekeying.inbound.spi.hex() if ctx.rekeying is not None else ""):
         return
     if errors:
         peer.note("error", f"the responder refused the Child SA with {notify_name(errors[0])}")
@@ -208,11 +215,12 @@ def rekey_ike(peer: "Ikev2Peer", sa: IkeSa) -> None:
                       lambda r: _ike_rekey_response(peer, sa, new_spi, nonce, pair, offered, r))
 
 
-def _busy(peer: "Ikev2Peer", sa: IkeSa, errors: list, action: str, gone: bool) -> bool:
+def _busy(peer: "Ikev2Peer", sa: IkeSa, errors: list, action: str, gone: bool, spi: str = "") -> bool:
     """TEMPORARY_FAILURE: the peer is in the middle of a colliding exchange on this IKE SA (a rekey
     of its own, RFC 7296 §2.25); ours is tried again shortly, unless the peer's replaced the SA.
     The retry goes to the IKE SA that holds the Child SAs by then: the old one's timers never fire
-    once it is rekeyed (and a timer set while our own IKE rekey is in flight moves with the Child SAs)."""
+    once it is rekeyed (and a timer set while our own IKE rekey is in flight moves with the Child SAs).
+    A Child SA rekey's retry names that Child SA (`spi`, its inbound SPI in hex), not "the first one"."""
     if not any(n.notify_type == NotifyType.TEMPORARY_FAILURE for n in errors):
         return False
     if gone:
@@ -222,7 +230,7 @@ def _busy(peer: "Ikev2Peer", sa: IkeSa, errors: list, action: str, gone: bool) -
         moved = f" on the rekeyed IKE SA {holder.label}" if holder is not sa else ""
         peer.note("info", f"the peer answered TEMPORARY_FAILURE, busy with another exchange (RFC 7296 §2.25): "
                           f"{action} again in {RETRY_AFTER_BUSY:.0f} s{moved}")
-        peer.schedule(holder, RETRY_AFTER_BUSY, action)
+        peer.schedule(holder, RETRY_AFTER_BUSY, f"{action} {spi}" if spi else action)
     return True
 
 
@@ -268,7 +276,7 @@ def _take_over(peer: "Ikev2Peer", old: IkeSa, new: IkeSa) -> None:
     new.fragmentation = old.fragmentation  # negotiated once in IKE_SA_INIT, for the IKE SA and its rekeyed successors
     # The keepalives are for the NAT's mapping, which the new IKE SA shares, and the Child SAs keep
     # their own lifetimes (as in strongSwan): both keep their rhythm rather than start again.
-    new.timers += [t for t in old.timers if t[1] in ("nat-keepalive", "rekey-child", "create-child")]
+    new.timers += [t for t in old.timers if t[1].partition(" ")[0] in ("nat-keepalive", "rekey-child", "create-child")]
     old.state = State.REKEYED
     old.successor = new  # exchanges still in flight on the old IKE SA hand their Child SAs to the new one
     old.timers.clear()

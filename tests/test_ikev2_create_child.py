@@ -148,3 +148,18 @@ def test_rekey_of_unknown_child_is_child_sa_not_found():
     session._apply("left", left._run(session.clock, lambda: __import__("ikelab.ikev2.exchanges.create_child_sa", fromlist=["x"]).rekey_child(left, sa, ghost)))
     session.run()
     assert "N(CHILD_SA_NOT_FOUND)" in messages(session)[-1].summary
+
+
+def test_each_child_sa_is_rekeyed_by_its_own_lifetime():
+    """Two Child SAs (A at 0 s, B at 1 s, 3 s lifetimes); A is rekeyed early by hand at 2 s. Each
+    lifetime timer names its Child SA: A's old timer (3 s) finds A gone and does nothing, B is
+    rekeyed at 4 s and A's successor at 5 s. (A timer that took "the first Child SA" rekeyed B at
+    3 s and A's successor at 4 s.)"""
+    lesson = lesson_with(left={"rekey_child_after": 3.0})
+    session = session_with(lesson, [(1.0, "left", "create-child"), (2.0, "left", "rekey-child")], duration=5.5)
+    a, b, a2 = (e.inbound["spi"] for e in installed(session, "left")[:3])
+    rekeyed = [(round(e.time), e.text.split("inbound SPI 0x")[1].rstrip(")"))
+               for e in session.trace.of(NoteEvent, "left") if e.text.startswith("rekeying Child SA")]
+    assert rekeyed == [(2, a), (4, b), (5, a2)]
+    assert len(session.outcome.children["left"]) == 2
+    mirrored(session)

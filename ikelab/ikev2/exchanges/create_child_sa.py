@@ -76,7 +76,7 @@ def _trace_choice(peer: "Ikev2Peer", protocol: str, offered: list, configured, s
 def _install(peer: "Ikev2Peer", sa: IkeSa, child: ChildSa) -> None:
     sa.children.append(child)
     peer.effect(InstallChildSa(child))
-    peer.schedule(sa, peer.config.rekey_child_after, "rekey-child")
+    peer.schedule(sa, peer.config.rekey_child_after, f"rekey-child {child.inbound.spi.hex()}")
 
 
 # ------------------------------------------------------------------------- Child SA, initiator

@@ -259,7 +259,7 @@ def _receive_response(peer: "Ikev2Peer", sa: IkeSa, response: "Received") -> Non
     )
     sa.children.append(child)
     peer.effect(InstallChildSa(child))
-    peer.schedule(sa, peer.config.rekey_child_after, "rekey-child")
+    peer.schedule(sa, peer.config.rekey_child_after, f"rekey-child {child.inbound.spi.hex()}")
 
 
 def _trace_esp_choice(peer: "Ikev2Peer", offered: list[str], selection: proposals.Selection) -> None:
@@ -339,6 +339,6 @@ def _create_child(peer: "Ikev2Peer", sa: IkeSa, payloads: list) -> list:
     )
     sa.children.append(child)
     peer.effect(InstallChildSa(child))  # installed before the response leaves, so no ESP is lost
-    peer.schedule(sa, peer.config.rekey_child_after, "rekey-child")
+    peer.schedule(sa, peer.config.rekey_child_after, f"rekey-child {child.inbound.spi.hex()}")
     reply = Proposal(selection.proposal.number, ProtocolId.ESP, our_spi, selection.proposal.transforms)
     return [SaPayload([reply]), TsPayload(True, narrowed.tsi), TsPayload(False, narrowed.tsr)]

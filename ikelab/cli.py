@@ -217,7 +217,7 @@ def cmd_keys_ikev2(args) -> int:
         print(json.dumps({k: v.hex() for k, v in values.items()}, indent=2))
         return 0
     print(f"SKEYSEED = prf(Ni | Nr, g^ir)   with {prf.description}")
-    print(f"{{SK_d | SK_ai | SK_ar | SK_ei | SK_er | SK_pi | SK_pr}} = prf+(SKEYSEED, Ni | Nr | SPIi | SPIr)")
+    print("{SK_d | SK_ai | SK_ar | SK_ei | SK_er | SK_pi | SK_pr} = prf+(SKEYSEED, Ni | Nr | SPIi | SPIr)")
     print(f"  lengths: SK_d/SK_p {prf.output_length}, SK_a {integrity.key_length if integrity else 0} ({integrity.description if integrity else 'AEAD: none'}), SK_e {cipher.key_length} ({cipher.description})")
     for name, value in values.items():
         print(f"{name:8} = {value.hex() or '(empty)'}")
@@ -292,13 +292,10 @@ def _peer_with_datapath(args, lesson, side, remote_protected: str, remote: str) 
     ping runs through them, and --pcap is tcpdump on our interface (ESP included)."""
     import tempfile
 
-    from ikelab.effects import Endpoint
     from ikelab.lab.here import PeerLab
     from ikelab.lab.netns import LabError
-    from ikelab.lab.peer_session import PeerSession  # the engines: imported before anything is set up
-    from ikelab.lab.runs import ping_stage
-    from ikelab.lab.transports import IKE_PORT
-    from ikelab.trace import CommandEvent, NoteEvent
+    import ikelab.lab.peer_session  # noqa: F401 - the engines: imported before anything is set up
+    from ikelab.lab.runs import handshake_then_ping, peer_session_here
 
     if args.seed is not None:
         print(SEED_WARNING.format(seed=args.seed), file=sys.stderr)
@@ -306,28 +303,19 @@ def _peer_with_datapath(args, lesson, side, remote_protected: str, remote: str) 
         raw_capture = Path(scratch) / "peer.pcap" if args.pcap else None
         try:
             with PeerLab(lesson, side, remote_protected, capture=raw_capture, prefer_datapath=args.datapath) as lab:
-                session = PeerSession(lesson, lab.transport, ours=side.name, remote=Endpoint(remote, IKE_PORT),
-                                      seed=args.seed, datapath=lab.datapath, namespaces=lab.namespaces)
-                session.trace.emit(CommandEvent("lab", 0.0, f"our side in {side.namespace}, an ikelab namespace: the datapath is installed here",
-                                                list(lab.commands), True))
-                session.trace.emit(NoteEvent("lab", 0.0, "info", f"datapath: {lab.datapath.name} ({lab.datapath.reason})"))
-                session.run()
-                children = session.outcome.children.get(side.name)
-                if args.ping and session.outcome.ike_up.get(side.name) and children:
-                    def on_line(line: str) -> None:
-                        if not args.json:  # as it happens: the transcript comes only at the end
-                            print(f"ikelab: ping: {line}", file=sys.stderr, flush=True)
-
-                    ping_stage(session, lab, args.ping, on_line)
-                elif args.ping:
-                    session.trace.emit(NoteEvent("lab", session.clock, "warning", "no ping: our Child SA is not up"))
-                lab.stop_capture()
+                session = peer_session_here(lesson, lab, remote, args.seed)
+                handshake_then_ping(session, lab, args.ping, None if args.json else _echo_ping)
         except LabError as e:
             raise UsageError(str(e)) from None
         _report(args, session, f"udp from {side.address} to {remote}, in {side.namespace}")
         if args.pcap:
             _export(args.pcap, session, lesson, raw_capture)
     return 0 if session.outcome.ike_up.get(side.name) else 3
+
+
+def _echo_ping(line: str) -> None:
+    """A ping line as it happens (the transcript comes only at the end)."""
+    print(f"ikelab: ping: {line}", file=sys.stderr, flush=True)
 
 
 def _pick_transport(args) -> tuple[str, str | None]:
@@ -484,22 +472,12 @@ def _run_in_lab(args, lesson) -> int:
             # The ESP workers start while this process imports the IKE engines: each takes about a
             # third of a second, and a run's first ping reply waits for both.
             with Lab(lesson, capture=raw_capture, prefer_datapath=args.datapath, wait_for_datapath=False) as lab:
-                from ikelab.lab.runs import new_session, ping_stage
-                from ikelab.trace import NoteEvent
+                from ikelab.lab.runs import handshake_then_ping, new_session
                 import ikelab.lab.session  # noqa: F401 - the engines, imported here while the workers start
 
                 lab.ready()
                 session = new_session(lesson, args.seed, lab=lab)
-                session.run()
-                if args.ping and session.outcome.success and all(session.outcome.children.values()):
-                    def on_line(line: str) -> None:
-                        if not args.json:  # as it happens: the transcript comes only at the end
-                            print(f"ikelab: ping: {line}", file=sys.stderr, flush=True)
-
-                    ping_stage(session, lab, args.ping, on_line)
-                elif args.ping:
-                    session.trace.emit(NoteEvent("lab", session.clock, "warning", "no ping: the Child SAs are not up on both sides"))
-                lab.stop_capture()
+                handshake_then_ping(session, lab, args.ping, None if args.json else _echo_ping)
                 _report(args, session, "netns")
                 if args.pcap:
                     _export(args.pcap, session, lesson, raw_capture)

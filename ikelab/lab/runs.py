@@ -144,6 +144,34 @@ def ping_stage(session, lab: Lab, count: int, on_line: Callable[[str], None] | N
     return result
 
 
+def handshake_then_ping(session, lab, count: int, on_line: Callable[[str], None] | None = None) -> None:
+    """Run the session to the end; then, if every side it drives has its Child SAs, `count` pings
+    through them (the trace says why not otherwise); then stop the lab's capture."""
+    session.run()
+    outcome = session.outcome
+    if count and outcome.success and all(outcome.children.values()):
+        ping_stage(session, lab, count, on_line)
+    elif count:
+        session.trace.emit(NoteEvent("lab", session.clock, "warning", "no ping: the Child SAs are not up on both sides"))
+    lab.stop_capture()
+
+
+def peer_session_here(lesson: Lesson, lab, remote: str, seed: int | None):
+    """Our side alone in a namespace ikelab created (a PeerLab around it): the Child SAs go into our
+    datapath there; the trace starts with what the PeerLab set up."""
+    from ikelab.effects import Endpoint
+    from ikelab.lab.peer_session import PeerSession
+    from ikelab.lab.transports import IKE_PORT
+
+    side = lab.side
+    session = PeerSession(lesson, lab.transport, ours=side.name, remote=Endpoint(remote, IKE_PORT),
+                          seed=seed, datapath=lab.datapath, namespaces=lab.namespaces)
+    session.trace.emit(CommandEvent("lab", 0.0, f"our side in {side.namespace}, an ikelab namespace: the datapath is installed here",
+                                    list(lab.commands), True))
+    session.trace.emit(NoteEvent("lab", 0.0, "info", f"datapath: {lab.datapath.name} ({lab.datapath.reason})"))
+    return session
+
+
 def summary(session) -> str:
     """One line per peer: what it ended with."""
     outcome = session.outcome

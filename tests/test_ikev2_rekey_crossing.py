@@ -159,13 +159,20 @@ def test_a_child_delete_arriving_after_the_ike_rekey_finds_the_moved_child_sa():
     queue.reverse()
     session.run()
     assert_no_internal_error(session)
-    trouble = [e.text for e in session.trace.of(NoteEvent, "left") if e.level in ("warning", "error")]
-    assert not trouble, trouble  # it was: "the peer deleted ESP SPI ..., which we do not know"
-    l_sa, _ = one_rekeyed_ike_sa(session)
-    assert l_sa.children == []
-    assert len([e for e in session.trace.of(ChildSaEvent, "left") if e.action == "deleted"]) == 1
-    # Not checked here (still open): left's answer reaches right after left's Delete of the old IKE
-    # SA, so right drops it and its request pending on the old IKE SA is lost with that SA.
+    l_sa, r_sa = one_rekeyed_ike_sa(session)
+    assert l_sa.children == [] and r_sa.children == []
+    for peer in ("left", "right"):
+        assert len([e for e in session.trace.of(ChildSaEvent, peer) if e.action == "deleted"]) == 1, peer
+    # Left's answer reaches right after left's Delete of the old IKE SA: right's Delete, unanswered
+    # when that SA went, is sent again on the new IKE SA (it was lost, and right kept the Child SA).
+    (again,) = [e for e in session.trace.of(NoteEvent, "right") if "sent again" in e.text]
+    assert again.text.startswith("INFORMATIONAL request (message ID ") and again.text.endswith(f"replaced it, {r_sa.label}")
+    # Left found the Child SA on the first Delete (it was: "the peer deleted ESP SPI ..., which we do
+    # not know"); only the repeated one, on the new IKE SA, names an SPI that is gone by then.
+    (deleted,) = [e for e in session.trace.of(ChildSaEvent, "left") if e.action == "deleted"]
+    trouble = [e for e in session.trace.of(NoteEvent, "left") if e.level in ("warning", "error")]
+    assert [e.text.endswith("which we do not know") for e in trouble] == [True], [e.text for e in trouble]
+    assert deleted.time < again.time <= trouble[0].time
 
 
 def test_a_busy_retry_rekeys_the_child_sa_that_was_refused():
@@ -191,3 +198,95 @@ def test_a_busy_retry_rekeys_the_child_sa_that_was_refused():
     assert rekeying == [f"rekeying Child SA net (inbound SPI 0x{second.inbound.spi.hex()})"] * 2
     assert first in l_sa.children and second not in l_sa.children and len(l_sa.children) == 2
     mirrored(l_sa, r_sa)
+
+
+def overtaken_delete(actions) -> Session:
+    """Run `actions` (left rekeys its IKE SA, right deletes a Child SA at the same time) with the rekey
+    response overtaking right's Delete (as in test_a_child_delete_arriving_after_the_ike_rekey_...)."""
+    lesson = dataclasses.replace(lesson_with(), actions=actions, duration=4.0)
+    session = Session(lesson, MemoryTransport.for_lesson(lesson), seed=3)
+    while len(session.peers["right"].sas) < 2:
+        session.step()
+    assert [s.label for s in session._queue] == ["INFORMATIONAL request", "CREATE_CHILD_SA response"]
+    session._queue.reverse()
+    session.run()
+    assert_no_internal_error(session)
+    return session
+
+
+def test_a_request_queued_on_a_deleted_rekeyed_ike_sa_runs_on_the_new_one():
+    """Right's liveness check waits behind its Delete on the old IKE SA when left deletes that SA: it
+    must still run, on the new IKE SA (it waited forever on the deleted one)."""
+    actions = (Action(1.0, "left", "rekey-ike"), Action(1.0, "right", "delete-child"), Action(1.0, "right", "liveness"))
+    session = overtaken_delete(actions)
+    l_sa, r_sa = one_rekeyed_ike_sa(session)
+    assert r_sa.pending is None and not r_sa.queued
+    (again,) = [e for e in session.trace.of(NoteEvent, "right") if "sent again" in e.text]
+    answered = [e for e in session.trace.of(NoteEvent, "right") if e.text == "the peer answered the liveness check"]
+    assert len(answered) == 1 and answered[0].time > again.time
+    assert l_sa.children == [] and r_sa.children == []
+
+
+def test_a_child_delete_started_on_the_old_ike_sa_deletes_on_the_new_one():
+    """delete_child called with an IKE SA that was rekeyed since (a closure queued before the rekey)
+    deletes the Child SA on the IKE SA that holds it (it found none: 'no such Child SA to delete')."""
+    from ikelab.ikev2.exchanges import informational
+
+    lesson = dataclasses.replace(lesson_with(), actions=(Action(1.0, "left", "rekey-ike"),), duration=2.0)
+    session = Session(lesson, MemoryTransport.for_lesson(lesson), seed=3)
+    left = session.peers["left"]
+    while not left.established() or session._queue:
+        session.step()
+    (old,) = left.established()
+    session.run()
+    assert old.successor is not None and old.children == []
+    session._apply("left", left._run(session.clock, lambda: informational.delete_child(left, old)))
+    session.run()
+    assert_no_internal_error(session)
+    trouble = [f"{e.peer}: {e.text}" for e in session.trace.of(NoteEvent) if e.level in ("warning", "error")]
+    assert not trouble, trouble
+    l_sa, r_sa = one_rekeyed_ike_sa(session)
+    assert l_sa.children == [] and r_sa.children == []
+    for peer in ("left", "right"):
+        assert len([e for e in session.trace.of(ChildSaEvent, peer) if e.action == "deleted"]) == 1, peer
+
+
+def test_an_invalid_ke_retry_answered_after_an_ike_rekey_goes_on_the_new_ike_sa():
+    """Left's create-child is answered INVALID_KE_PAYLOAD (right wants another PFS group), and right's
+    IKE rekey reaches left before that answer: left's retry must go on the new IKE SA (it went on the
+    rekeyed one, which right refuses)."""
+    lesson = lesson_with(left={"esp": "aes128gcm16-ecp256-modp2048"}, right={"esp": "aes128gcm16-modp2048"})
+    lesson = dataclasses.replace(lesson, actions=(Action(1.0, "left", "create-child"),), duration=4.0)
+    session = Session(lesson, MemoryTransport.for_lesson(lesson), seed=3)
+    while session.clock < 1.0 or [s.label for s in session._queue] != ["CREATE_CHILD_SA response"]:
+        session.step()
+    session.act("right", "rekey-ike")
+    assert [s.label for s in session._queue] == ["CREATE_CHILD_SA response", "CREATE_CHILD_SA request"]
+    session._queue.reverse()
+    session.run()
+    assert_no_internal_error(session)
+    assert [e for e in session.trace.of(NoteEvent, "left") if "wants DH group" in e.text]
+    trouble = [f"{e.peer}: {e.text}" for e in session.trace.of(NoteEvent) if e.level in ("warning", "error")]
+    assert [t for t in trouble if "PFS with" not in t] == [], trouble
+    assert not [e for e in session.trace.of(NoteEvent) if "TEMPORARY_FAILURE" in e.text]
+    l_sa, r_sa = one_rekeyed_ike_sa(session)
+    assert len(l_sa.children) == 2
+    mirrored(l_sa, r_sa)
+
+
+def test_a_liveness_check_sent_again_on_the_new_ike_sa_keeps_its_rhythm_there():
+    """Right's liveness check is in flight on the old IKE SA when left deletes it: sent again on the
+    new IKE SA, its answer schedules the next check there (it went on the deleted SA: never fired)."""
+    lesson = lesson_with(right={"liveness_every": 30.0})
+    actions = (Action(1.0, "left", "rekey-ike"), Action(1.0, "right", "liveness"))
+    lesson = dataclasses.replace(lesson, actions=actions, duration=4.0)
+    session = Session(lesson, MemoryTransport.for_lesson(lesson), seed=3)
+    while len(session.peers["right"].sas) < 2:
+        session.step()
+    assert [s.label for s in session._queue] == ["INFORMATIONAL request", "CREATE_CHILD_SA response"]
+    session._queue.reverse()
+    session.run()
+    assert_no_internal_error(session)
+    l_sa, r_sa = one_rekeyed_ike_sa(session)
+    (answered,) = [e for e in session.trace.of(NoteEvent, "right") if e.text == "the peer answered the liveness check"]
+    assert (answered.time + 30.0, "liveness") in r_sa.timers

@@ -188,7 +188,8 @@ class Ikev2Peer:
         data, plaintext, fragments = self._send(sa, header, payloads, protected=exchange != ExchangeType.IKE_SA_INIT)
         label = f"{name_of(ExchangeType, exchange)} request"
         deadline = self.now + self.config.retransmit.delay(0)
-        sa.pending = PendingRequest(exchange, message_id, data, plaintext, label, deadline, on_response, fragments=fragments)
+        sa.pending = PendingRequest(exchange, message_id, data, plaintext, label, deadline, on_response, fragments=fragments,
+                                    payloads=list(payloads))
 
     def send_response(self, sa: IkeSa, request: Header, payloads: list[Payload]) -> None:
         header = self._header(sa, request.exchange, request.message_id, response=True)

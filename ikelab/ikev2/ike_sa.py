@@ -39,6 +39,7 @@ class PendingRequest:
     on_response: Callable  # called with the engine's Received
     attempt: int = 0
     fragments: list[tuple[bytes, bytes]] = field(default_factory=list)  # (datagram, plaintext) when sent as SKF fragments
+    payloads: list = field(default_factory=list)  # what it carries, to send it again on a rekeyed IKE SA
 
 
 @dataclass

@@ -137,7 +137,8 @@ def _child_response(peer: "Ikev2Peer", sa: IkeSa, ctx: ChildRequest, response: "
             tried = ctx.tried_groups + ([ctx.dh.group.number] if ctx.dh else [])
             if group is not None and wanted not in tried:
                 peer.note("info", f"the responder wants DH group {group.name} for PFS: retrying")
-                peer.start_request(sa, lambda: _request_child(peer, sa, ctx.rekeying, group, tried))
+                # On the IKE SA holding the Child SAs when it runs: a rekey may have replaced this one by then.
+                peer.start_request(sa.current(), lambda: _request_child(peer, sa.current(), ctx.rekeying, group, tried))
                 return
     # If the IKE SA was rekeyed while our request was in flight, its Child SAs (and the one we
     # rekey) moved to the new IKE SA: that one takes the result (RFC 7296 §2.8).

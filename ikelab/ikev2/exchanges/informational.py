@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from ikelab.effects import DeleteChildSa
 from ikelab.ikev2.ike_sa import IkeSa, State
 from ikelab.trace import ChildSaEvent, IkeSaEvent
-from ikelab.wire.ikev2 import DeletePayload, NotifyPayload
+from ikelab.wire.ikev2 import DeletePayload, NotifyPayload, SaPayload
 from ikelab.wire.ikev2_constants import ExchangeType, NotifyType, ProtocolId, name_of
 
 if TYPE_CHECKING:
@@ -25,6 +25,7 @@ def delete_ike_sa(peer: "Ikev2Peer", sa: IkeSa) -> None:
 
 def delete_child(peer: "Ikev2Peer", sa: IkeSa, child=None) -> None:
     """Delete a Child SA: we name our inbound SPI; the peer answers with its own (RFC 7296 §1.4.1)."""
+    sa = sa.current()  # queued before an IKE SA rekey moved the Child SAs: it runs on the IKE SA holding them
     child = child or (sa.children[0] if sa.children else None)
     if child is None or child not in sa.children:
         peer.note("warning", "no such Child SA to delete")
@@ -46,12 +47,13 @@ def check_liveness(peer: "Ikev2Peer", sa: IkeSa) -> None:
 
     def answered(response) -> None:
         peer.note("info", "the peer answered the liveness check")
-        peer.schedule(sa, peer.config.liveness_every, "liveness")
+        peer.schedule(sa.current(), peer.config.liveness_every, "liveness")
 
     peer.send_request(sa, ExchangeType.INFORMATIONAL, [], answered)
 
 
 def _deleted(peer: "Ikev2Peer", sa: IkeSa, why: str) -> None:
+    _hand_over(peer, sa)
     for child in sa.children:
         _trace_child_deleted(peer, child)
         peer.effect(DeleteChildSa(child))
@@ -60,6 +62,29 @@ def _deleted(peer: "Ikev2Peer", sa: IkeSa, why: str) -> None:
     sa.pending = None
     peer.sas.pop(sa.local_spi, None)
     peer.emit(IkeSaEvent, state="deleted", spi_i=sa.spi_i, spi_r=sa.spi_r, algorithms=sa.ike.keywords(), reason=why)
+
+
+def _hand_over(peer: "Ikev2Peer", old: IkeSa) -> None:
+    """A rekeyed IKE SA is deleted: our request still in flight on it (no answer can arrive now) and
+    those waiting behind it go to the IKE SA that replaced it, as strongSwan's IKE rekey adopts the old
+    IKE SA's tasks. A request about the old IKE SA itself (its Delete or rekey) ends with it."""
+    new = old.current()
+    if new is old:
+        return
+    pending, old.pending = old.pending, None
+    if pending is not None and not _about_ike_sa(pending.payloads):
+        peer.note("info", f"{pending.label} (message ID {pending.message_id}) was unanswered when IKE SA {old.label} "
+                          f"was deleted: sent again on the IKE SA that replaced it, {new.label}")
+        peer.start_request(new, lambda: peer.send_request(new, pending.exchange, pending.payloads, pending.on_response))
+    new.queued.extend(old.queued)
+    old.queued.clear()
+    if new.pending is None and new.queued and new.state is State.ESTABLISHED:
+        new.queued.popleft()()
+
+
+def _about_ike_sa(payloads) -> bool:
+    return any(isinstance(p, DeletePayload) and p.protocol == ProtocolId.IKE for p in payloads) or any(
+        isinstance(p, SaPayload) and p.proposals and p.proposals[0].protocol == ProtocolId.IKE for p in payloads)
 
 
 def _trace_child_deleted(peer: "Ikev2Peer", child) -> None:

@@ -164,15 +164,8 @@ def respond(peer: "Ikev1Peer", data: bytes, src: "Endpoint", dst: "Endpoint") ->
         phase1.refuse(peer, cky_i, bytes(8), NotifyType.PAYLOAD_MALFORMED, "main mode message 1 has no SA payload", dst, src)
         return
     offer = message.payloads[at]
-    try:
-        method = authentication.own_auth_method(peer)
-    except SignatureError as e:
-        phase1.refuse(peer, cky_i, bytes(8), NotifyType.NO_PROPOSAL_CHOSEN, f"cannot authenticate with our certificate: {e}", dst, src)
-        return
-    selection = proposals.phase1_select(offer, peer.config.ike_proposals, method)
-    phase1.trace_choice(peer, offer, selection)
-    if selection.negotiated is None:
-        phase1.refuse(peer, cky_i, bytes(8), NotifyType.NO_PROPOSAL_CHOSEN, "no offered ISAKMP transform matches ours", dst, src)
+    selection = phase1.choose_offer(peer, offer, cky_i, dst, src)
+    if selection is None:
         return
     sa = phase1.new_responder_sa(peer, "main", cky_i, src, dst, exchange)
     sa.ike, sa.offer, sa.sa_i_b = selection.negotiated, offer, decoded.raw[at][4:]

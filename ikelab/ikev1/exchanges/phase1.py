@@ -10,13 +10,15 @@ from ikelab.crypto.dh import DhGroup, DhKeyPair
 from ikelab.effects import Endpoint, IkeSaUp
 from ikelab.esp.udp_encap import NAT_T_PORT
 from ikelab.ikev1 import proposals
+from ikelab.ikev1.exchanges import authentication
 from ikelab.ikev1.nat import nat_d
 from ikelab.ikev1.sa import Exchange, IsakmpSa, State
+from ikelab.ikev1.signatures import SignatureError
 from ikelab.ikev2.config import Identity
 from ikelab.pki.validation import same_identity
 from ikelab.trace import DhKeyPairEvent, DhSharedEvent, IkeSaEvent, ProposalEvent
 from ikelab.wire.isakmp import IdPayload, NatDPayload, NotifyPayload, Payload, Proposal, SaPayload, VendorPayload
-from ikelab.wire.isakmp_constants import DPD_VENDOR_ID, NAT_T_VENDOR_ID, IdType, NotifyType, ProtocolId, name_of
+from ikelab.wire.isakmp_constants import DPD_VENDOR_ID, NAT_T_VENDOR_ID, NotifyType, ProtocolId, name_of
 from ikelab.wire.isakmp_sa import describe_transform
 
 if TYPE_CHECKING:
@@ -56,6 +58,22 @@ def new_responder_sa(peer: "Ikev1Peer", mode: str, cky_i: bytes, src: Endpoint, 
 
 def offered_descriptions(offer: SaPayload) -> list[str]:
     return [f"#{p.number} transform #{t.number}: {describe_transform(t, p.protocol)}" for p in offer.proposals for t in p.transforms]
+
+
+def choose_offer(peer: "Ikev1Peer", offer: SaPayload, cky_i: bytes, local: Endpoint, remote: Endpoint) -> proposals.Selection | None:
+    """The responder's choice from the initiator's phase 1 offer, traced; None once it has refused the
+    offer (no transform of ours matches, or our certificate cannot make the kind of signature)."""
+    try:
+        method = authentication.own_auth_method(peer)
+    except SignatureError as e:
+        refuse(peer, cky_i, bytes(8), NotifyType.NO_PROPOSAL_CHOSEN, f"cannot authenticate with our certificate: {e}", local, remote)
+        return None
+    selection = proposals.phase1_select(offer, peer.config.ike_proposals, method)
+    trace_choice(peer, offer, selection)
+    if selection.negotiated is None:
+        refuse(peer, cky_i, bytes(8), NotifyType.NO_PROPOSAL_CHOSEN, "no offered ISAKMP transform matches ours", local, remote)
+        return None
+    return selection
 
 
 def trace_choice(peer: "Ikev1Peer", offer: SaPayload, selection: proposals.Selection) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from ikelab.lab import datapath as datapaths
-from ikelab.lab.lab import Capture, PingResult, lab_ike_sockets, ping, sample_child
+from ikelab.lab.lab import Capture, PingResult, lab_ike_sockets, ping, start_datapath
 from ikelab.lab.netns import NETNS_DIR, PREFIX, LabError, Side, Topology
 from ikelab.lab.transports import UdpTransport
 from ikelab.lessons import Lesson
@@ -112,15 +112,9 @@ class PeerLab:
                 raise LabError(f"cannot listen on {side.address} ports 500 and 4500 here: {e}") from None
             self.transport = UdpTransport({side.name: sockets})
             self.transport.name = "netns"
-            self.datapath = datapaths.choose(self.topology, sample_child(self.lesson), self.prefer_datapath, [side.name])
+            self.datapath = start_datapath(self.topology, self.lesson, self.prefer_datapath, [side.name], self.capture is not None)
             if isinstance(self.datapath, datapaths.UserspaceEsp):
-                self.datapath.udp_gso = self.capture is None  # the capture shows each datagram
-                self.datapath.start(wait=False)
-                ours = next(p for p in self.lesson.peers if p.name == side.name)
-                self.datapath.route_ahead(side.name, list(ours.remote_ts))
                 self.datapath.ready()
-            else:
-                self.datapath.start()
         except BaseException:
             self.close()
             raise

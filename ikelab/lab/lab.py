@@ -46,6 +46,21 @@ def lab_ike_sockets(address: str) -> list:
         raise
 
 
+def start_datapath(topology: Topology, lesson, prefer: str, sides: list[str], capturing: bool):
+    """The datapath the probe picks for these sides, started. A userspace one is not waited for (its
+    `ready()` does) and gets the routes for the lesson's remote selectors ahead of any SA."""
+    datapath = datapaths.choose(topology, sample_child(lesson), prefer, sides)
+    if isinstance(datapath, datapaths.UserspaceEsp):
+        datapath.udp_gso = not capturing  # a capture must show each datagram (see udp_gso)
+        datapath.start(wait=False)
+        for peer in lesson.peers:
+            if peer.name in sides:
+                datapath.route_ahead(peer.name, list(peer.remote_ts))
+    else:
+        datapath.start()
+    return datapath
+
+
 def missing_privileges() -> str | None:
     """Why the namespace lab cannot run here, or None if it can."""
     if os.geteuid() != 0:
@@ -142,15 +157,7 @@ class Lab:
                 sockets[name] = in_namespace(side.namespace, lambda a=side.address: lab_ike_sockets(a))
             self.transport = UdpTransport(sockets)
             self.transport.name = "netns"
-            self.datapath = datapaths.choose(self.topology, sample_child(self.lesson), self.prefer_datapath, ours)
-            if isinstance(self.datapath, datapaths.UserspaceEsp):
-                self.datapath.udp_gso = self.capture is None  # the capture shows each datagram
-                self.datapath.start(wait=False)
-                for peer in self.lesson.peers:
-                    if peer.name in ours:
-                        self.datapath.route_ahead(peer.name, list(peer.remote_ts))
-            else:
-                self.datapath.start()
+            self.datapath = start_datapath(self.topology, self.lesson, self.prefer_datapath, ours, self.capture is not None)
             if self.wait_for_datapath:
                 self.ready()
         except BaseException:

@@ -55,10 +55,7 @@ class Ikev1Config:
 def config_for(spec, mode: str, credentials=None) -> Ikev1Config:
     """The IKEv1 configuration of a lesson's peer (a `lessons.PeerSpec`); `mode` is the lesson's phase 1
     mode, `credentials` the peer's certificate from the lab CA (`lab.credentials.Credentials`) if it has one."""
-    pki = {}
-    if credentials is not None:
-        pki = dict(auth="pubkey", certificate=credentials.certificate, private_key=credentials.private_key,
-                   trusted_cas=credentials.trusted_cas, clock_origin=credentials.clock_origin)
+    pki = credentials.config_fields() if credentials is not None else {}
     return Ikev1Config(
         name=spec.name,
         local_id=spec.identity,

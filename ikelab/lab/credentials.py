@@ -23,6 +23,11 @@ class Credentials:
     trusted_cas: tuple
     clock_origin: dt.datetime | None
 
+    def config_fields(self) -> dict:
+        """What an IKEv1 or IKEv2 engine configuration takes from these credentials."""
+        return dict(auth="pubkey", certificate=self.certificate, private_key=self.private_key,
+                    trusted_cas=self.trusted_cas, clock_origin=self.clock_origin)
+
 
 def _split_san(values: tuple[str, ...]) -> tuple[list[str], list[str], list[str]]:
     dns, ips, emails = [], [], []

@@ -29,10 +29,7 @@ HOP_TIME = 0.001  # virtual seconds a datagram spends between the peers
 
 
 def peer_config(spec: PeerSpec, credentials: Credentials | None = None) -> Ikev2Config:
-    pki = {}
-    if credentials is not None:
-        pki = dict(auth="pubkey", certificate=credentials.certificate, private_key=credentials.private_key,
-                   trusted_cas=credentials.trusted_cas, clock_origin=credentials.clock_origin)
+    pki = credentials.config_fields() if credentials is not None else {}
     return Ikev2Config(
         name=spec.name,
         local_id=spec.identity,

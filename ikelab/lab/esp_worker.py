@@ -351,12 +351,13 @@ class Worker:
             self.write_batch(inner)
             inner = []
         count = 1
-        if self.raw_receiver is not None:  # the rest of the queue in one system call (none: no exception)
+        # A poll, not a read that would raise when nothing is left (a ping's path), then the rest
+        # of the queue in one recvmmsg, or one recv each
+        if self.raw_receiver is not None and more(0):
             esps = self.raw_receiver.receive(BATCH, ipv4_payloads=True)
-            if esps:
-                inner += self.open(esps, ip=False)
-                count += len(esps)
-        elif more(0):  # a poll, not a read that would raise when nothing is left
+            inner += self.open(esps, ip=False)
+            count += len(esps)
+        elif self.raw_receiver is None and more(0):
             datagrams: list[bytes] = []
             append = datagrams.append
             while len(datagrams) < BATCH:

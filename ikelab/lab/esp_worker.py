@@ -41,7 +41,10 @@ Where the time goes, and what is done about it (measured under iperf3 on these 2
   about 56 packets per sendmmsg and 35 per recvmmsg; lone packets keep sendto/recv.
 - With --cpu (and --idle-cpu), the worker keeps to a CPU of its own while traffic is heavy and
   shares one with its peer while it is light (CpuPolicy): the kernel otherwise tends to stack
-  both workers on one CPU under load.
+  both workers on one CPU under load. It goes back after QUIET_MS without a packet: 10 ms made
+  the receiving worker flap between the CPUs 20-70 times per 5 s of iperf3 on a busy machine
+  (sched_setaffinity counted with perf), 30 ms once; iperf3 raw ESP aes128gcm16, medians of 6
+  and 10 interleaved runs (30 and 50 ms): 173 -> 185 and 177 -> 193 Mbit/s, CPU per GB unchanged.
 - Measured and dropped: TSO on the TUN device (reading 64 KiB super-packets and segmenting them
   here: computing each segment's TCP checksum in Python cost more than the kernel work it saved),
   a process per direction (more wake-ups, no gain), lingering in a polling loop after light
@@ -93,7 +96,11 @@ READ_SIZE = 65535 + VNET_HDR_LEN
 CACHE_LIMIT = 4096  # entries per route or policy cache before it starts afresh
 BUSY_RATE = 2000  # packets per second from which a worker given --cpu keeps to it (iperf3: ~35000)
 BUSY_WINDOW = 0.1  # seconds over which that rate is judged
-QUIET_MS = 10  # a worker on its --cpu that waits this long for a packet goes back to --idle-cpu
+# A worker on its --cpu that waits this long for a packet goes back to --idle-cpu. At 10 ms, iperf3
+# on a busy machine left a worker without packets that long 20-70 times in 5 s, and each time it
+# spent the next BUSY_WINDOW sharing a CPU with its peer. Shorter than the 50 ms between the
+# bench's pings, so that a ping series still finds both workers on the shared CPU.
+QUIET_MS = 30
 
 
 def open_tun(name: str) -> tuple[int, bool]:

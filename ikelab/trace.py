@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Iterator, TypeVar
 
@@ -247,13 +248,40 @@ class IkeSaEvent(Event):
     reason: str = ""
 
 
+class DeferredList(Sequence):
+    """A list made from immutable inputs when first read. For texts that are only ever shown, such
+    as the `ip xfrm` equivalent of every Child SA install: a run nobody looks at (a benchmark, a
+    headless run without --json) does not format them, and whoever reads them gets the same list."""
+
+    def __init__(self, make: Callable[[], list]) -> None:
+        self._make: Callable[[], list] | None = make
+        self._items: list = []
+
+    def _list(self) -> list:
+        if self._make is not None:
+            self._items, self._make = self._make(), None
+        return self._items
+
+    def __getitem__(self, index):
+        return self._list()[index]
+
+    def __len__(self) -> int:
+        return len(self._list())
+
+    def __eq__(self, other: object) -> bool:
+        return self._list() == (list(other) if isinstance(other, Sequence) else other)
+
+    def __repr__(self) -> str:
+        return repr(self._list())
+
+
 @dataclass
 class CommandEvent(Event):
     """Commands of the lab: run for real (`executed`), or shown as the equivalent a student could type."""
 
     kind: ClassVar[str] = "commands"
     purpose: str
-    commands: list[str]
+    commands: list[str] | DeferredList
     executed: bool
 
 
@@ -312,7 +340,7 @@ def to_jsonable(value: Any) -> Any:
         return value.value
     if isinstance(value, dict):
         return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, (list, tuple, DeferredList)):
         return [to_jsonable(v) for v in value]
     return value
 

@@ -96,8 +96,14 @@ def _transform_text(type_: int, id_: int, key_length: int | None) -> str:
 
 
 def describe(p: Proposal) -> str:
-    protocol = name_of(ProtocolId, p.protocol)
-    return f"#{p.number} {protocol}: " + ", ".join(describe_transform(t) for t in p.transforms)
+    """"#1 IKE: ENCR_AES_CBC-128, PRF_HMAC_SHA2_256, ...": every offer, reply and reason quotes one."""
+    texts = [_transform_text(t.type, t.id, t.key_length) for t in p.transforms]
+    return f"#{p.number} {_protocol_name(p.protocol)}: " + ", ".join(texts)
+
+
+@lru_cache(maxsize=64)
+def _protocol_name(protocol: int) -> str:
+    return name_of(ProtocolId, protocol)
 
 
 def _lookup(t: Transform) -> object | None:

@@ -163,7 +163,8 @@ class Ikev2Peer:
     # ----------------------------------------------------------------- helpers for exchanges
 
     def emit(self, cls: type[Event], **fields) -> Event:
-        return self.trace.emit(cls(peer=self.config.name, time=self.now, **fields))
+        # peer and time by position: merging them into `fields` as keywords costs a third of the event
+        return self.trace.emit(cls(self.config.name, self.now, **fields))
 
     def note(self, level: str, text: str, **detail) -> None:
         self.emit(NoteEvent, level=level, text=text, detail=detail)

@@ -12,13 +12,12 @@ each, with the initiator's and the responder's side side by side (strongSwan's t
 from __future__ import annotations
 
 import traceback
-from dataclasses import dataclass
 from typing import Callable
 
 from ikelab.effects import ACTIONS, DeleteChildSa, Effect, Endpoint, IkeSaFailed, NatKeepalive, Send
 from ikelab.esp.udp_encap import KEEPALIVE
 from ikelab.ikev2.config import Ikev2Config
-from ikelab.ikev2.ike_sa import IkeSa, PendingRequest, State
+from ikelab.ikev2.ike_sa import IkeSa, PendingRequest, Received, State  # Received: the exchanges' view of a message
 from ikelab.ikev2 import fragmentation
 # The exchanges import this module only for type hints (and ike_sa_init for Received when it runs), so
 # they are imported here once, not inside the calls that use them (each such import of a package's
@@ -44,24 +43,6 @@ from ikelab.wire.ikev2 import (
 from ikelab.wire.ikev2_constants import ExchangeType, NotifyType, name_of
 from ikelab.wire.ikev2_message import INITIATOR_FLAG, RESPONSE_FLAG  # plain ints: IntFlag's | and & run in Python
 
-
-
-@dataclass(frozen=True)
-class Received:
-    """A message that arrived, as the exchange handlers see it."""
-
-    data: bytes
-    message: Message
-    inner: list[Payload]  # decrypted SK contents ([] for IKE_SA_INIT)
-    src: Endpoint
-    dst: Endpoint
-
-    @property
-    def header(self) -> Header:
-        return self.message.header
-
-    def payloads(self) -> list[Payload]:
-        return self.inner if self.inner else self.message.payloads
 
 
 ResponseHandler = Callable[[Received], None]

@@ -19,8 +19,8 @@ from ikelab.crypto.dh import DhError, DhGroup, dh_group
 from ikelab.effects import Endpoint, Send
 from ikelab.esp.udp_encap import NAT_T_PORT
 from ikelab.ikev2 import proposals
-from ikelab.ikev2.exchanges import error_notifies, notify_name
-from ikelab.ikev2.ike_sa import IkeSa, State
+from ikelab.ikev2.exchanges import error_notifies, ike_auth, notify_name
+from ikelab.ikev2.ike_sa import IkeSa, Received, State
 from ikelab.ikev2.keys import derive_ike_keys
 from ikelab.ikev2.nat import nat_hash
 from ikelab.pki.signature_auth import decode_signature_hash_algorithms, encode_signature_hash_algorithms, hash_names
@@ -29,7 +29,7 @@ from ikelab.wire.ikev2 import Header, KePayload, NoncePayload, NotifyPayload, Sa
 from ikelab.wire.ikev2_constants import ExchangeType, NotifyType, ProtocolId
 
 if TYPE_CHECKING:
-    from ikelab.ikev2.engine import Ikev2Peer, Received
+    from ikelab.ikev2.engine import Ikev2Peer
 
 NONCE_LENGTH = 32  # RFC 7296 §2.10: at least half the PRF key size and at least 16 bytes
 
@@ -192,8 +192,6 @@ def _cookie_ok(peer: "Ikev2Peer", message, src: Endpoint, dst: Endpoint, header:
 
 
 def receive_request(peer: "Ikev2Peer", data: bytes, header: Header, src: Endpoint, dst: Endpoint) -> None:
-    from ikelab.ikev2.engine import Received
-
     for sa in peer.sas.values():
         if sa.role == "responder" and sa.spi_i == header.spi_i and sa.remote == src:
             if data == sa.init_request and sa.last_response:
@@ -272,9 +270,7 @@ def receive_request(peer: "Ikev2Peer", data: bytes, header: Header, src: Endpoin
     payloads = [SaPayload([reply]), KePayload(chosen.dh.number, sa.dh.public), NoncePayload(sa.nr)]
     if cfg.nat_detection:
         payloads += _nat_notifies(peer, sa, sa.spi_r, sa.local, sa.remote)
-    from ikelab.ikev2.exchanges.ike_auth import certificate_request
-
-    payloads += certificate_request(peer) + _fragmentation_supported(sa.fragmentation) + _signature_hashes(peer)
+    payloads += ike_auth.certificate_request(peer) + _fragmentation_supported(sa.fragmentation) + _signature_hashes(peer)
     peer.send_response(sa, header, payloads)
     sa.init_response = sa.last_response[1]
 
@@ -335,8 +331,6 @@ def _receive_response(peer: "Ikev2Peer", sa: IkeSa, response: "Received") -> Non
         # RFC 7296 §2.23: behind a NAT, continue on port 4500 (where ESP-in-UDP will go too).
         sa.local, sa.remote = Endpoint(sa.local.host, NAT_T_PORT), Endpoint(sa.remote.host, NAT_T_PORT)
         peer.note("info", f"NAT in the path: IKE floats to UDP {NAT_T_PORT} ({sa.local} -> {sa.remote}) with the non-ESP marker, and ESP will be UDP-encapsulated (RFC 3948)")
-    from ikelab.ikev2.exchanges import ike_auth
-
     ike_auth.start(peer, sa)
 
 

@@ -228,8 +228,8 @@ class Ikev2Peer:
             data, plaintext = seal(sa, header, payloads, self.random(sa.ike.cipher.iv_length, "IV"), encoded)
             summary = Message(header, [EncryptedPayload(0, b"")]).summary(payloads)
         else:
-            data, plaintext = encode_message(Message(header, payloads)), None
-            summary = Message(header, payloads).summary()
+            message = Message(header, payloads)
+            data, plaintext, summary = encode_message(message), None, message.summary()
         self.emit_message("sent", data, sa.local, sa.remote, header=header, summary=summary, plaintext=plaintext)
         label = f"{name_of(ExchangeType, header.exchange)} {'response' if header.is_response else 'request'}"
         self.effect(Send(data, sa.local, sa.remote, label))

@@ -9,7 +9,6 @@ KE payload is for another group than the one chosen; the initiator then retries 
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
 from typing import TYPE_CHECKING
 
@@ -25,7 +24,7 @@ from ikelab.ikev2.keys import derive_ike_keys
 from ikelab.ikev2.nat import nat_hash
 from ikelab.pki.signature_auth import decode_signature_hash_algorithms, encode_signature_hash_algorithms, hash_names
 from ikelab.trace import DhKeyPairEvent, DhSharedEvent, ProposalEvent
-from ikelab.wire.ikev2 import Header, KePayload, NoncePayload, NotifyPayload, SaPayload
+from ikelab.wire.ikev2 import Header, KePayload, NoncePayload, NotifyPayload, Proposal, SaPayload
 from ikelab.wire.ikev2_constants import ExchangeType, NotifyType, ProtocolId
 
 if TYPE_CHECKING:
@@ -266,7 +265,8 @@ def receive_request(peer: "Ikev2Peer", data: bytes, header: Header, src: Endpoin
     sa.expected_request_id = 1
     peer.sas[sa.spi_r] = sa
     sa.timers.append((peer.now + HALF_OPEN_LIFETIME, "expire-half-open"))
-    reply = dataclasses.replace(selection.proposal, spi=b"")
+    chosen_proposal = selection.proposal
+    reply = Proposal(chosen_proposal.number, chosen_proposal.protocol, b"", chosen_proposal.transforms)  # no SPI in IKE_SA_INIT
     payloads = [SaPayload([reply]), KePayload(chosen.dh.number, sa.dh.public), NoncePayload(sa.nr)]
     if cfg.nat_detection:
         payloads += _nat_notifies(peer, sa, sa.spi_r, sa.local, sa.remote)

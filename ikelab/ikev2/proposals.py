@@ -59,28 +59,25 @@ class Negotiated:
         return "-".join(parts)
 
 
-def spec_transforms(spec: ProposalSpec, protocol: int) -> list[Transform]:
-    """The wire transforms that offer everything in `spec`."""
-    out = [Transform(TransformType.ENCR, c.number, c.key_bits) for c in spec.encryption]
-    if protocol == ProtocolId.IKE:
-        out += [Transform(TransformType.PRF, p.number) for p in spec.prf]
-    out += [Transform(TransformType.INTEG, i.number) for i in spec.integrity]
-    out += [Transform(TransformType.DH, g.number) for g in spec.dh]
-    if protocol == ProtocolId.ESP:
-        out += [Transform(TransformType.ESN, int(e)) for e in spec.esn]
+def spec_transforms(spec: ProposalSpec, protocol: int, dh_first: int | None = None) -> list[Transform]:
+    """The wire transforms that offer everything in `spec`, in TYPE_ORDER; `dh_first` moves that
+    group to the front of the DH transforms (the group our KE payload uses)."""
+    groups = spec.dh
+    if dh_first is not None and len(groups) > 1:
+        groups = sorted(groups, key=lambda g: g.number != dh_first)  # stable: the others keep their order
+    out = [Transform(ENCR, c.number, c.key_bits) for c in spec.encryption]
+    if protocol == IKE:
+        out += [Transform(PRF, p.number) for p in spec.prf]
+    out += [Transform(INTEG, i.number) for i in spec.integrity]
+    out += [Transform(DH, g.number) for g in groups]
+    if protocol == ESP:
+        out += [Transform(ESN, int(e)) for e in spec.esn]
     return out
 
 
 def offer(specs: tuple[ProposalSpec, ...], protocol: int, spi: bytes = b"", dh_first: int | None = None) -> list[Proposal]:
     """Proposals numbered from 1. `dh_first` moves that group to the front (the group our KE uses)."""
-    proposals = []
-    for number, spec in enumerate(specs, start=1):
-        transforms = spec_transforms(spec, protocol)
-        if dh_first is not None:
-            transforms.sort(key=lambda t: not (t.type == TransformType.DH and t.id == dh_first))
-            transforms.sort(key=lambda t: TYPE_ORDER.index(t.type))
-        proposals.append(Proposal(number, protocol, spi, transforms))
-    return proposals
+    return [Proposal(number, protocol, spi, spec_transforms(spec, protocol, dh_first)) for number, spec in enumerate(specs, start=1)]
 
 
 def describe_transform(t: Transform) -> str:

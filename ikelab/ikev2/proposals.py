@@ -151,42 +151,44 @@ def select(offered: list[Proposal], configured: tuple[ProposalSpec, ...], protoc
     return Selection(None, None, reasons)
 
 
+# The transform types each protocol negotiates (RFC 7296 §3.3.3): ESP has no PRF, IKE no ESN.
+TYPES_OF = {IKE: (ENCR, PRF, INTEG, DH), ESP: (ENCR, INTEG, DH, ESN)}
+
+
 def _match(p: Proposal, spec: ProposalSpec, protocol: int):
+    offered_by_type: dict[int, list[Transform]] = {}
+    for t in p.transforms:
+        offered_by_type.setdefault(t.type, []).append(t)
     picked: dict[int, tuple[Transform, object]] = {}
-    for ttype in TYPE_ORDER:
-        if protocol == IKE and ttype == ESN:
-            continue
-        if protocol == ESP and ttype == PRF:
-            continue
+    for ttype in TYPES_OF.get(protocol, TYPE_ORDER):
         wanted = _configured(spec, ttype)
-        offered = [t for t in p.transforms if t.type == ttype]
-        if ttype == ESN and not offered:
-            offered = [Transform(ESN, 0)]
+        offered = offered_by_type.get(ttype) or ([Transform(ESN, 0)] if ttype == ESN else [])
         if not wanted and not offered:
             continue
         if not wanted:
             # An ESP proposal offering DH (PFS) or integrity we do not use: acceptable only with NONE.
-            none = [t for t in offered if t.id == 0]
-            if none:
+            if any(t.id == 0 for t in offered):
                 continue
             return None, f"{name_of(TransformType, ttype)} offered ({', '.join(map(describe_transform, offered))}) but none configured"
-        found = None
-        for algorithm in wanted:
-            for t in offered:
-                if _lookup(t) == algorithm and (ttype != ESN or t.id == int(algorithm)):
-                    found = (t, algorithm)
-                    break
-            if found:
-                break
+        found = _first_wanted(ttype, wanted, offered)
         if found is None:
             names = ", ".join(map(describe_transform, offered)) or "nothing"
             configured = ", ".join(getattr(a, "name", str(a)) for a in wanted)
             return None, f"no common {name_of(TransformType, ttype)}: offered {names}, configured {configured}"
         picked[ttype] = found
     transforms = [picked[t][0] for t in TYPE_ORDER if t in picked]
-    get = lambda t: picked[t][1] if t in picked else None  # noqa: E731
-    negotiated = Negotiated(cipher=get(ENCR), integrity=get(INTEG), prf=get(PRF), dh=get(DH), esn=bool(get(ESN)))
+    chosen = {ttype: algorithm for ttype, (_, algorithm) in picked.items()}
+    negotiated = Negotiated(chosen.get(ENCR), chosen.get(INTEG), chosen.get(PRF), chosen.get(DH), bool(chosen.get(ESN)))
     return (Proposal(p.number, p.protocol, p.spi, transforms), negotiated), ""
+
+
+def _first_wanted(ttype: int, wanted: tuple, offered: list[Transform]) -> tuple[Transform, object] | None:
+    """The first configured algorithm that is among the offered transforms, with its transform."""
+    for algorithm in wanted:
+        for t in offered:
+            if _lookup(t) == algorithm and (ttype != ESN or t.id == int(algorithm)):
+                return t, algorithm
+    return None
 
 
 def accept_reply(reply: Proposal, sent: list[Proposal], configured: tuple[ProposalSpec, ...], protocol: int) -> Selection:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ikelab.crypto.prf import Prf, PrfPlusResult, prf_plus
 
 
-@dataclass(frozen=True)
-class IkeSaKeys:
+class IkeSaKeys(NamedTuple):  # a tuple: cheaper to build than a frozen dataclass
     sk_d: bytes
     sk_ai: bytes
     sk_ar: bytes

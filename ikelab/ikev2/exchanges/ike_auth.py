@@ -43,7 +43,7 @@ def _child_specs(peer: "Ikev2Peer") -> tuple["ProposalSpec", ...]:
 
 @lru_cache(maxsize=64)
 def _without_dh(specs: tuple["ProposalSpec", ...]) -> tuple["ProposalSpec", ...]:
-    # Made once per configuration, not in every IKE_AUTH (a handshake asks four times).
+    # Made once per configuration, not in every IKE_AUTH (a handshake asks three times).
     return tuple(dataclasses.replace(s, dh=()) for s in specs)
 
 

@@ -41,6 +41,7 @@ def _sa_keys(peer: "Ikev2Peer", sa: "IkeSa", skeyseed: bytes, label: str) -> Non
     keys, stream = ikev2_kdf.ike_sa_keys(
         prf, skeyseed, sa.ni, sa.nr, sa.spi_i, sa.spi_r, cipher.key_length, integ.key_length if integ else 0
     )
+    split = keys.as_dict()
     peer.emit(
         PrfPlusEvent,
         label=label,
@@ -50,11 +51,11 @@ def _sa_keys(peer: "Ikev2Peer", sa: "IkeSa", skeyseed: bytes, label: str) -> Non
         seed=sa.ni + sa.nr + sa.spi_i + sa.spi_r,
         blocks=_blocks(stream),
         output=stream.output,
-        split=keys.as_dict(),
+        split=split,
     )
     sa.keys = keys
     peer.emit(IkeKeysEvent, spi_i=sa.spi_i, spi_r=sa.spi_r, cipher=cipher.name, integrity=integ.name if integ else "",
-              prf=prf.name, keys=keys.as_dict())
+              prf=prf.name, keys=dict(split))
 
 
 def derive_child_sa(

@@ -36,13 +36,14 @@ if TYPE_CHECKING:
 
 
 def _child_specs(peer: "Ikev2Peer") -> tuple["ProposalSpec", ...]:
-    """ESP proposals without DH: IKE_AUTH carries no KE, so PFS applies only to later rekeys."""
+    """ESP proposals without DH: IKE_AUTH carries no KE, so PFS applies only to later rekeys.
+    Asked once per step: the cache's key (nested frozen dataclasses) takes long to hash."""
     return _without_dh(peer.config.esp_proposals)
 
 
 @lru_cache(maxsize=64)
 def _without_dh(specs: tuple["ProposalSpec", ...]) -> tuple["ProposalSpec", ...]:
-    # Made once per configuration, not in every IKE_AUTH (a handshake asks four times).
+    # Made once per configuration, not in every IKE_AUTH (a handshake asks three times).
     return tuple(dataclasses.replace(s, dh=()) for s in specs)
 
 
@@ -228,8 +229,9 @@ def _receive_response(peer: "Ikev2Peer", sa: IkeSa, response: "Received") -> Non
     if sa_r is None or tsi is None or tsr is None or len(sa_r.proposals) != 1:
         peer.note("error", "the IKE_AUTH response lacks SA, TSi or TSr: no Child SA")
         return
-    selection = proposals.accept_reply(sa_r.proposals[0], sa.offered_esp, _child_specs(peer), ProtocolId.ESP)
-    _trace_esp_choice(peer, [proposals.describe(p) for p in sa.offered_esp], selection)
+    specs = _child_specs(peer)
+    selection = proposals.accept_reply(sa_r.proposals[0], sa.offered_esp, specs, ProtocolId.ESP)
+    _trace_esp_choice(peer, [proposals.describe(p) for p in sa.offered_esp], specs, selection)
     offered_tsi = [selectors.from_network(n) for n in peer.config.local_ts]
     offered_tsr = [selectors.from_network(n) for n in peer.config.remote_ts]
     narrowed_ok = selectors.covered(tsi.selectors, offered_tsi) and selectors.covered(tsr.selectors, offered_tsr)
@@ -262,12 +264,14 @@ def _receive_response(peer: "Ikev2Peer", sa: IkeSa, response: "Received") -> Non
     peer.schedule(sa, peer.config.rekey_child_after, f"rekey-child {child.inbound.spi.hex()}")
 
 
-def _trace_esp_choice(peer: "Ikev2Peer", offered: list[str], selection: proposals.Selection) -> None:
+def _trace_esp_choice(
+    peer: "Ikev2Peer", offered: list[str], specs: tuple["ProposalSpec", ...], selection: proposals.Selection
+) -> None:
     peer.emit(
         ProposalEvent,
         protocol="ESP",
         offered=offered,
-        configured=[s.keywords() for s in _child_specs(peer)],
+        configured=[s.keywords() for s in specs],
         chosen=proposals.describe(selection.proposal) if selection.proposal else None,
         reasons=selection.reasons,
     )
@@ -302,8 +306,9 @@ def _create_child(peer: "Ikev2Peer", sa: IkeSa, payloads: list) -> list:
     if sa_i is None or tsi is None or tsr is None:
         peer.note("error", "IKE_AUTH request lacks SA, TSi or TSr: no Child SA")
         return [NotifyPayload(NotifyType.INVALID_SYNTAX)]
-    selection = proposals.select(sa_i.proposals, _child_specs(peer), ProtocolId.ESP)
-    _trace_esp_choice(peer, [proposals.describe(p) for p in sa_i.proposals], selection)
+    specs = _child_specs(peer)
+    selection = proposals.select(sa_i.proposals, specs, ProtocolId.ESP)
+    _trace_esp_choice(peer, [proposals.describe(p) for p in sa_i.proposals], specs, selection)
     if selection.proposal is None:
         peer.note("error", "no offered ESP proposal matches ours: answering NO_PROPOSAL_CHOSEN, the IKE SA stays up")
         return [NotifyPayload(NotifyType.NO_PROPOSAL_CHOSEN)]

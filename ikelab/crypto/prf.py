@@ -43,6 +43,11 @@ class Prf:
     output_length: int  # bytes
     hash: type[hashes.HashAlgorithm]  # of the HMAC
 
+    def __hash__(self) -> int:
+        # The number alone (equal PRFs have equal numbers): a Prf keys the AUTH key cache, and the
+        # generated hash of all five fields costs several times more.
+        return self.number
+
     def __call__(self, key: bytes, data: bytes) -> bytes:
         mac = _keyed(self.hash, key).copy()
         mac.update(data)

@@ -68,14 +68,19 @@ class Message:
     header: Header
     payloads: list[Payload]
 
+    # Plain loops: the engine looks for payloads in every message, and a generator costs more.
+
     def find(self, cls: type[P]) -> P | None:
-        return next((p for p in self.payloads if isinstance(p, cls)), None)
+        for payload in self.payloads:
+            if isinstance(payload, cls):
+                return payload
+        return None
 
     def find_all(self, cls: type[P]) -> list[P]:
         return [p for p in self.payloads if isinstance(p, cls)]
 
     def notifies(self) -> list[NotifyPayload]:
-        return self.find_all(NotifyPayload)
+        return [p for p in self.payloads if isinstance(p, NotifyPayload)]
 
     def summary(self, inner: list[Payload] | None = None) -> str:
         """RFC 7296 diagram form: "HDR, SA, KE, Ni" or "HDR, SK {IDi, AUTH, SA, TSi, TSr}".

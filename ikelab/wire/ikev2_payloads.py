@@ -57,6 +57,9 @@ def _encode_attribute(attr_type: int, value: int | bytes) -> bytes:
     return struct.pack("!HH", attr_type, len(value)) + value
 
 
+PROPOSAL_HEADER = struct.Struct("!BxHBBBB")  # Last Substruc, Length, Num, Protocol ID, SPI Size, Num Transforms
+
+
 @dataclass
 class Proposal:
     number: int
@@ -65,9 +68,9 @@ class Proposal:
     transforms: list[Transform]
 
     def encode(self, last: bool) -> bytes:
-        body = b"".join(t.encode(i == len(self.transforms) - 1) for i, t in enumerate(self.transforms))
-        header = struct.pack(
-            "!BxHBBBB",
+        final = len(self.transforms) - 1
+        body = b"".join([t.encode(i == final) for i, t in enumerate(self.transforms)])
+        header = PROPOSAL_HEADER.pack(
             0 if last else 2,
             8 + len(self.spi) + len(body),
             self.number,
@@ -79,6 +82,8 @@ class Proposal:
 
 
 # --- Traffic selectors (RFC 7296 §3.13.1) ---
+
+SELECTOR_HEADER = struct.Struct("!BBHHH")  # TS Type, IP Protocol ID, Selector Length, Start Port, End Port
 
 
 @dataclass
@@ -123,7 +128,7 @@ class TrafficSelector:
 
     def encode(self) -> bytes:
         length = 8 + len(self.start_address) + len(self.end_address)
-        header = struct.pack("!BBHHH", self.ts_type, self.ip_protocol, length, self.start_port, self.end_port)
+        header = SELECTOR_HEADER.pack(self.ts_type, self.ip_protocol, length, self.start_port, self.end_port)
         return header + self.start_address + self.end_address
 
 
@@ -137,7 +142,8 @@ class SaPayload:
     payload_type: ClassVar[int] = PayloadType.SA
 
     def encode_body(self) -> bytes:
-        return b"".join(p.encode(i == len(self.proposals) - 1) for i, p in enumerate(self.proposals))
+        final = len(self.proposals) - 1
+        return b"".join([p.encode(i == final) for i, p in enumerate(self.proposals)])
 
 
 @dataclass
@@ -237,7 +243,7 @@ class TsPayload:
         return TSi if self.initiator else TSr
 
     def encode_body(self) -> bytes:
-        return struct.pack("!B3x", len(self.selectors)) + b"".join(s.encode() for s in self.selectors)
+        return struct.pack("!B3x", len(self.selectors)) + b"".join([s.encode() for s in self.selectors])
 
 
 @dataclass

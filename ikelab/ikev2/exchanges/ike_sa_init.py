@@ -100,9 +100,9 @@ def _fragmentation_supported(offer: bool) -> list[NotifyPayload]:
     return [NotifyPayload(NotifyType.IKEV2_FRAGMENTATION_SUPPORTED)] if offer else []
 
 
-def _negotiate_fragmentation(peer: "Ikev2Peer", sa: IkeSa, message) -> None:
+def _negotiate_fragmentation(peer: "Ikev2Peer", sa: IkeSa, notifies: list[NotifyPayload]) -> None:
     """Fragmentation is on for this IKE SA when both peers announced it (RFC 7383 §2.3)."""
-    offered = any(n.notify_type == NotifyType.IKEV2_FRAGMENTATION_SUPPORTED for n in message.notifies())
+    offered = any(n.notify_type == NotifyType.IKEV2_FRAGMENTATION_SUPPORTED for n in notifies)
     sa.fragmentation = offered and peer.config.fragmentation
     if sa.fragmentation:
         peer.note("info", f"both peers support IKE fragmentation (RFC 7383): encrypted messages bigger than fragment_size "
@@ -120,8 +120,8 @@ def _signature_hashes(peer: "Ikev2Peer") -> list[NotifyPayload]:
     return [NotifyPayload(NotifyType.SIGNATURE_HASH_ALGORITHMS, data=encode_signature_hash_algorithms())]
 
 
-def _peer_hashes(peer: "Ikev2Peer", sa: IkeSa, message) -> None:
-    notify = next((n for n in message.notifies() if n.notify_type == NotifyType.SIGNATURE_HASH_ALGORITHMS), None)
+def _peer_hashes(peer: "Ikev2Peer", sa: IkeSa, notifies: list[NotifyPayload]) -> None:
+    notify = next((n for n in notifies if n.notify_type == NotifyType.SIGNATURE_HASH_ALGORITHMS), None)
     if notify is None:
         return
     try:
@@ -131,11 +131,11 @@ def _peer_hashes(peer: "Ikev2Peer", sa: IkeSa, message) -> None:
         peer.note("warning", f"ignored a malformed SIGNATURE_HASH_ALGORITHMS notify: {e}")
 
 
-def _check_nat(peer: "Ikev2Peer", sa: IkeSa, received: "Received") -> None:
+def _check_nat(peer: "Ikev2Peer", sa: IkeSa, received: "Received", notifies: list[NotifyPayload]) -> None:
     """Compare the peer's NAT detection hashes with the addresses this datagram really carried."""
     h = received.header
-    sources = [n.data for n in received.message.notifies() if n.notify_type == NotifyType.NAT_DETECTION_SOURCE_IP]
-    dests = [n.data for n in received.message.notifies() if n.notify_type == NotifyType.NAT_DETECTION_DESTINATION_IP]
+    sources = [n.data for n in notifies if n.notify_type == NotifyType.NAT_DETECTION_SOURCE_IP]
+    dests = [n.data for n in notifies if n.notify_type == NotifyType.NAT_DETECTION_DESTINATION_IP]
     if not sources or not dests:
         peer.note("info", "the peer sent no NAT detection notifies: NAT traversal is off")
         return
@@ -211,6 +211,7 @@ def receive_request(peer: "Ikev2Peer", data: bytes, header: Header, src: Endpoin
         return
     peer.emit_message("received", data, src, dst, header=header, summary=message.summary())
     request = Received(data, message, [], src, dst)
+    notifies = message.notifies()  # read once: the cookie, NAT detection, signature hashes and fragmentation look
     cfg = peer.config
     if not _cookie_ok(peer, message, src, dst, header):
         return
@@ -259,9 +260,9 @@ def receive_request(peer: "Ikev2Peer", data: bytes, header: Header, src: Endpoin
         peer.send_bare_response(header, [NotifyPayload(NotifyType.INVALID_SYNTAX)], src, dst)
         return
     if cfg.nat_detection:
-        _check_nat(peer, sa, request)
-    _peer_hashes(peer, sa, message)
-    _negotiate_fragmentation(peer, sa, message)
+        _check_nat(peer, sa, request, notifies)
+    _peer_hashes(peer, sa, notifies)
+    _negotiate_fragmentation(peer, sa, notifies)
     derive_ike_keys(peer, sa)
     sa.init_request = data
     sa.expected_request_id = 1
@@ -288,7 +289,8 @@ def _receive_response(peer: "Ikev2Peer", sa: IkeSa, response: "Received") -> Non
         if n.notify_type == NotifyType.INVALID_KE_PAYLOAD:
             _retry_with_group(peer, sa, n)
             return
-    cookie = next((n for n in message.notifies() if n.notify_type == NotifyType.COOKIE), None)
+    notifies = message.notifies()  # read once: NAT detection, signature hashes and fragmentation look too
+    cookie = next((n for n in notifies if n.notify_type == NotifyType.COOKIE), None)
     if cookie is not None:
         _retry_with_cookie(peer, sa, cookie.data)
         return
@@ -323,9 +325,9 @@ def _receive_response(peer: "Ikev2Peer", sa: IkeSa, response: "Received") -> Non
         peer.fail(sa, f"the responder's KE value is invalid: {e}", "INVALID_SYNTAX")
         return
     if cfg.nat_detection:
-        _check_nat(peer, sa, response)
-    _peer_hashes(peer, sa, message)
-    _negotiate_fragmentation(peer, sa, message)
+        _check_nat(peer, sa, response, notifies)
+    _peer_hashes(peer, sa, notifies)
+    _negotiate_fragmentation(peer, sa, notifies)
     derive_ike_keys(peer, sa)
     sa.init_response = response.data
     sa.state = State.INIT_DONE

@@ -345,7 +345,7 @@ class Ikev2Peer:
     def decode_or_answer(self, data: bytes, header: Header, src: Endpoint, dst: Endpoint) -> Message | None:
         """Fully decode an IKE_SA_INIT message; a malformed request gets the notify RFC 7296 §2.21 asks for."""
         try:
-            return decode_message(data, tree=False).message
+            return decode_message(data, tree=False, header=header).message
         except UnsupportedCriticalPayload as e:
             self.note("warning", f"{e}; answering UNSUPPORTED_CRITICAL_PAYLOAD")
             if not header.is_response:
@@ -360,7 +360,7 @@ class Ikev2Peer:
     def _open(self, sa: IkeSa, data: bytes, header: Header, src: Endpoint, dst: Endpoint):
         """Decode and decrypt a protected message; None (with the reason traced) if it must be dropped."""
         try:
-            message = decode_message(data, tree=False).message
+            message = decode_message(data, tree=False, header=header).message
         except DecodeError as e:
             self.note("warning", f"dropped malformed {name_of(ExchangeType, header.exchange)} from {src}: {e}", data=data)
             return None

@@ -256,22 +256,23 @@ def decode_header(data: bytes) -> Header:
     return Header(spi_i, spi_r, next_type, exchange, flags, message_id, length, version >> 4, version & 0xF)
 
 
-def decode_message(data: bytes, *, tree: bool = True) -> DecodedMessage:
+def decode_message(data: bytes, *, tree: bool = True, header: Header | None = None) -> DecodedMessage:
     """Decode a whole IKEv2 datagram strictly; the payloads of SK stay opaque.
 
     tree=False: the message without its tree (None), the way the engine needs it: read by the
     quiet decoders (ikev2_quiet), and on any error read again with a Reader, which raises the
-    exact DecodeError."""
+    exact DecodeError. `header`: what decode_header already made of this datagram (the engine
+    routes by it first), taken as it is rather than read again."""
     if not tree:
         try:
-            return DecodedMessage(_decode_message_quietly(data), None)
+            return DecodedMessage(_decode_message_quietly(data, header), None)
         except Exception:  # noqa: BLE001 - the full decode below raises the precise error
             pass
     return _decode_message(data)
 
 
-def _decode_message_quietly(data: bytes) -> Message:
-    header = decode_header(data)
+def _decode_message_quietly(data: bytes, header: Header | None) -> Message:
+    header = header or decode_header(data)
     if header.major != 2 or header.length != len(data):
         raise Refused("Version or Length")
     return Message(header, decode_chain_quietly(data, HEADER_SIZE, header.next_payload, inside_sk=False))

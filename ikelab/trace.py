@@ -34,6 +34,27 @@ class Event:
         return out
 
 
+class DeferredText:
+    """A text field of an event that may also be given as a function of no arguments, called when
+    the field is first read (a descriptor-typed dataclass field; it has no default). For one-line
+    views of what an event already holds, such as a message's summary: like the payload trees,
+    they are written when someone looks, not for every message whether or not anyone does."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._key = f"_{name}_value"
+
+    def __get__(self, event: object, owner: type | None = None) -> str:
+        if event is None:
+            raise AttributeError("no default")  # dataclass asks the class: the field stays required
+        value = event.__dict__[self._key]
+        if not isinstance(value, str):
+            value = event.__dict__[self._key] = value()
+        return value
+
+    def __set__(self, event: object, value: "str | Callable[[], str]") -> None:
+        event.__dict__[self._key] = value
+
+
 @dataclass
 class MessageEvent(Event):
     """An IKE message a peer built and sent, or received and parsed.
@@ -48,7 +69,7 @@ class MessageEvent(Event):
     exchange: str  # "IKE_SA_INIT"
     message_id: int
     is_response: bool
-    summary: str  # "HDR, SA, KE, Ni, N(NAT_DETECTION_SOURCE_IP)"
+    summary: str = DeferredText()  # "HDR, SA, KE, Ni, N(NAT_DETECTION_SOURCE_IP)"; see DeferredText
     src: str  # "192.0.2.1:500"
     dst: str
     data: bytes

@@ -12,6 +12,7 @@ each, with the initiator's and the responder's side side by side (strongSwan's t
 from __future__ import annotations
 
 import traceback
+from functools import partial
 from typing import Callable
 
 from ikelab.effects import ACTIONS, DeleteChildSa, Effect, Endpoint, IkeSaFailed, NatKeepalive, Send
@@ -228,10 +229,11 @@ class Ikev2Peer:
                 return fragments[0][0], fragments[0][1], fragments
         if protected:
             data, plaintext = seal(sa, header, payloads, self.random(sa.ike.cipher.iv_length, "IV"), encoded)
-            summary = Message(header, [EncryptedPayload(0, b"")]).summary(payloads)
+            inner = tuple(payloads)
+            summary = lambda: Message(header, [EncryptedPayload(0, b"")]).summary(inner)  # noqa: E731 - written when read
         else:
             message = Message(header, payloads)
-            data, plaintext, summary = encode_message(message), None, message.summary()
+            data, plaintext, summary = encode_message(message), None, message.summary
         self.emit_message("sent", data, sa.local, sa.remote, header=header, summary=summary, plaintext=plaintext)
         label = f"{name_of(ExchangeType, header.exchange)} {'response' if header.is_response else 'request'}"
         self.effect(Send(data, sa.local, sa.remote, label))
@@ -278,10 +280,11 @@ class Ikev2Peer:
         dst: Endpoint,
         *,
         header: Header | None = None,
-        summary: str | None = None,
+        summary: str | Callable[[], str] | None = None,
         plaintext: bytes | None = None,
     ) -> None:
-        """Record a message; header and summary are decoded from `data` when not given."""
+        """Record a message; header and summary are decoded from `data` when not given. The summary
+        may be a function that writes it, called when the event's summary is first read."""
         if header is None or summary is None:
             decoded = decode_message(data)
             header = decoded.message.header
@@ -385,7 +388,7 @@ class Ikev2Peer:
             self.emit_message("received", data, src, dst, header=header, summary=message.summary())
             self._malformed_inner(sa, header, e)
             return None
-        summary = message.summary(opened.payloads)
+        summary = partial(message.summary, opened.payloads)  # written when first read
         self.emit_message("received", data, src, dst, header=header, summary=summary, plaintext=opened.plaintext)
         self._follow_nat(sa, src, dst)
         return message, opened.payloads
@@ -474,7 +477,7 @@ class Ikev2Peer:
             message = self.decode_or_answer(data, header, src, dst)
             if message is None:
                 return
-            self.emit_message("received", data, src, dst, header=header, summary=message.summary())
+            self.emit_message("received", data, src, dst, header=header, summary=message.summary)  # written when read
             inner: list = []
         else:
             opened = self._open(sa, data, header, src, dst)

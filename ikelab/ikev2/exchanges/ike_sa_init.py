@@ -209,7 +209,7 @@ def receive_request(peer: "Ikev2Peer", data: bytes, header: Header, src: Endpoin
     message = peer.decode_or_answer(data, header, src, dst)
     if message is None:
         return
-    peer.emit_message("received", data, src, dst, header=header, summary=message.summary())
+    peer.emit_message("received", data, src, dst, header=header, summary=message.summary)  # written when read
     request = Received(data, message, [], src, dst)
     notifies = message.notifies()  # read once: the cookie, NAT detection, signature hashes and fragmentation look
     cfg = peer.config

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import NamedTuple
 
 from cryptography.hazmat.primitives import hashes, hmac
@@ -20,19 +19,16 @@ _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
 MAX_PRF_PLUS_BLOCKS = 255  # the counter octet wraps after 0xff (RFC 7296 §2.13)
 
 
+# No cache of keyed HMACs across calls: a peer uses most keys of a handshake once (SK_pi for its
+# AUTH, SK_ai for one ICV, Ni | Nr for SKEYSEED), so a cache only ever paid off when one process
+# played both peers, and it kept the keys of finished SAs in memory. prf+ keys once for its blocks.
+
+
 def hmac_digest(hash_name: str, key: bytes, data: bytes) -> bytes:
     """HMAC with the named hash ("sha1", "sha256", ...), untruncated."""
-    mac = _keyed(_HASHES[hash_name], key).copy()
+    mac = hmac.HMAC(key, _HASHES[hash_name]())
     mac.update(data)
     return mac.finalize()
-
-
-@lru_cache(maxsize=64)
-def _keyed(hash_class: type[hashes.HashAlgorithm], key: bytes) -> hmac.HMAC:
-    """An HMAC with the key already processed, copied for each message: copying costs less than half
-    of a new one, and a handshake uses its keys several times in a row (the blocks of prf+, AUTH,
-    the ICV of a message that one peer computes and the other checks)."""
-    return hmac.HMAC(key, hash_class())
 
 
 @dataclass(frozen=True)
@@ -49,7 +45,7 @@ class Prf:
         return self.number
 
     def __call__(self, key: bytes, data: bytes) -> bytes:
-        mac = _keyed(self.hash, key).copy()
+        mac = hmac.HMAC(key, self.hash())
         mac.update(data)
         return mac.finalize()
 
@@ -77,7 +73,7 @@ def prf_plus(prf: Prf, key: bytes, seed: bytes, length: int) -> PrfPlusResult:
             f"prf+ with {prf.name} yields at most "
             f"{MAX_PRF_PLUS_BLOCKS * prf.output_length} bytes; {length} requested"
         )
-    keyed = _keyed(prf.hash, key)  # every block uses the same key
+    keyed = hmac.HMAC(key, prf.hash())  # keyed once, copied for each block
     blocks: list[PrfPlusBlock] = []
     outputs: list[bytes] = []
     previous = b""

@@ -227,14 +227,14 @@ def receive_request(peer: "Ikev2Peer", data: bytes, header: Header, src: Endpoin
         return
 
     selection = proposals.select(sa_payload.proposals, cfg.ike_proposals, ProtocolId.IKE)
-    peer.emit(
-        ProposalEvent,
+    peer.trace.emit(ProposalEvent(
+        peer.config.name, peer.now,
         protocol="IKE",
         offered=[proposals.describe(p) for p in sa_payload.proposals],
         configured=[s.keywords() for s in cfg.ike_proposals],
         chosen=proposals.describe(selection.proposal) if selection.proposal else None,
         reasons=selection.reasons,
-    )
+    ))
     if selection.proposal is None:
         peer.note("error", "no offered IKE proposal matches ours: answering NO_PROPOSAL_CHOSEN")
         peer.send_bare_response(header, [NotifyPayload(NotifyType.NO_PROPOSAL_CHOSEN)], src, dst)
@@ -303,14 +303,14 @@ def _receive_response(peer: "Ikev2Peer", sa: IkeSa, response: "Received") -> Non
         peer.fail(sa, "the IKE_SA_INIT response lacks SA (with exactly one proposal), KE or Nonce", "INVALID_SYNTAX")
         return
     selection = proposals.accept_reply(sa_payload.proposals[0], sa.offered_ike, cfg.ike_proposals, ProtocolId.IKE)
-    peer.emit(
-        ProposalEvent,
+    peer.trace.emit(ProposalEvent(
+        peer.config.name, peer.now,
         protocol="IKE",
         offered=[proposals.describe(p) for p in sa.offered_ike],
         configured=[s.keywords() for s in cfg.ike_proposals],
         chosen=proposals.describe(selection.proposal) if selection.proposal else None,
         reasons=selection.reasons,
-    )
+    ))
     if selection.negotiated is None:
         peer.fail(sa, selection.reasons[-1], "NO_PROPOSAL_CHOSEN")
         return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import NamedTuple, Union
 
 from ikelab.esp.sa import ChildSa
@@ -13,7 +14,13 @@ class Endpoint(NamedTuple):
     port: int
 
     def __str__(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        return _endpoint_text(self.host, self.port)
+
+
+@lru_cache(maxsize=1024)
+def _endpoint_text(host: str, port: int) -> str:
+    """"192.0.2.1:500", "[2001:db8::1]:4500": every message event names two, of a handful of endpoints."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 @dataclass(frozen=True)

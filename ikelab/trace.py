@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Iterator, TypeVar
 
@@ -33,6 +34,27 @@ class Event:
         return out
 
 
+class DeferredText:
+    """A text field of an event that may also be given as a function of no arguments, called when
+    the field is first read (a descriptor-typed dataclass field; it has no default). For one-line
+    views of what an event already holds, such as a message's summary: like the payload trees,
+    they are written when someone looks, not for every message whether or not anyone does."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._key = f"_{name}_value"
+
+    def __get__(self, event: object, owner: type | None = None) -> str:
+        if event is None:
+            raise AttributeError("no default")  # dataclass asks the class: the field stays required
+        value = event.__dict__[self._key]
+        if not isinstance(value, str):
+            value = event.__dict__[self._key] = value()
+        return value
+
+    def __set__(self, event: object, value: "str | Callable[[], str]") -> None:
+        event.__dict__[self._key] = value
+
+
 @dataclass
 class MessageEvent(Event):
     """An IKE message a peer built and sent, or received and parsed.
@@ -47,7 +69,7 @@ class MessageEvent(Event):
     exchange: str  # "IKE_SA_INIT"
     message_id: int
     is_response: bool
-    summary: str  # "HDR, SA, KE, Ni, N(NAT_DETECTION_SOURCE_IP)"
+    summary: str = DeferredText()  # "HDR, SA, KE, Ni, N(NAT_DETECTION_SOURCE_IP)"; see DeferredText
     src: str  # "192.0.2.1:500"
     dst: str
     data: bytes
@@ -247,13 +269,40 @@ class IkeSaEvent(Event):
     reason: str = ""
 
 
+class DeferredList(Sequence):
+    """A list made from immutable inputs when first read. For texts that are only ever shown, such
+    as the `ip xfrm` equivalent of every Child SA install: a run nobody looks at (a benchmark, a
+    headless run without --json) does not format them, and whoever reads them gets the same list."""
+
+    def __init__(self, make: Callable[[], list]) -> None:
+        self._make: Callable[[], list] | None = make
+        self._items: list = []
+
+    def _list(self) -> list:
+        if self._make is not None:
+            self._items, self._make = self._make(), None
+        return self._items
+
+    def __getitem__(self, index):
+        return self._list()[index]
+
+    def __len__(self) -> int:
+        return len(self._list())
+
+    def __eq__(self, other: object) -> bool:
+        return self._list() == (list(other) if isinstance(other, Sequence) else other)
+
+    def __repr__(self) -> str:
+        return repr(self._list())
+
+
 @dataclass
 class CommandEvent(Event):
     """Commands of the lab: run for real (`executed`), or shown as the equivalent a student could type."""
 
     kind: ClassVar[str] = "commands"
     purpose: str
-    commands: list[str]
+    commands: list[str] | DeferredList
     executed: bool
 
 
@@ -287,9 +336,13 @@ class Trace:
         self._lock = threading.Lock()  # the lab's live stage emits from a second thread
 
     def emit(self, event: E) -> E:
-        with self._lock:
-            event.seq = len(self.events)
-            self.events.append(event)
+        events, lock = self.events, self._lock
+        lock.acquire()  # acquire and release: half the cost of `with` here, and emit runs a few dozen times a handshake
+        try:
+            event.seq = len(events)
+            events.append(event)
+        finally:
+            lock.release()
         return event
 
     def __iter__(self) -> Iterator[Event]:
@@ -312,7 +365,7 @@ def to_jsonable(value: Any) -> Any:
         return value.value
     if isinstance(value, dict):
         return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, (list, tuple, DeferredList)):
         return [to_jsonable(v) for v in value]
     return value
 

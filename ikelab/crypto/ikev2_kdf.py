@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ikelab.crypto.prf import Prf, PrfPlusResult, prf_plus
 
 
-@dataclass(frozen=True)
-class IkeSaKeys:
+class IkeSaKeys(NamedTuple):  # a tuple: cheaper to build than a frozen dataclass
     sk_d: bytes
     sk_ai: bytes
     sk_ar: bytes
@@ -19,15 +18,10 @@ class IkeSaKeys:
 
     def as_dict(self) -> dict[str, bytes]:
         """The keys by their RFC names, in the order prf+ produces them."""
-        return {
-            "SK_d": self.sk_d,
-            "SK_ai": self.sk_ai,
-            "SK_ar": self.sk_ar,
-            "SK_ei": self.sk_ei,
-            "SK_er": self.sk_er,
-            "SK_pi": self.sk_pi,
-            "SK_pr": self.sk_pr,
-        }
+        return dict(zip(_RFC_NAMES, self))
+
+
+_RFC_NAMES = ("SK_d", "SK_ai", "SK_ar", "SK_ei", "SK_er", "SK_pi", "SK_pr")  # IkeSaKeys' fields, in order
 
 
 def skeyseed(prf: Prf, ni: bytes, nr: bytes, g_ir: bytes) -> bytes:

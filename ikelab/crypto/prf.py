@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from typing import NamedTuple
 
 from cryptography.hazmat.primitives import hashes, hmac
 
@@ -19,19 +19,16 @@ _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
 MAX_PRF_PLUS_BLOCKS = 255  # the counter octet wraps after 0xff (RFC 7296 §2.13)
 
 
+# No cache of keyed HMACs across calls: a peer uses most keys of a handshake once (SK_pi for its
+# AUTH, SK_ai for one ICV, Ni | Nr for SKEYSEED), so a cache only ever paid off when one process
+# played both peers, and it kept the keys of finished SAs in memory. prf+ keys once for its blocks.
+
+
 def hmac_digest(hash_name: str, key: bytes, data: bytes) -> bytes:
     """HMAC with the named hash ("sha1", "sha256", ...), untruncated."""
-    mac = _keyed(hash_name, key).copy()
+    mac = hmac.HMAC(key, _HASHES[hash_name]())
     mac.update(data)
     return mac.finalize()
-
-
-@lru_cache(maxsize=64)
-def _keyed(hash_name: str, key: bytes) -> hmac.HMAC:
-    """An HMAC with the key already processed, copied for each message: copying costs less than half
-    of a new one, and a handshake uses its keys several times in a row (the blocks of prf+, AUTH,
-    the ICV of a message that one peer computes and the other checks)."""
-    return hmac.HMAC(key, _HASHES[hash_name]())
 
 
 @dataclass(frozen=True)
@@ -40,20 +37,28 @@ class Prf:
     name: str  # strongSwan keyword
     description: str
     output_length: int  # bytes
+    hash: type[hashes.HashAlgorithm]  # of the HMAC
+
+    def __hash__(self) -> int:
+        # The number alone (equal PRFs have equal numbers): a Prf keys the AUTH key cache, and the
+        # generated hash of all five fields costs several times more.
+        return self.number
 
     def __call__(self, key: bytes, data: bytes) -> bytes:
-        return hmac_digest(self.name.removeprefix("prf"), key, data)
+        mac = hmac.HMAC(key, self.hash())
+        mac.update(data)
+        return mac.finalize()
 
 
-@dataclass(frozen=True)
-class PrfPlusBlock:
+# Tuples rather than frozen dataclasses: a handshake makes about twenty of them, and a frozen
+# dataclass costs twice as much to build.
+class PrfPlusBlock(NamedTuple):
     index: int  # i, 1-based
     input: bytes  # T(i-1) | seed | i  (T(0) is empty)
     output: bytes  # T(i)
 
 
-@dataclass(frozen=True)
-class PrfPlusResult:
+class PrfPlusResult(NamedTuple):
     output: bytes  # the first `length` bytes of T1 | T2 | ...
     blocks: tuple[PrfPlusBlock, ...]
 
@@ -68,23 +73,27 @@ def prf_plus(prf: Prf, key: bytes, seed: bytes, length: int) -> PrfPlusResult:
             f"prf+ with {prf.name} yields at most "
             f"{MAX_PRF_PLUS_BLOCKS * prf.output_length} bytes; {length} requested"
         )
+    keyed = hmac.HMAC(key, prf.hash())  # keyed once, copied for each block
     blocks: list[PrfPlusBlock] = []
+    outputs: list[bytes] = []
     previous = b""
     for index in range(1, count + 1):
-        block_input = previous + seed + bytes([index])
-        previous = prf(key, block_input)
+        block_input = previous + seed + bytes((index,))
+        mac = keyed.copy()
+        mac.update(block_input)
+        previous = mac.finalize()
         blocks.append(PrfPlusBlock(index, block_input, previous))
-    output = b"".join(block.output for block in blocks)[:length]
-    return PrfPlusResult(output, tuple(blocks))
+        outputs.append(previous)
+    return PrfPlusResult(b"".join(outputs)[:length], tuple(blocks))
 
 
 PRFS: dict[int, Prf] = {
     p.number: p
     for p in (
-        Prf(2, "prfsha1", "PRF_HMAC_SHA1", 20),
-        Prf(5, "prfsha256", "PRF_HMAC_SHA2_256", 32),
-        Prf(6, "prfsha384", "PRF_HMAC_SHA2_384", 48),
-        Prf(7, "prfsha512", "PRF_HMAC_SHA2_512", 64),
+        Prf(2, "prfsha1", "PRF_HMAC_SHA1", 20, hashes.SHA1),
+        Prf(5, "prfsha256", "PRF_HMAC_SHA2_256", 32, hashes.SHA256),
+        Prf(6, "prfsha384", "PRF_HMAC_SHA2_384", 48, hashes.SHA384),
+        Prf(7, "prfsha512", "PRF_HMAC_SHA2_512", 64, hashes.SHA512),
     )
 }
 

@@ -13,7 +13,7 @@ from ikelab.effects import Endpoint
 from ikelab.esp.sa import ChildSa
 from ikelab.ikev2.config import Identity
 from ikelab.ikev2.proposals import Negotiated
-from ikelab.wire.ikev2 import Proposal
+from ikelab.wire.ikev2 import Header, Message, Payload, Proposal
 
 
 class State(enum.Enum):
@@ -24,6 +24,24 @@ class State(enum.Enum):
     REKEYED = "rekeyed (waiting to be deleted)"
     FAILED = "failed"
     DELETED = "deleted"
+
+
+@dataclass(frozen=True)
+class Received:
+    """A message that arrived, as the exchange handlers see it."""
+
+    data: bytes
+    message: Message
+    inner: list[Payload]  # decrypted SK contents ([] for IKE_SA_INIT)
+    src: Endpoint
+    dst: Endpoint
+
+    @property
+    def header(self) -> Header:
+        return self.message.header
+
+    def payloads(self) -> list[Payload]:
+        return self.inner if self.inner else self.message.payloads
 
 
 @dataclass

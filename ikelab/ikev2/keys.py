@@ -22,16 +22,20 @@ def derive_ike_keys(peer: "Ikev2Peer", sa: "IkeSa") -> None:
     """SKEYSEED and the seven SK_* of a new IKE SA."""
     prf = sa.ike.prf
     skeyseed = ikev2_kdf.skeyseed(prf, sa.ni, sa.nr, sa.shared_secret)
-    peer.emit(PrfEvent, label="SKEYSEED", formula="SKEYSEED = prf(Ni | Nr, g^ir)", prf=prf.description,
-              key=sa.ni + sa.nr, data=sa.shared_secret, output=skeyseed)
+    peer.trace.emit(PrfEvent(
+        peer.config.name, peer.now, label="SKEYSEED", formula="SKEYSEED = prf(Ni | Nr, g^ir)", prf=prf.description,
+        key=sa.ni + sa.nr, data=sa.shared_secret, output=skeyseed,
+    ))
     _sa_keys(peer, sa, skeyseed, "IKE SA keys")
 
 
 def derive_rekeyed_ike_keys(peer: "Ikev2Peer", old: "IkeSa", new: "IkeSa") -> None:
     """The keys of an IKE SA made by rekeying: SKEYSEED = prf(SK_d (old), g^ir (new) | Ni | Nr)."""
     skeyseed = ikev2_kdf.rekey_skeyseed(old.ike.prf, old.keys.sk_d, new.shared_secret, new.ni, new.nr)
-    peer.emit(PrfEvent, label="SKEYSEED (rekeyed IKE SA)", formula="SKEYSEED = prf(SK_d (old), g^ir (new) | Ni | Nr)",
-              prf=old.ike.prf.description, key=old.keys.sk_d, data=new.shared_secret + new.ni + new.nr, output=skeyseed)
+    peer.trace.emit(PrfEvent(
+        peer.config.name, peer.now, label="SKEYSEED (rekeyed IKE SA)", formula="SKEYSEED = prf(SK_d (old), g^ir (new) | Ni | Nr)",
+        prf=old.ike.prf.description, key=old.keys.sk_d, data=new.shared_secret + new.ni + new.nr, output=skeyseed,
+    ))
     _sa_keys(peer, new, skeyseed, "rekeyed IKE SA keys")
 
 
@@ -41,8 +45,9 @@ def _sa_keys(peer: "Ikev2Peer", sa: "IkeSa", skeyseed: bytes, label: str) -> Non
     keys, stream = ikev2_kdf.ike_sa_keys(
         prf, skeyseed, sa.ni, sa.nr, sa.spi_i, sa.spi_r, cipher.key_length, integ.key_length if integ else 0
     )
-    peer.emit(
-        PrfPlusEvent,
+    split = keys.as_dict()
+    peer.trace.emit(PrfPlusEvent(
+        peer.config.name, peer.now,
         label=label,
         formula="{SK_d | SK_ai | SK_ar | SK_ei | SK_er | SK_pi | SK_pr} = prf+(SKEYSEED, Ni | Nr | SPIi | SPIr)",
         prf=prf.description,
@@ -50,11 +55,13 @@ def _sa_keys(peer: "Ikev2Peer", sa: "IkeSa", skeyseed: bytes, label: str) -> Non
         seed=sa.ni + sa.nr + sa.spi_i + sa.spi_r,
         blocks=_blocks(stream),
         output=stream.output,
-        split=keys.as_dict(),
-    )
+        split=split,
+    ))
     sa.keys = keys
-    peer.emit(IkeKeysEvent, spi_i=sa.spi_i, spi_r=sa.spi_r, cipher=cipher.name, integrity=integ.name if integ else "",
-              prf=prf.name, keys=keys.as_dict())
+    peer.trace.emit(IkeKeysEvent(
+        peer.config.name, peer.now, spi_i=sa.spi_i, spi_r=sa.spi_r, cipher=cipher.name,
+        integrity=integ.name if integ else "", prf=prf.name, keys=dict(split),
+    ))
 
 
 def derive_child_sa(
@@ -93,8 +100,8 @@ def derive_child_sa(
     split["encryption key r->i"] = er
     if integ_len:
         split["integrity key r->i"] = ar
-    peer.emit(
-        PrfPlusEvent,
+    peer.trace.emit(PrfPlusEvent(
+        peer.config.name, peer.now,
         label=f"Child SA {peer.config.child_name} keys",
         formula="KEYMAT = prf+(SK_d, " + ("g^ir (new) | " if g_ir else "") + "Ni | Nr)",
         prf=prf.description,
@@ -103,7 +110,7 @@ def derive_child_sa(
         blocks=_blocks(stream),
         output=material,
         split=split,
-    )
+    ))
     local, remote = sa.local.host, sa.remote.host
     i_to_r = dict(cipher=esp.cipher, integrity=esp.integrity, encryption_key=ei, integrity_key=ai, esn=esp.esn)
     r_to_i = dict(cipher=esp.cipher, integrity=esp.integrity, encryption_key=er, integrity_key=ar, esn=esp.esn)
@@ -118,8 +125,8 @@ def derive_child_sa(
         outbound = EspSa(spi=spi_from_initiator, src=local, dst=remote, encap=out_ports, **r_to_i)
         inbound = EspSa(spi=spi_from_responder, src=remote, dst=local, encap=in_ports, **i_to_r)
     child = ChildSa(peer.config.child_name, inbound, outbound, tuple(local_ts), tuple(remote_ts))
-    peer.emit(
-        ChildSaEvent,
+    peer.trace.emit(ChildSaEvent(
+        peer.config.name, peer.now,
         action="installed",
         name=child.name,
         mode=child.mode,
@@ -129,5 +136,5 @@ def derive_child_sa(
         outbound=outbound.describe(),
         local_ts=list(local_ts),
         remote_ts=list(remote_ts),
-    )
+    ))
     return child

@@ -59,28 +59,25 @@ class Negotiated:
         return "-".join(parts)
 
 
-def spec_transforms(spec: ProposalSpec, protocol: int) -> list[Transform]:
-    """The wire transforms that offer everything in `spec`."""
-    out = [Transform(TransformType.ENCR, c.number, c.key_bits) for c in spec.encryption]
-    if protocol == ProtocolId.IKE:
-        out += [Transform(TransformType.PRF, p.number) for p in spec.prf]
-    out += [Transform(TransformType.INTEG, i.number) for i in spec.integrity]
-    out += [Transform(TransformType.DH, g.number) for g in spec.dh]
-    if protocol == ProtocolId.ESP:
-        out += [Transform(TransformType.ESN, int(e)) for e in spec.esn]
+def spec_transforms(spec: ProposalSpec, protocol: int, dh_first: int | None = None) -> list[Transform]:
+    """The wire transforms that offer everything in `spec`, in TYPE_ORDER; `dh_first` moves that
+    group to the front of the DH transforms (the group our KE payload uses)."""
+    groups = spec.dh
+    if dh_first is not None and len(groups) > 1:
+        groups = sorted(groups, key=lambda g: g.number != dh_first)  # stable: the others keep their order
+    out = [Transform(ENCR, c.number, c.key_bits) for c in spec.encryption]
+    if protocol == IKE:
+        out += [Transform(PRF, p.number) for p in spec.prf]
+    out += [Transform(INTEG, i.number) for i in spec.integrity]
+    out += [Transform(DH, g.number) for g in groups]
+    if protocol == ESP:
+        out += [Transform(ESN, int(e)) for e in spec.esn]
     return out
 
 
 def offer(specs: tuple[ProposalSpec, ...], protocol: int, spi: bytes = b"", dh_first: int | None = None) -> list[Proposal]:
     """Proposals numbered from 1. `dh_first` moves that group to the front (the group our KE uses)."""
-    proposals = []
-    for number, spec in enumerate(specs, start=1):
-        transforms = spec_transforms(spec, protocol)
-        if dh_first is not None:
-            transforms.sort(key=lambda t: not (t.type == TransformType.DH and t.id == dh_first))
-            transforms.sort(key=lambda t: TYPE_ORDER.index(t.type))
-        proposals.append(Proposal(number, protocol, spi, transforms))
-    return proposals
+    return [Proposal(number, protocol, spi, spec_transforms(spec, protocol, dh_first)) for number, spec in enumerate(specs, start=1)]
 
 
 def describe_transform(t: Transform) -> str:
@@ -96,8 +93,14 @@ def _transform_text(type_: int, id_: int, key_length: int | None) -> str:
 
 
 def describe(p: Proposal) -> str:
-    protocol = name_of(ProtocolId, p.protocol)
-    return f"#{p.number} {protocol}: " + ", ".join(describe_transform(t) for t in p.transforms)
+    """"#1 IKE: ENCR_AES_CBC-128, PRF_HMAC_SHA2_256, ...": every offer, reply and reason quotes one."""
+    texts = [_transform_text(t.type, t.id, t.key_length) for t in p.transforms]
+    return f"#{p.number} {_protocol_name(p.protocol)}: " + ", ".join(texts)
+
+
+@lru_cache(maxsize=64)
+def _protocol_name(protocol: int) -> str:
+    return name_of(ProtocolId, protocol)
 
 
 def _lookup(t: Transform) -> object | None:
@@ -148,42 +151,44 @@ def select(offered: list[Proposal], configured: tuple[ProposalSpec, ...], protoc
     return Selection(None, None, reasons)
 
 
+# The transform types each protocol negotiates (RFC 7296 §3.3.3): ESP has no PRF, IKE no ESN.
+TYPES_OF = {IKE: (ENCR, PRF, INTEG, DH), ESP: (ENCR, INTEG, DH, ESN)}
+
+
 def _match(p: Proposal, spec: ProposalSpec, protocol: int):
+    offered_by_type: dict[int, list[Transform]] = {}
+    for t in p.transforms:
+        offered_by_type.setdefault(t.type, []).append(t)
     picked: dict[int, tuple[Transform, object]] = {}
-    for ttype in TYPE_ORDER:
-        if protocol == IKE and ttype == ESN:
-            continue
-        if protocol == ESP and ttype == PRF:
-            continue
+    for ttype in TYPES_OF.get(protocol, TYPE_ORDER):
         wanted = _configured(spec, ttype)
-        offered = [t for t in p.transforms if t.type == ttype]
-        if ttype == ESN and not offered:
-            offered = [Transform(ESN, 0)]
+        offered = offered_by_type.get(ttype) or ([Transform(ESN, 0)] if ttype == ESN else [])
         if not wanted and not offered:
             continue
         if not wanted:
             # An ESP proposal offering DH (PFS) or integrity we do not use: acceptable only with NONE.
-            none = [t for t in offered if t.id == 0]
-            if none:
+            if any(t.id == 0 for t in offered):
                 continue
             return None, f"{name_of(TransformType, ttype)} offered ({', '.join(map(describe_transform, offered))}) but none configured"
-        found = None
-        for algorithm in wanted:
-            for t in offered:
-                if _lookup(t) == algorithm and (ttype != ESN or t.id == int(algorithm)):
-                    found = (t, algorithm)
-                    break
-            if found:
-                break
+        found = _first_wanted(ttype, wanted, offered)
         if found is None:
             names = ", ".join(map(describe_transform, offered)) or "nothing"
             configured = ", ".join(getattr(a, "name", str(a)) for a in wanted)
             return None, f"no common {name_of(TransformType, ttype)}: offered {names}, configured {configured}"
         picked[ttype] = found
     transforms = [picked[t][0] for t in TYPE_ORDER if t in picked]
-    get = lambda t: picked[t][1] if t in picked else None  # noqa: E731
-    negotiated = Negotiated(cipher=get(ENCR), integrity=get(INTEG), prf=get(PRF), dh=get(DH), esn=bool(get(ESN)))
+    chosen = {ttype: algorithm for ttype, (_, algorithm) in picked.items()}
+    negotiated = Negotiated(chosen.get(ENCR), chosen.get(INTEG), chosen.get(PRF), chosen.get(DH), bool(chosen.get(ESN)))
     return (Proposal(p.number, p.protocol, p.spi, transforms), negotiated), ""
+
+
+def _first_wanted(ttype: int, wanted: tuple, offered: list[Transform]) -> tuple[Transform, object] | None:
+    """The first configured algorithm that is among the offered transforms, with its transform."""
+    for algorithm in wanted:
+        for t in offered:
+            if _lookup(t) == algorithm and (ttype != ESN or t.id == int(algorithm)):
+                return t, algorithm
+    return None
 
 
 def accept_reply(reply: Proposal, sent: list[Proposal], configured: tuple[ProposalSpec, ...], protocol: int) -> Selection:

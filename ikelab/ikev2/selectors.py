@@ -66,20 +66,13 @@ def _intersect(a: TrafficSelector, b: TrafficSelector) -> TrafficSelector | None
         return None
     if a.ip_protocol and b.ip_protocol and a.ip_protocol != b.ip_protocol:
         return None
-    start = max(int.from_bytes(a.start_address, "big"), int.from_bytes(b.start_address, "big"))
-    end = min(int.from_bytes(a.end_address, "big"), int.from_bytes(b.end_address, "big"))
+    # One type, one address length (the decoder checks it): big-endian addresses of the same length
+    # compare as bytes like the numbers they are, with no conversion to int and back.
+    start, end = max(a.start_address, b.start_address), min(a.end_address, b.end_address)
     low_port, high_port = max(a.start_port, b.start_port), min(a.end_port, b.end_port)
     if start > end or low_port > high_port:
         return None
-    size = len(a.start_address)
-    return TrafficSelector(
-        a.ts_type,
-        a.ip_protocol or b.ip_protocol,
-        low_port,
-        high_port,
-        start.to_bytes(size, "big"),
-        end.to_bytes(size, "big"),
-    )
+    return TrafficSelector(a.ts_type, a.ip_protocol or b.ip_protocol, low_port, high_port, start, end)
 
 
 def narrow(offered: list[TrafficSelector], configured: list[TrafficSelector]) -> list[TrafficSelector]:

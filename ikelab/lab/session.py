@@ -23,7 +23,7 @@ from ikelab.rng import RandomSource, SeededRandom, SystemRandom
 from ikelab.lab import xfrm
 from ikelab.lab.credentials import Credentials, issue_credentials
 from ikelab.lab.datapath import KernelXfrm, command_text
-from ikelab.trace import CommandEvent, NoteEvent, Trace
+from ikelab.trace import CommandEvent, DeferredList, NoteEvent, Trace
 
 HOP_TIME = 0.001  # virtual seconds a datagram spends between the peers
 
@@ -79,7 +79,8 @@ class Outcome:
 def install_child(trace: Trace, clock: float, datapath, namespaces: dict[str, str], peer: str, child: ChildSa) -> None:
     """Hand a Child SA to the datapath and show the `ip xfrm` commands that install it in a kernel."""
     namespace = namespaces.get(peer)
-    equivalent = [command_text(c) for c in xfrm.child_sa_commands(namespace, child)]
+    # Shown, never run here: written when first read (the ChildSa and its keys are immutable).
+    equivalent = DeferredList(lambda: [command_text(c) for c in xfrm.child_sa_commands(namespace, child)])
     if datapath is None:
         trace.emit(CommandEvent(peer, clock, f"install Child SA {child.name} in a kernel (this transport has no datapath)", equivalent, False))
         return

@@ -50,6 +50,7 @@ class MemoryTransport:
 
     def __init__(self, addresses: dict[str, str], *, nat: bool = False, block_udp_500: bool = False) -> None:
         self._endpoints = {peer: Endpoint(addr, IKE_PORT) for peer, addr in addresses.items()}
+        self._peer_at = {addr: peer for peer, addr in reversed(addresses.items())}  # the first peer per address wins
         self.nat, self.block_udp_500 = nat, block_udp_500
 
     @classmethod
@@ -71,7 +72,7 @@ class MemoryTransport:
                 src = Endpoint(self.ROUTER_RIGHT, src.port)
             elif dst.host == self.ROUTER_RIGHT:
                 dst = Endpoint(left.host, dst.port)
-        receiver = next((p for p, e in self._endpoints.items() if e.host == dst.host), None)
+        receiver = self._peer_at.get(dst.host)
         if receiver is None:
             return None
         return Delivery(send.data, src, dst, receiver)

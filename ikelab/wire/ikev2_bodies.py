@@ -5,7 +5,6 @@ Each decoder reads exactly the body (the bytes after the generic payload header)
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable
 from functools import partial
 
@@ -89,12 +88,7 @@ def _decode_nonce(r: Reader, ptype: int, next_payload: int) -> NoncePayload:
     return NoncePayload(data)
 
 
-NOTIFY_HEADER = struct.Struct("!BBH")  # Protocol ID, SPI Size, Notify Message Type
-
-
 def _decode_notify(r: Reader, ptype: int, next_payload: int) -> NotifyPayload:
-    if r.quiet:
-        return _decode_notify_quietly(r)
     r.need(4, "Protocol ID", "a Notify payload (protocol, SPI size, type)")
     protocol = r.u8("Protocol ID", show=protocol_display, note="Which kind of SA the SPI names; ignored without SPI.")
     spi_size = r.u8("SPI Size", note="0 when the notification concerns the IKE SA.")
@@ -107,21 +101,6 @@ def _decode_notify(r: Reader, ptype: int, next_payload: int) -> NotifyPayload:
     data = b""
     if r.pos < r.limit:
         data = r.rest("Notification Data", show=NOTIFY_DATA_DISPLAYS.get(notify_type), note=notify_note(notify_type))
-    return NotifyPayload(notify_type, protocol, spi, data)
-
-
-def _decode_notify_quietly(r: Reader) -> NotifyPayload:
-    """_decode_notify for the engine: the 4-byte header in one unpack, the same checks. Any error
-    here only makes the caller decode again with a Reader, which names the field."""
-    pos = r.pos
-    if r.limit - pos < NOTIFY_HEADER.size:
-        raise r.error("Protocol ID", "the Notify header is cut short")
-    protocol, spi_size, notify_type = NOTIFY_HEADER.unpack_from(r.data, pos)
-    if spi_size and spi_size != SPI_SIZES.get(protocol):
-        raise r.error("SPI Size", "does not fit the protocol")
-    r.pos = pos + NOTIFY_HEADER.size
-    spi = r.raw("SPI", spi_size) if spi_size else b""
-    data = r.rest("Notification Data") if r.pos < r.limit else b""
     return NotifyPayload(notify_type, protocol, spi, data)
 
 
@@ -196,12 +175,7 @@ def _decode_ts(r: Reader, ptype: int, next_payload: int) -> TsPayload:
 TS_LENGTHS = {TsType.TS_IPV4_ADDR_RANGE: 16, TsType.TS_IPV6_ADDR_RANGE: 40}
 
 
-SELECTOR_HEADER = struct.Struct("!BBHHH")  # TS Type, IP Protocol ID, Selector Length, Start Port, End Port
-
-
 def _decode_selector(r: Reader, index: int) -> TrafficSelector:
-    if r.quiet:
-        return _decode_selector_quietly(r)
     group = r.open_group(f"Traffic Selector #{index}")
     ts_type = r.u8("TS Type", show=TS_TYPE_DISPLAY)
     if ts_type not in TS_LENGTHS:
@@ -223,24 +197,6 @@ def _decode_selector(r: Reader, index: int) -> TrafficSelector:
     selector = TrafficSelector(ts_type, protocol, start_port, end_port, start, end)
     group.display_later(partial(_selector_display, selector))  # str() summarizes the range into networks: slow
     return selector
-
-
-def _decode_selector_quietly(r: Reader) -> TrafficSelector:
-    """_decode_selector for the engine: the 8-byte header in one unpack, the same checks, no Field.
-    Any error here only makes the caller decode again with a Reader, which names the field."""
-    data, pos = r.data, r.pos
-    if r.limit - pos < SELECTOR_HEADER.size:
-        raise r.error("TS Type", "the selector header is cut short")
-    ts_type, protocol, length, start_port, end_port = SELECTOR_HEADER.unpack_from(data, pos)
-    if TS_LENGTHS.get(ts_type) != length or length > r.limit - pos:
-        raise r.error("Selector Length", "unsupported type, or a length that does not fit")
-    size = (length - SELECTOR_HEADER.size) // 2
-    addresses = pos + SELECTOR_HEADER.size
-    start, end = data[addresses : addresses + size], data[addresses + size : pos + length]
-    if start > end:  # same-length big-endian bytes compare like the addresses
-        raise r.error("Ending Address", "start address above end address")
-    r.pos = pos + length
-    return TrafficSelector(ts_type, protocol, start_port, end_port, start, end)
 
 
 def _selector_display(selector: TrafficSelector, value: object) -> str:

@@ -26,7 +26,9 @@ from .ikev2_payloads import (
     UnknownPayload,
     short_name,
 )
-from .reader import QuietReader, Reader
+from .ikev2_quiet import Refused
+from .ikev2_quiet import decode_chain as decode_chain_quietly
+from .reader import Reader
 
 
 @dataclass
@@ -109,7 +111,7 @@ def _decode_chain(
                 field="Next Payload",
                 offset=announcer_at,
             )
-        start = r.base + pos  # where this payload's Field starts (a quiet decode makes none)
+        start = r.base + pos  # where this payload's Field starts
         payload, _, following = _decode_payload(r, next_type, sender_is_initiator)
         payloads.append(payload)
         pos = r.pos
@@ -134,13 +136,8 @@ def _decode_chain(
     return payloads
 
 
-GENERIC_HEADER = struct.Struct("!BBH")  # Next Payload, Critical and reserved bits, Payload Length
-
-
 def _decode_payload(r: Reader, ptype: int, sender_is_initiator: bool) -> tuple[Payload, Field, int]:
     """One payload at the cursor: (payload, its Field, the Next Payload value)."""
-    if r.quiet:
-        return _decode_payload_quietly(r, ptype)
     data, pos = r.data, r.pos
     r.context, r.limit = _context_name(ptype), len(data)
     group = r.open_group(r.context, note=PAYLOAD_NOTES.get(ptype, ""))
@@ -182,8 +179,6 @@ def _decode_payload(r: Reader, ptype: int, sender_is_initiator: bool) -> tuple[P
         payload = UnknownPayload(ptype, r.rest("Payload Data", note="Skipped (unknown, not critical)."))
         group.note = "Skipped (unknown, not critical): RFC 7296 §2.5 says ignore it."
     r.close_group(group)
-    if r.quiet:
-        return payload, group, next_type
     names = PLAIN_NAMES.get(ptype)
     if names is None:
         short = short_name(payload, sender_is_initiator=sender_is_initiator)
@@ -192,28 +187,6 @@ def _decode_payload(r: Reader, ptype: int, sender_is_initiator: bool) -> tuple[P
     if isinstance(payload, NotifyPayload):
         group.note = notify_note(payload.notify_type)
     return payload, group, next_type
-
-
-def _decode_payload_quietly(r: QuietReader, ptype: int) -> tuple[Payload, None, int]:
-    """_decode_payload for the engine: the 4-byte generic header in one unpack, the same checks, and
-    no Field. Any error here only makes the caller decode again with a Reader, which names the field."""
-    data, pos = r.data, r.pos
-    r.context, r.limit = _context_name(ptype), len(data)
-    if len(data) - pos < GENERIC_HEADER.size:
-        raise r.error("Payload Length", "the generic payload header is cut short")
-    next_type, flags, length = GENERIC_HEADER.unpack_from(data, pos)
-    if length < GENERIC_HEADER.size or length > len(data) - pos:
-        raise r.error("Payload Length", f"length {length} does not fit")
-    r.pos, r.limit = pos + GENERIC_HEADER.size, pos + length
-    decoder = DECODERS.get(ptype)
-    if decoder is not None:
-        payload = decoder(r, ptype, next_type)
-        payload.critical = (flags & CRITICAL_BIT) != 0
-    elif flags & CRITICAL_BIT:
-        raise r.error("Critical", f"payload type {ptype} is not understood and its critical bit is set")
-    else:
-        payload = UnknownPayload(ptype, r.rest("Payload Data"))
-    return payload, None, next_type
 
 
 def _critical_display(flags: object) -> str:
@@ -283,23 +256,32 @@ def decode_header(data: bytes) -> Header:
     return Header(spi_i, spi_r, next_type, exchange, flags, message_id, length, version >> 4, version & 0xF)
 
 
-def decode_message(data: bytes, *, tree: bool = True) -> DecodedMessage:
+def decode_message(data: bytes, *, tree: bool = True, header: Header | None = None) -> DecodedMessage:
     """Decode a whole IKEv2 datagram strictly; the payloads of SK stay opaque.
 
-    tree=False: the message without its tree (None), the way the engine needs it: read with a
-    QuietReader, and on any error read again with a Reader, which raises the exact DecodeError."""
+    tree=False: the message without its tree (None), the way the engine needs it: read by the
+    quiet decoders (ikev2_quiet), and on any error read again with a Reader, which raises the
+    exact DecodeError. `header`: what decode_header already made of this datagram (the engine
+    routes by it first), taken as it is rather than read again."""
     if not tree:
         try:
-            return _decode_message(data, QuietReader)
+            return DecodedMessage(_decode_message_quietly(data, header), None)
         except Exception:  # noqa: BLE001 - the full decode below raises the precise error
             pass
-    return _decode_message(data, Reader)
+    return _decode_message(data)
 
 
-def _decode_message(data: bytes, reader: type[Reader]) -> DecodedMessage:
+def _decode_message_quietly(data: bytes, header: Header | None) -> Message:
+    header = header or decode_header(data)
+    if header.major != 2 or header.length != len(data):
+        raise Refused("Version or Length")
+    return Message(header, decode_chain_quietly(data, HEADER_SIZE, header.next_payload, inside_sk=False))
+
+
+def _decode_message(data: bytes) -> DecodedMessage:
     if len(data) < HEADER_SIZE:
         raise _too_short(data)
-    r = reader(data, context="IKE header")  # for the header, then the payloads: r.out gets a Field for each
+    r = Reader(data, context="IKE header")  # for the header, then the payloads: r.out gets a Field for each
     header = _read_header(r)
     if header.major != 2:
         raise UnsupportedVersion(
@@ -320,8 +302,6 @@ def _decode_message(data: bytes, reader: type[Reader]) -> DecodedMessage:
         r, header.next_payload, sender_is_initiator=header.is_initiator, origin=("IKE header", 16), inside_sk=False
     )
     message = Message(header, payloads)
-    if reader is QuietReader:
-        return DecodedMessage(message, None)
     tree = Field(
         "IKEv2 message",
         0,
@@ -347,10 +327,7 @@ def decode_payloads(
     chain in errors ("SKF payload" for a message reassembled from fragments)."""
     if not tree:
         try:
-            r = QuietReader(data, context=context, base=base_offset)
-            return _decode_chain(
-                r, first_type, sender_is_initiator=sender_is_initiator, origin=(context, base_offset), inside_sk=True
-            ), []
+            return decode_chain_quietly(data, 0, first_type, inside_sk=True), []
         except Exception:  # noqa: BLE001 - the full decode below raises the precise error
             pass
     r = Reader(data, context=context, base=base_offset)

@@ -23,6 +23,8 @@ INITIATOR_FLAG = int(HeaderFlags.INITIATOR)
 RESPONSE_FLAG = int(HeaderFlags.RESPONSE)
 RESERVED_FLAGS = 0xFF & ~int(HeaderFlags.INITIATOR | HeaderFlags.VERSION | HeaderFlags.RESPONSE)
 
+HEADER_FORMAT = struct.Struct("!8s8sBBBBII")  # SPIi, SPIr, Next Payload, Version, Exchange, Flags, Message ID, Length
+
 P = TypeVar("P")
 
 
@@ -50,8 +52,7 @@ class Header:
     def encode(self) -> bytes:
         if len(self.spi_i) != 8 or len(self.spi_r) != 8:
             raise ValueError("IKE SPIs are 8 bytes each")
-        return struct.pack(
-            "!8s8sBBBBII",
+        return HEADER_FORMAT.pack(
             self.spi_i,
             self.spi_r,
             self.next_payload,
@@ -68,14 +69,19 @@ class Message:
     header: Header
     payloads: list[Payload]
 
+    # Plain loops: the engine looks for payloads in every message, and a generator costs more.
+
     def find(self, cls: type[P]) -> P | None:
-        return next((p for p in self.payloads if isinstance(p, cls)), None)
+        for payload in self.payloads:
+            if isinstance(payload, cls):
+                return payload
+        return None
 
     def find_all(self, cls: type[P]) -> list[P]:
         return [p for p in self.payloads if isinstance(p, cls)]
 
     def notifies(self) -> list[NotifyPayload]:
-        return self.find_all(NotifyPayload)
+        return [p for p in self.payloads if isinstance(p, NotifyPayload)]
 
     def summary(self, inner: list[Payload] | None = None) -> str:
         """RFC 7296 diagram form: "HDR, SA, KE, Ni" or "HDR, SK {IDi, AUTH, SA, TSi, TSr}".
@@ -92,22 +98,26 @@ class Message:
         return ", ".join(parts)
 
 
+ENCRYPTED_TYPES = (EncryptedPayload, EncryptedFragmentPayload)
+GENERIC_HEADER = struct.Struct("!BBH")  # Next Payload, Critical and reserved bits, Payload Length
+
+
 def encode_payloads(payloads: list[Payload]) -> tuple[int, bytes]:
     """Chain payloads: (type of the first payload, bytes). Also used for SK plaintext."""
-    chunks = []
-    for i, payload in enumerate(payloads):
-        if isinstance(payload, (EncryptedPayload, EncryptedFragmentPayload)):
-            if i != len(payloads) - 1:
+    chunks = []  # each payload's generic header, then its body
+    count = len(payloads)
+    for following, payload in enumerate(payloads, 1):  # `following`: the index of the next payload
+        if isinstance(payload, ENCRYPTED_TYPES):
+            if following != count:
                 raise ValueError("the SK/SKF payload must be the last payload (RFC 7296 §3.14)")
             next_type = payload.first_inner  # the chain continues inside the encrypted data
         else:
-            next_type = payloads[i + 1].payload_type if i + 1 < len(payloads) else PayloadType.NONE
+            next_type = payloads[following].payload_type if following < count else PayloadType.NONE
         body = payload.encode_body()
         length = GENERIC_HEADER_SIZE + len(body)
         if length > 0xFFFF:
             raise ValueError(f"{type(payload).__name__} is {length} bytes, over the 65535-byte payload limit")
-        flags = CRITICAL_BIT if payload.critical else 0
-        chunks.append(struct.pack("!BBH", next_type, flags, length) + body)
+        chunks += (GENERIC_HEADER.pack(next_type, CRITICAL_BIT if payload.critical else 0, length), body)
     first = payloads[0].payload_type if payloads else PayloadType.NONE
     return first, b"".join(chunks)
 

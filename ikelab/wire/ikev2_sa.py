@@ -6,8 +6,6 @@ them must agree with its container, or the SA payload is rejected.
 
 from __future__ import annotations
 
-import struct
-
 from .fields import Field
 from .ikev2_constants import TRANSFORM_ID_ENUMS, ProtocolId, TransformAttribute, TransformType, name_of
 from .ikev2_display import enum_display
@@ -60,12 +58,7 @@ def decode_sa(r: Reader, ptype: int, next_payload: int) -> SaPayload:
 # reading it from the group would turn all the group's leaves into Fields (see Reader).
 
 
-PROPOSAL_HEADER = struct.Struct("!BxHBBBB")  # Last Substruc, Proposal Length, Num, Protocol ID, SPI Size, Num Transforms
-
-
 def _decode_proposal(r: Reader) -> tuple[Proposal, Field, int]:
-    if r.quiet:
-        return _decode_proposal_quietly(r)
     start = r.pos
     group = r.open_group("Proposal", note="One set of algorithms; the responder picks exactly one proposal.")
     last = r.u8("Last Substruc", note="0 = last proposal, 2 = another proposal follows.")
@@ -90,31 +83,9 @@ def _decode_proposal(r: Reader) -> tuple[Proposal, Field, int]:
     transforms = _decode_transforms(r, count)
     r.limit = outer_limit
     r.close_group(group)
-    if r.quiet:
-        return Proposal(number, protocol, spi, transforms), group, last
     group.name = f"Proposal #{number}"
     group.display = f"{name_of(ProtocolId, protocol)}, {count} transforms"
     return Proposal(number, protocol, spi, transforms), group, last
-
-
-def _decode_proposal_quietly(r: Reader) -> tuple[Proposal, None, int]:
-    """_decode_proposal for the engine: the 8-byte header in one unpack, the same checks, and no
-    Field. Any error (even one from the missing Field) only makes the caller decode again with a
-    Reader, which names the field."""
-    start = r.pos
-    if r.limit - start < PROPOSAL_HEADER.size:
-        raise r.error("Proposal Length", "the proposal header is cut short")
-    last, length, number, protocol, spi_size, count = PROPOSAL_HEADER.unpack_from(r.data, start)
-    if last not in (0, 2) or length < PROPOSAL_HEADER.size or length > r.limit - start or number == 0:
-        raise r.error("Proposal Length", "bad Last Substruc, length or number")
-    if spi_size not in PROPOSAL_SPI_SIZES.get(protocol, (spi_size,)):
-        raise r.error("SPI Size", "does not fit the protocol")
-    outer_limit = r.limit
-    r.pos, r.limit = start + PROPOSAL_HEADER.size, start + length
-    spi = r.raw("SPI", spi_size) if spi_size else b""
-    transforms = _decode_transforms(r, count)
-    r.limit = outer_limit
-    return Proposal(number, protocol, spi, transforms), None, last
 
 
 def _decode_transforms(r: Reader, count: int) -> list[Transform]:
@@ -133,12 +104,7 @@ def _decode_transforms(r: Reader, count: int) -> list[Transform]:
     return transforms
 
 
-TRANSFORM_HEADER = struct.Struct("!BxHBxH")  # Last Substruc, Transform Length, Transform Type, Transform ID
-
-
 def _decode_transform(r: Reader) -> tuple[Transform, Field, int]:
-    if r.quiet:
-        return _decode_transform_quietly(r)
     start = r.pos
     group = r.open_group("Transform")
     last = r.u8("Last Substruc", note="0 = last transform, 3 = another transform follows.")
@@ -160,33 +126,12 @@ def _decode_transform(r: Reader) -> tuple[Transform, Field, int]:
         _decode_attribute(r, transform)
     r.limit = outer_limit
     r.close_group(group)
-    if r.quiet:
-        return transform, group, last
     group.name = TRANSFORM_TITLES.get(ttype) or f"Transform {name_of(TransformType, ttype)}"
     group.display = str(tid) if id_enum is None else name_of(id_enum, tid)
     if transform.key_length is not None:
         group.display += f" {transform.key_length}"
     group.note = TRANSFORM_NOTES.get(ttype, "")
     return transform, group, last
-
-
-def _decode_transform_quietly(r: Reader) -> tuple[Transform, None, int]:
-    """_decode_transform for the engine: the 8-byte header in one unpack, the same checks, and no
-    Field. Any error (even one from the missing Field) only makes the caller decode again with a
-    Reader, which names the field."""
-    start = r.pos
-    if r.limit - start < TRANSFORM_HEADER.size:
-        raise r.error("Transform Length", "the transform header is cut short")
-    last, length, ttype, tid = TRANSFORM_HEADER.unpack_from(r.data, start)
-    if last not in (0, 3) or length < TRANSFORM_HEADER.size or length > r.limit - start:
-        raise r.error("Transform Length", "bad Last Substruc or length")
-    outer_limit = r.limit
-    r.pos, r.limit = start + TRANSFORM_HEADER.size, start + length
-    transform = Transform(ttype, tid)
-    while r.pos < r.limit:
-        _decode_attribute(r, transform)
-    r.limit = outer_limit
-    return transform, None, last
 
 
 def _decode_attribute(r: Reader, transform: Transform) -> None:

@@ -1,6 +1,7 @@
 """A cursor that reads big-endian values and records a Field for each one it reads.
 
-Every field of every received message goes through here, so it is written for speed: a leaf is
+Every field of every IKEv1 message and of every IKEv2 tree goes through here (the IKEv2 engine
+decodes without a tree, see ikev2_quiet), so it is written for speed: a leaf is
 recorded as a tuple of Field's arguments with offsets in `data` (its group's `children` makes a
 Field of it when first read, see fields.from_record), its display text is computed only when read,
 values come from direct indexing, and groups and bounds are explicit calls, not context managers.
@@ -42,7 +43,6 @@ class Reader:
     """
 
     __slots__ = ("data", "context", "base", "pos", "limit", "out", "_outer")
-    quiet = False  # a QuietReader: decoders may skip what only the tree shows (names, displays)
 
     def __init__(self, data: bytes, *, context: str, base: int = 0, pos: int = 0) -> None:
         self.data = data
@@ -165,79 +165,4 @@ class Reader:
     def close_group(self, group: Field) -> None:
         """End the innermost open group, which now spans the Fields read inside it."""
         self.out = self._outer.pop()
-        group.end = self.base + self.pos
-
-
-class _Unrecorded:
-    """What a QuietReader hands out for a group or a last field: it takes the decoders' names and
-    notes, and keeps none of them."""
-
-    __slots__ = ("name", "start", "end", "display", "note", "children")
-
-    def __init__(self, start: int) -> None:
-        self.start = self.end = start
-        self.name = self.display = self.note = ""
-        self.children: list = []
-
-    def display_later(self, show: Callable[[object], str]) -> None:
-        pass
-
-
-class QuietReader(Reader):
-    """A Reader for when only the values count (the engine routing a message): the same reads and
-    bounds checks, no Fields. An error it raises may point at the wrong field: its callers decode
-    again with a Reader to say what is wrong (see ikev2_decode.decode_message)."""
-
-    __slots__ = ()
-    quiet = True
-
-    def reserved(self, size: int) -> None:
-        end = self.pos + size
-        if end > self.limit:
-            raise self.error("Reserved", f"needs {size} bytes but only {self.limit - self.pos} remain")
-        self.pos = end
-
-    def raw(self, name: str, n: int, *, show: Show = None, note: Note = "") -> bytes:
-        pos = self.pos
-        end = pos + n
-        if end > self.limit:
-            raise self.error(name, f"needs {n} bytes but only {self.limit - pos} remain")
-        self.pos = end
-        return self.data[pos:end]
-
-    def rest(self, name: str, *, show: Show = None, note: Note = "") -> bytes:
-        pos = self.pos
-        self.pos = self.limit
-        return self.data[pos : self.limit]
-
-    def uint(self, name: str, size: int, *, show: Show = None, note: Note = "") -> int:
-        return from_bytes(self.raw(name, size), "big")
-
-    def u8(self, name: str, *, show: Show = None, note: Note = "") -> int:
-        pos = self.pos
-        if pos >= self.limit:
-            raise self.error(name, f"needs 1 bytes but only {self.limit - pos} remain")
-        self.pos = pos + 1
-        return self.data[pos]
-
-    def u16(self, name: str, *, show: Show = None, note: Note = "") -> int:
-        pos = self.pos
-        end = pos + 2
-        if end > self.limit:
-            raise self.error(name, f"needs 2 bytes but only {self.limit - pos} remain")
-        self.pos = end
-        data = self.data
-        return data[pos] << 8 | data[pos + 1]
-
-    def u32(self, name: str, *, show: Show = None, note: Note = "") -> int:
-        return from_bytes(self.raw(name, 4), "big")
-
-    @property
-    def last(self) -> _Unrecorded:
-        return _Unrecorded(self.base + self.pos)
-
-    def open_group(self, name: str, *, note: str = "") -> _Unrecorded:
-        return _Unrecorded(self.base + self.pos)
-
-    def close_group(self, group: _Unrecorded) -> None:
         group.end = self.base + self.pos

@@ -36,13 +36,14 @@ if TYPE_CHECKING:
 
 
 def _child_specs(peer: "Ikev2Peer") -> tuple["ProposalSpec", ...]:
-    """ESP proposals without DH: IKE_AUTH carries no KE, so PFS applies only to later rekeys."""
+    """ESP proposals without DH: IKE_AUTH carries no KE, so PFS applies only to later rekeys.
+    Asked once per step: the cache's key (nested frozen dataclasses) takes long to hash."""
     return _without_dh(peer.config.esp_proposals)
 
 
 @lru_cache(maxsize=64)
 def _without_dh(specs: tuple["ProposalSpec", ...]) -> tuple["ProposalSpec", ...]:
-    # Made once per configuration, not in every IKE_AUTH (a handshake asks four times).
+    # Made once per configuration, not in every IKE_AUTH (a handshake asks three times).
     return tuple(dataclasses.replace(s, dh=()) for s in specs)
 
 
@@ -64,8 +65,8 @@ def _auth(peer: "Ikev2Peer", sa: IkeSa, *, of_initiator: bool, id_payload: IdPay
     message, nonce, sk_p, label = _auth_inputs(sa, of_initiator)
     result = psk_auth(sa.ike.prf, peer.config.psk, message, nonce, sk_p, id_payload.id_body())
     ok = None if received is None else hmac.compare_digest(result.auth, received)
-    peer.emit(
-        AuthEvent,
+    peer.trace.emit(AuthEvent(
+        peer.config.name, peer.now,
         action=action,
         of_role="initiator" if of_initiator else "responder",
         method="SHARED_KEY_MIC (PSK)",
@@ -79,7 +80,7 @@ def _auth(peer: "Ikev2Peer", sa: IkeSa, *, of_initiator: bool, id_payload: IdPay
         expected=result.auth,
         received=received,
         ok=ok,
-    )
+    ))
     return result.auth, ok
 
 
@@ -93,12 +94,12 @@ def _own_auth(peer: "Ikev2Peer", sa: IkeSa, *, of_initiator: bool, id_payload: I
     octets = signed_octets(sa.ike.prf, message, nonce, sk_p, id_payload.id_body())
     method, hash_choice = choose(cfg.private_key, sa.peer_hashes, prefer=cfg.signature)
     data = sign(method, cfg.private_key, octets.octets, hash_choice)
-    peer.emit(
-        AuthEvent, action="computed", of_role="initiator" if of_initiator else "responder",
+    peer.trace.emit(AuthEvent(
+        peer.config.name, peer.now, action="computed", of_role="initiator" if of_initiator else "responder",
         method=describe_auth(method, data) + f" with {describe_key(cfg.private_key)}",
         message=message, nonce=nonce, id_body=octets.id_body, sk_p_label=label, maced_id=octets.maced_id,
         signed_octets=octets.octets, auth_key=b"", expected=data,
-    )
+    ))
     return AuthPayload(method, data)
 
 
@@ -130,12 +131,12 @@ def _check_signature(peer: "Ikev2Peer", sa: IkeSa, payloads: list, id_payload: I
     message, nonce, sk_p, label = _auth_inputs(sa, peer_is_initiator)
     octets = signed_octets(sa.ike.prf, message, nonce, sk_p, id_payload.id_body())
     result = verify(auth.method, checked.public_key, octets.octets, auth.data)
-    peer.emit(
-        AuthEvent, action="verified", of_role=role,
+    peer.trace.emit(AuthEvent(
+        peer.config.name, peer.now, action="verified", of_role=role,
         method=describe_auth(auth.method, auth.data) + f" with {describe_key(checked.public_key)}",
         message=message, nonce=nonce, id_body=octets.id_body, sk_p_label=label, maced_id=octets.maced_id,
         signed_octets=octets.octets, auth_key=b"", expected=b"", received=auth.data, ok=result.ok,
-    )
+    ))
     if not result.ok:
         return f"the AUTH signature of {sa.peer_id} is wrong: {result.reason}"
     return None
@@ -143,7 +144,9 @@ def _check_signature(peer: "Ikev2Peer", sa: IkeSa, payloads: list, id_payload: I
 
 def _established(peer: "Ikev2Peer", sa: IkeSa) -> None:
     sa.state = State.ESTABLISHED
-    peer.emit(IkeSaEvent, state="established", spi_i=sa.spi_i, spi_r=sa.spi_r, algorithms=sa.ike.keywords())
+    peer.trace.emit(IkeSaEvent(
+        peer.config.name, peer.now, state="established", spi_i=sa.spi_i, spi_r=sa.spi_r, algorithms=sa.ike.keywords(),
+    ))
     peer.effect(IkeSaUp(sa.spi_i, sa.spi_r))
     peer.schedule(sa, peer.config.rekey_ike_after, "rekey-ike")
     peer.schedule(sa, peer.config.liveness_every, "liveness")
@@ -228,13 +231,14 @@ def _receive_response(peer: "Ikev2Peer", sa: IkeSa, response: "Received") -> Non
     if sa_r is None or tsi is None or tsr is None or len(sa_r.proposals) != 1:
         peer.note("error", "the IKE_AUTH response lacks SA, TSi or TSr: no Child SA")
         return
-    selection = proposals.accept_reply(sa_r.proposals[0], sa.offered_esp, _child_specs(peer), ProtocolId.ESP)
-    _trace_esp_choice(peer, [proposals.describe(p) for p in sa.offered_esp], selection)
+    specs = _child_specs(peer)
+    selection = proposals.accept_reply(sa_r.proposals[0], sa.offered_esp, specs, ProtocolId.ESP)
+    _trace_esp_choice(peer, [proposals.describe(p) for p in sa.offered_esp], specs, selection)
     offered_tsi = [selectors.from_network(n) for n in peer.config.local_ts]
     offered_tsr = [selectors.from_network(n) for n in peer.config.remote_ts]
     narrowed_ok = selectors.covered(tsi.selectors, offered_tsi) and selectors.covered(tsr.selectors, offered_tsr)
-    peer.emit(
-        TrafficSelectorEvent,
+    peer.trace.emit(TrafficSelectorEvent(
+        peer.config.name, peer.now,
         offered_tsi=[selectors.to_text(t) for t in offered_tsi],
         offered_tsr=[selectors.to_text(t) for t in offered_tsr],
         local=list(peer.config.local_ts),
@@ -242,7 +246,7 @@ def _receive_response(peer: "Ikev2Peer", sa: IkeSa, response: "Received") -> Non
         chosen_tsi=[selectors.to_text(t) for t in tsi.selectors],
         chosen_tsr=[selectors.to_text(t) for t in tsr.selectors],
         reason="within what we proposed" if narrowed_ok else "the responder widened our traffic selectors",
-    )
+    ))
     if selection.negotiated is None or not narrowed_ok or len(sa_r.proposals[0].spi) != 4:
         peer.note("error", "the responder's Child SA reply is not acceptable: no Child SA")
         return
@@ -262,15 +266,17 @@ def _receive_response(peer: "Ikev2Peer", sa: IkeSa, response: "Received") -> Non
     peer.schedule(sa, peer.config.rekey_child_after, f"rekey-child {child.inbound.spi.hex()}")
 
 
-def _trace_esp_choice(peer: "Ikev2Peer", offered: list[str], selection: proposals.Selection) -> None:
-    peer.emit(
-        ProposalEvent,
+def _trace_esp_choice(
+    peer: "Ikev2Peer", offered: list[str], specs: tuple["ProposalSpec", ...], selection: proposals.Selection
+) -> None:
+    peer.trace.emit(ProposalEvent(
+        peer.config.name, peer.now,
         protocol="ESP",
         offered=offered,
-        configured=[s.keywords() for s in _child_specs(peer)],
+        configured=[s.keywords() for s in specs],
         chosen=proposals.describe(selection.proposal) if selection.proposal else None,
         reasons=selection.reasons,
-    )
+    ))
 
 
 # ------------------------------------------------------------------------- responder
@@ -302,14 +308,15 @@ def _create_child(peer: "Ikev2Peer", sa: IkeSa, payloads: list) -> list:
     if sa_i is None or tsi is None or tsr is None:
         peer.note("error", "IKE_AUTH request lacks SA, TSi or TSr: no Child SA")
         return [NotifyPayload(NotifyType.INVALID_SYNTAX)]
-    selection = proposals.select(sa_i.proposals, _child_specs(peer), ProtocolId.ESP)
-    _trace_esp_choice(peer, [proposals.describe(p) for p in sa_i.proposals], selection)
+    specs = _child_specs(peer)
+    selection = proposals.select(sa_i.proposals, specs, ProtocolId.ESP)
+    _trace_esp_choice(peer, [proposals.describe(p) for p in sa_i.proposals], specs, selection)
     if selection.proposal is None:
         peer.note("error", "no offered ESP proposal matches ours: answering NO_PROPOSAL_CHOSEN, the IKE SA stays up")
         return [NotifyPayload(NotifyType.NO_PROPOSAL_CHOSEN)]
     narrowed = selectors.responder_narrow(tsi.selectors, tsr.selectors, list(peer.config.local_ts), list(peer.config.remote_ts))
-    peer.emit(
-        TrafficSelectorEvent,
+    peer.trace.emit(TrafficSelectorEvent(
+        peer.config.name, peer.now,
         offered_tsi=[selectors.to_text(t) for t in tsi.selectors],
         offered_tsr=[selectors.to_text(t) for t in tsr.selectors],
         local=list(peer.config.local_ts),
@@ -317,7 +324,7 @@ def _create_child(peer: "Ikev2Peer", sa: IkeSa, payloads: list) -> list:
         chosen_tsi=[selectors.to_text(t) for t in narrowed.tsi],
         chosen_tsr=[selectors.to_text(t) for t in narrowed.tsr],
         reason=narrowed.reason,
-    )
+    ))
     if not narrowed.ok:
         peer.note("error", f"{narrowed.reason}: answering TS_UNACCEPTABLE, the IKE SA stays up")
         return [NotifyPayload(NotifyType.TS_UNACCEPTABLE)]

@@ -9,7 +9,6 @@ KE payload is for another group than the one chosen; the initiator then retries 
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
 from typing import TYPE_CHECKING
 
@@ -19,17 +18,17 @@ from ikelab.crypto.dh import DhError, DhGroup, dh_group
 from ikelab.effects import Endpoint, Send
 from ikelab.esp.udp_encap import NAT_T_PORT
 from ikelab.ikev2 import proposals
-from ikelab.ikev2.exchanges import error_notifies, notify_name
-from ikelab.ikev2.ike_sa import IkeSa, State
+from ikelab.ikev2.exchanges import error_notifies, ike_auth, notify_name
+from ikelab.ikev2.ike_sa import IkeSa, Received, State
 from ikelab.ikev2.keys import derive_ike_keys
 from ikelab.ikev2.nat import nat_hash
 from ikelab.pki.signature_auth import decode_signature_hash_algorithms, encode_signature_hash_algorithms, hash_names
 from ikelab.trace import DhKeyPairEvent, DhSharedEvent, ProposalEvent
-from ikelab.wire.ikev2 import Header, KePayload, NoncePayload, NotifyPayload, SaPayload
+from ikelab.wire.ikev2 import Header, KePayload, NoncePayload, NotifyPayload, Proposal, SaPayload
 from ikelab.wire.ikev2_constants import ExchangeType, NotifyType, ProtocolId
 
 if TYPE_CHECKING:
-    from ikelab.ikev2.engine import Ikev2Peer, Received
+    from ikelab.ikev2.engine import Ikev2Peer
 
 NONCE_LENGTH = 32  # RFC 7296 §2.10: at least half the PRF key size and at least 16 bytes
 
@@ -65,7 +64,8 @@ def _dh_purpose(peer: "Ikev2Peer", group: DhGroup) -> str:
 def _generate_dh(peer: "Ikev2Peer", sa: IkeSa, group: DhGroup) -> None:
     purpose = _dh_purpose(peer, group)
     sa.dh = peer.spare_dh.pop(purpose, None) or group.generate(peer.rng, purpose)
-    peer.emit(DhKeyPairEvent, group=group.number, group_name=group.name, private=sa.dh.private, public=sa.dh.public)
+    peer.trace.emit(DhKeyPairEvent(peer.config.name, peer.now, group=group.number, group_name=group.name,
+                                   private=sa.dh.private, public=sa.dh.public))
 
 
 def _nat_notifies(peer: "Ikev2Peer", sa: IkeSa, spi_r: bytes, local: Endpoint, remote: Endpoint) -> list[NotifyPayload]:
@@ -100,9 +100,9 @@ def _fragmentation_supported(offer: bool) -> list[NotifyPayload]:
     return [NotifyPayload(NotifyType.IKEV2_FRAGMENTATION_SUPPORTED)] if offer else []
 
 
-def _negotiate_fragmentation(peer: "Ikev2Peer", sa: IkeSa, message) -> None:
+def _negotiate_fragmentation(peer: "Ikev2Peer", sa: IkeSa, notifies: list[NotifyPayload]) -> None:
     """Fragmentation is on for this IKE SA when both peers announced it (RFC 7383 §2.3)."""
-    offered = any(n.notify_type == NotifyType.IKEV2_FRAGMENTATION_SUPPORTED for n in message.notifies())
+    offered = any(n.notify_type == NotifyType.IKEV2_FRAGMENTATION_SUPPORTED for n in notifies)
     sa.fragmentation = offered and peer.config.fragmentation
     if sa.fragmentation:
         peer.note("info", f"both peers support IKE fragmentation (RFC 7383): encrypted messages bigger than fragment_size "
@@ -120,8 +120,8 @@ def _signature_hashes(peer: "Ikev2Peer") -> list[NotifyPayload]:
     return [NotifyPayload(NotifyType.SIGNATURE_HASH_ALGORITHMS, data=encode_signature_hash_algorithms())]
 
 
-def _peer_hashes(peer: "Ikev2Peer", sa: IkeSa, message) -> None:
-    notify = next((n for n in message.notifies() if n.notify_type == NotifyType.SIGNATURE_HASH_ALGORITHMS), None)
+def _peer_hashes(peer: "Ikev2Peer", sa: IkeSa, notifies: list[NotifyPayload]) -> None:
+    notify = next((n for n in notifies if n.notify_type == NotifyType.SIGNATURE_HASH_ALGORITHMS), None)
     if notify is None:
         return
     try:
@@ -131,11 +131,11 @@ def _peer_hashes(peer: "Ikev2Peer", sa: IkeSa, message) -> None:
         peer.note("warning", f"ignored a malformed SIGNATURE_HASH_ALGORITHMS notify: {e}")
 
 
-def _check_nat(peer: "Ikev2Peer", sa: IkeSa, received: "Received") -> None:
+def _check_nat(peer: "Ikev2Peer", sa: IkeSa, received: "Received", notifies: list[NotifyPayload]) -> None:
     """Compare the peer's NAT detection hashes with the addresses this datagram really carried."""
     h = received.header
-    sources = [n.data for n in received.message.notifies() if n.notify_type == NotifyType.NAT_DETECTION_SOURCE_IP]
-    dests = [n.data for n in received.message.notifies() if n.notify_type == NotifyType.NAT_DETECTION_DESTINATION_IP]
+    sources = [n.data for n in notifies if n.notify_type == NotifyType.NAT_DETECTION_SOURCE_IP]
+    dests = [n.data for n in notifies if n.notify_type == NotifyType.NAT_DETECTION_DESTINATION_IP]
     if not sources or not dests:
         peer.note("info", "the peer sent no NAT detection notifies: NAT traversal is off")
         return
@@ -152,7 +152,8 @@ def _check_nat(peer: "Ikev2Peer", sa: IkeSa, received: "Received") -> None:
 def _compute_shared(peer: "Ikev2Peer", sa: IkeSa, peer_public: bytes) -> None:
     sa.shared_secret = sa.dh.shared_secret(peer_public)
     g = sa.dh.group
-    peer.emit(DhSharedEvent, group=g.number, group_name=g.name, own_public=sa.dh.public, peer_public=peer_public, shared=sa.shared_secret)
+    peer.trace.emit(DhSharedEvent(peer.config.name, peer.now, group=g.number, group_name=g.name, own_public=sa.dh.public,
+                                  peer_public=peer_public, shared=sa.shared_secret))
 
 
 # ------------------------------------------------------------------------- responder
@@ -192,8 +193,6 @@ def _cookie_ok(peer: "Ikev2Peer", message, src: Endpoint, dst: Endpoint, header:
 
 
 def receive_request(peer: "Ikev2Peer", data: bytes, header: Header, src: Endpoint, dst: Endpoint) -> None:
-    from ikelab.ikev2.engine import Received
-
     for sa in peer.sas.values():
         if sa.role == "responder" and sa.spi_i == header.spi_i and sa.remote == src:
             if data == sa.init_request and sa.last_response:
@@ -210,8 +209,9 @@ def receive_request(peer: "Ikev2Peer", data: bytes, header: Header, src: Endpoin
     message = peer.decode_or_answer(data, header, src, dst)
     if message is None:
         return
-    peer.emit_message("received", data, src, dst, header=header, summary=message.summary())
+    peer.emit_message("received", data, src, dst, header=header, summary=message.summary)  # written when read
     request = Received(data, message, [], src, dst)
+    notifies = message.notifies()  # read once: the cookie, NAT detection, signature hashes and fragmentation look
     cfg = peer.config
     if not _cookie_ok(peer, message, src, dst, header):
         return
@@ -227,14 +227,14 @@ def receive_request(peer: "Ikev2Peer", data: bytes, header: Header, src: Endpoin
         return
 
     selection = proposals.select(sa_payload.proposals, cfg.ike_proposals, ProtocolId.IKE)
-    peer.emit(
-        ProposalEvent,
+    peer.trace.emit(ProposalEvent(
+        peer.config.name, peer.now,
         protocol="IKE",
         offered=[proposals.describe(p) for p in sa_payload.proposals],
         configured=[s.keywords() for s in cfg.ike_proposals],
         chosen=proposals.describe(selection.proposal) if selection.proposal else None,
         reasons=selection.reasons,
-    )
+    ))
     if selection.proposal is None:
         peer.note("error", "no offered IKE proposal matches ours: answering NO_PROPOSAL_CHOSEN")
         peer.send_bare_response(header, [NotifyPayload(NotifyType.NO_PROPOSAL_CHOSEN)], src, dst)
@@ -260,21 +260,20 @@ def receive_request(peer: "Ikev2Peer", data: bytes, header: Header, src: Endpoin
         peer.send_bare_response(header, [NotifyPayload(NotifyType.INVALID_SYNTAX)], src, dst)
         return
     if cfg.nat_detection:
-        _check_nat(peer, sa, request)
-    _peer_hashes(peer, sa, message)
-    _negotiate_fragmentation(peer, sa, message)
+        _check_nat(peer, sa, request, notifies)
+    _peer_hashes(peer, sa, notifies)
+    _negotiate_fragmentation(peer, sa, notifies)
     derive_ike_keys(peer, sa)
     sa.init_request = data
     sa.expected_request_id = 1
     peer.sas[sa.spi_r] = sa
     sa.timers.append((peer.now + HALF_OPEN_LIFETIME, "expire-half-open"))
-    reply = dataclasses.replace(selection.proposal, spi=b"")
+    chosen_proposal = selection.proposal
+    reply = Proposal(chosen_proposal.number, chosen_proposal.protocol, b"", chosen_proposal.transforms)  # no SPI in IKE_SA_INIT
     payloads = [SaPayload([reply]), KePayload(chosen.dh.number, sa.dh.public), NoncePayload(sa.nr)]
     if cfg.nat_detection:
         payloads += _nat_notifies(peer, sa, sa.spi_r, sa.local, sa.remote)
-    from ikelab.ikev2.exchanges.ike_auth import certificate_request
-
-    payloads += certificate_request(peer) + _fragmentation_supported(sa.fragmentation) + _signature_hashes(peer)
+    payloads += ike_auth.certificate_request(peer) + _fragmentation_supported(sa.fragmentation) + _signature_hashes(peer)
     peer.send_response(sa, header, payloads)
     sa.init_response = sa.last_response[1]
 
@@ -290,7 +289,8 @@ def _receive_response(peer: "Ikev2Peer", sa: IkeSa, response: "Received") -> Non
         if n.notify_type == NotifyType.INVALID_KE_PAYLOAD:
             _retry_with_group(peer, sa, n)
             return
-    cookie = next((n for n in message.notifies() if n.notify_type == NotifyType.COOKIE), None)
+    notifies = message.notifies()  # read once: NAT detection, signature hashes and fragmentation look too
+    cookie = next((n for n in notifies if n.notify_type == NotifyType.COOKIE), None)
     if cookie is not None:
         _retry_with_cookie(peer, sa, cookie.data)
         return
@@ -303,14 +303,14 @@ def _receive_response(peer: "Ikev2Peer", sa: IkeSa, response: "Received") -> Non
         peer.fail(sa, "the IKE_SA_INIT response lacks SA (with exactly one proposal), KE or Nonce", "INVALID_SYNTAX")
         return
     selection = proposals.accept_reply(sa_payload.proposals[0], sa.offered_ike, cfg.ike_proposals, ProtocolId.IKE)
-    peer.emit(
-        ProposalEvent,
+    peer.trace.emit(ProposalEvent(
+        peer.config.name, peer.now,
         protocol="IKE",
         offered=[proposals.describe(p) for p in sa.offered_ike],
         configured=[s.keywords() for s in cfg.ike_proposals],
         chosen=proposals.describe(selection.proposal) if selection.proposal else None,
         reasons=selection.reasons,
-    )
+    ))
     if selection.negotiated is None:
         peer.fail(sa, selection.reasons[-1], "NO_PROPOSAL_CHOSEN")
         return
@@ -325,9 +325,9 @@ def _receive_response(peer: "Ikev2Peer", sa: IkeSa, response: "Received") -> Non
         peer.fail(sa, f"the responder's KE value is invalid: {e}", "INVALID_SYNTAX")
         return
     if cfg.nat_detection:
-        _check_nat(peer, sa, response)
-    _peer_hashes(peer, sa, message)
-    _negotiate_fragmentation(peer, sa, message)
+        _check_nat(peer, sa, response, notifies)
+    _peer_hashes(peer, sa, notifies)
+    _negotiate_fragmentation(peer, sa, notifies)
     derive_ike_keys(peer, sa)
     sa.init_response = response.data
     sa.state = State.INIT_DONE
@@ -335,8 +335,6 @@ def _receive_response(peer: "Ikev2Peer", sa: IkeSa, response: "Received") -> Non
         # RFC 7296 §2.23: behind a NAT, continue on port 4500 (where ESP-in-UDP will go too).
         sa.local, sa.remote = Endpoint(sa.local.host, NAT_T_PORT), Endpoint(sa.remote.host, NAT_T_PORT)
         peer.note("info", f"NAT in the path: IKE floats to UDP {NAT_T_PORT} ({sa.local} -> {sa.remote}) with the non-ESP marker, and ESP will be UDP-encapsulated (RFC 3948)")
-    from ikelab.ikev2.exchanges import ike_auth
-
     ike_auth.start(peer, sa)
 
 

@@ -9,11 +9,13 @@ from cryptography.hazmat.primitives import hashes, hmac
 
 from ikelab.crypto.errors import UnknownAlgorithm
 
-_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
-    "sha1": hashes.SHA1,
-    "sha256": hashes.SHA256,
-    "sha384": hashes.SHA384,
-    "sha512": hashes.SHA512,
+# One instance per hash, shared by every HMAC made with it: they hold no state, and a handshake
+# makes about twenty HMACs.
+_HASHES: dict[str, hashes.HashAlgorithm] = {
+    "sha1": hashes.SHA1(),
+    "sha256": hashes.SHA256(),
+    "sha384": hashes.SHA384(),
+    "sha512": hashes.SHA512(),
 }
 
 MAX_PRF_PLUS_BLOCKS = 255  # the counter octet wraps after 0xff (RFC 7296 §2.13)
@@ -26,7 +28,7 @@ MAX_PRF_PLUS_BLOCKS = 255  # the counter octet wraps after 0xff (RFC 7296 §2.13
 
 def hmac_digest(hash_name: str, key: bytes, data: bytes) -> bytes:
     """HMAC with the named hash ("sha1", "sha256", ...), untruncated."""
-    mac = hmac.HMAC(key, _HASHES[hash_name]())
+    mac = hmac.HMAC(key, _HASHES[hash_name])
     mac.update(data)
     return mac.finalize()
 
@@ -37,7 +39,7 @@ class Prf:
     name: str  # strongSwan keyword
     description: str
     output_length: int  # bytes
-    hash: type[hashes.HashAlgorithm]  # of the HMAC
+    hash: hashes.HashAlgorithm  # of the HMAC (a shared instance, see _HASHES)
 
     def __hash__(self) -> int:
         # The number alone (equal PRFs have equal numbers): a Prf keys the AUTH key cache, and the
@@ -45,7 +47,7 @@ class Prf:
         return self.number
 
     def __call__(self, key: bytes, data: bytes) -> bytes:
-        mac = hmac.HMAC(key, self.hash())
+        mac = hmac.HMAC(key, self.hash)
         mac.update(data)
         return mac.finalize()
 
@@ -73,7 +75,7 @@ def prf_plus(prf: Prf, key: bytes, seed: bytes, length: int) -> PrfPlusResult:
             f"prf+ with {prf.name} yields at most "
             f"{MAX_PRF_PLUS_BLOCKS * prf.output_length} bytes; {length} requested"
         )
-    keyed = hmac.HMAC(key, prf.hash())  # keyed once, copied for each block
+    keyed = hmac.HMAC(key, prf.hash)  # keyed once, copied for each block
     blocks: list[PrfPlusBlock] = []
     outputs: list[bytes] = []
     previous = b""
@@ -90,10 +92,10 @@ def prf_plus(prf: Prf, key: bytes, seed: bytes, length: int) -> PrfPlusResult:
 PRFS: dict[int, Prf] = {
     p.number: p
     for p in (
-        Prf(2, "prfsha1", "PRF_HMAC_SHA1", 20, hashes.SHA1),
-        Prf(5, "prfsha256", "PRF_HMAC_SHA2_256", 32, hashes.SHA256),
-        Prf(6, "prfsha384", "PRF_HMAC_SHA2_384", 48, hashes.SHA384),
-        Prf(7, "prfsha512", "PRF_HMAC_SHA2_512", 64, hashes.SHA512),
+        Prf(2, "prfsha1", "PRF_HMAC_SHA1", 20, _HASHES["sha1"]),
+        Prf(5, "prfsha256", "PRF_HMAC_SHA2_256", 32, _HASHES["sha256"]),
+        Prf(6, "prfsha384", "PRF_HMAC_SHA2_384", 48, _HASHES["sha384"]),
+        Prf(7, "prfsha512", "PRF_HMAC_SHA2_512", 64, _HASHES["sha512"]),
     )
 }
 

@@ -271,8 +271,8 @@ class IkeSaEvent(Event):
 
 class DeferredList(Sequence):
     """A list made from immutable inputs when first read. For texts that are only ever shown, such
-    as the `ip xfrm` equivalent of every Child SA install: a run nobody looks at (a benchmark, a
-    headless run without --json) does not format them, and whoever reads them gets the same list."""
+    as the `ip xfrm` equivalent of every Child SA install: a run nobody looks at (a benchmark) does
+    not format them, and whoever reads them (transcript, JSON, TUI) gets the same list."""
 
     def __init__(self, make: Callable[[], list]) -> None:
         self._make: Callable[[], list] | None = make

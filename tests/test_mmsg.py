@@ -140,10 +140,11 @@ def test_a_tcp_stream_through_the_lab_goes_in_batches_and_every_packet_decrypts(
     sent = list(counters["outbound"].values())[0]["packets"]
     esp_packets = [p for p in rdpcap(str(capture)) if p.haslayer(ESP)]
     outbound = [p for p in esp_packets if p[ESP].spi == int(child.outbound["spi"], 16)]
-    # tcpdump loses some of a burst (the same without batches), so not every packet is there
-    assert sent > 100 and len(outbound) > sent // 2
+    # Every packet the worker counted is in the capture (tcpdump's buffer is large enough for the
+    # burst, see lab.CAPTURE_BUFFER_KIB), each once and in order; the last ACKs may come after the count.
+    assert sent > 100 and len(outbound) >= sent
     sequence = [p[ESP].seq for p in outbound]
-    assert sequence == sorted(set(sequence))  # each once, in order
+    assert sequence == list(range(1, len(outbound) + 1))
     for packet in esp_packets:
         inner = sas[packet[ESP].spi].decrypt(packet[IP])  # raises if the ICV does not verify
         assert inner.haslayer(TCP) and {inner[IP].src, inner[IP].dst} == {"198.51.100.1", "203.0.113.1"}

@@ -73,6 +73,11 @@ def missing_privileges() -> str | None:
     return None
 
 
+# tcpdump's kernel buffer (-B, KiB). Its default of 2 MiB lost up to a quarter of the ESP packets of
+# a TCP burst through the tunnel when the machine was busy (tcpdump fell behind, the ring overflowed).
+CAPTURE_BUFFER_KIB = 32768
+
+
 class Capture:
     """tcpdump on one side's veth, started before IKE and stopped after the ping."""
 
@@ -83,7 +88,7 @@ class Capture:
         self.path = path
         # -U and --immediate-mode: every packet reaches the file before we stop it (strongSwan notes).
         self.process = subprocess.Popen(
-            ["ip", "netns", "exec", namespace, "tcpdump", "-i", interface, "-n", "-s", "0", "-U",
+            ["ip", "netns", "exec", namespace, "tcpdump", "-i", interface, "-n", "-s", "0", "-U", "-B", str(CAPTURE_BUFFER_KIB),
              "--immediate-mode", "-Z", "root", "-w", str(path), "ip"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )

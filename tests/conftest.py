@@ -84,3 +84,36 @@ def no_namespace_left_behind():
 
         ours = [n for n in ikelab_namespaces() if n.startswith(f"ikelab-{os.getpid()}x")]
         assert not ours, f"namespaces left behind: {ours}"
+
+
+def tcp_stream_through_lab(lab, payload: bytes) -> bytes:
+    """Send `payload` over one TCP connection from 198.51.100.1 (left) to 203.0.113.1 (right)
+    through the lab's tunnel; the SHA-256 of what the right side received."""
+    import hashlib
+    import socket
+    import threading
+
+    from ikelab.lab.netns import in_namespace
+
+    server = in_namespace(lab.namespaces["right"], lambda: socket.create_server(("203.0.113.1", 0)))
+    received = hashlib.sha256()
+
+    def serve():
+        connection, _ = server.accept()
+        with connection:
+            while chunk := connection.recv(1 << 16):
+                received.update(chunk)
+
+    reader = threading.Thread(target=serve)
+    reader.start()
+    client = in_namespace(lab.namespaces["left"], lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+    try:
+        client.settimeout(20)
+        client.bind(("198.51.100.1", 0))
+        client.connect(("203.0.113.1", server.getsockname()[1]))
+        client.sendall(payload)
+    finally:
+        client.close()
+        reader.join(20)
+        server.close()
+    return received.digest()

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import needs_lab
+from conftest import needs_lab, tcp_stream_through_lab
 from ikelab.lab import mmsg
 from ikelab.lab.netns import Topology, in_namespace
 
@@ -89,7 +89,6 @@ def test_a_tcp_stream_through_the_lab_goes_in_batches_and_every_packet_decrypts(
     capture of the veth holds ordinary ESP packets, one per sequence number and in order, each of
     which scapy decrypts and authenticates with the negotiated keys; the stream arrives intact."""
     import hashlib
-    import threading
 
     from scapy.layers.inet import IP, TCP
     from scapy.layers.ipsec import ESP
@@ -108,32 +107,12 @@ def test_a_tcp_stream_through_the_lab_goes_in_batches_and_every_packet_decrypts(
         session = Session(lesson, lab.transport, seed=5, datapath=lab.datapath, namespaces=lab.namespaces)
         session.run()
         assert session.outcome.success
-        server = in_namespace(lab.namespaces["right"], lambda: socket.create_server(("203.0.113.1", 0)))
-        received = hashlib.sha256()
-
-        def serve():
-            connection, _ = server.accept()
-            with connection:
-                while chunk := connection.recv(1 << 16):
-                    received.update(chunk)
-
-        reader = threading.Thread(target=serve)
-        reader.start()
-        client = in_namespace(lab.namespaces["left"], lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM))
-        try:
-            client.settimeout(20)
-            client.bind(("198.51.100.1", 0))
-            client.connect(("203.0.113.1", server.getsockname()[1]))
-            client.sendall(payload)
-        finally:
-            client.close()
-            reader.join(20)
-            server.close()
+        received = tcp_stream_through_lab(lab, payload)
         batches = lab.datapath.workers["left"].call(op="counters")["raw_batches"]
         counters = lab.datapath.counters("left")
         time.sleep(0.2)  # the capture's last packets
         lab.stop_capture()
-    assert received.digest() == hashlib.sha256(payload).digest()
+    assert received == hashlib.sha256(payload).digest()
     assert batches["sends"] > 0 and batches["packets"] > batches["sends"]  # batches went out in single calls
     child = session.trace.of(ChildSaEvent, "left")[0]
     sas = {int(d["spi"], 16): scapy_sa(d) for d in (child.outbound, child.inbound)}

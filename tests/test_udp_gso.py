@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import needs_lab
+from conftest import needs_lab, tcp_stream_through_lab
 from ikelab.lab.lab import Lab, lab_ike_sockets
 from ikelab.lab.netns import Topology, in_namespace
 from ikelab.lab.reuseport import join_group
@@ -115,7 +115,6 @@ def test_strongswan_receives_the_runs_of_a_tcp_stream():
     """A TCP stream from ikelab's side to strongSwan's (libipsec, ESP-in-UDP): ikelab sends runs with
     UDP GSO, strongSwan's socket (no UDP_GRO) gets them as single datagrams and decrypts every one."""
     import hashlib
-    import threading
 
     from ikelab.lab.runs import new_session
     from ikelab.lessons import load_lesson
@@ -126,27 +125,7 @@ def test_strongswan_receives_the_runs_of_a_tcp_stream():
         session = new_session(lesson, None, lab=lab)
         session.run()
         assert session.outcome.ike_up.get("left"), session.outcome.failures
-        server = in_namespace(lab.namespaces["right"], lambda: socket.create_server(("203.0.113.1", 0)))
-        received = hashlib.sha256()
-
-        def serve():
-            connection, _ = server.accept()
-            with connection:
-                while chunk := connection.recv(1 << 16):
-                    received.update(chunk)
-
-        reader = threading.Thread(target=serve)
-        reader.start()
-        client = in_namespace(lab.namespaces["left"], lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM))
-        try:
-            client.settimeout(20)
-            client.bind(("198.51.100.1", 0))
-            client.connect(("203.0.113.1", server.getsockname()[1]))
-            client.sendall(payload)
-        finally:
-            client.close()
-            reader.join(20)
-            server.close()
-        assert received.digest() == hashlib.sha256(payload).digest()
+        received = tcp_stream_through_lab(lab, payload)
+        assert received == hashlib.sha256(payload).digest()
         sent = lab.datapath.workers["left"].call(op="counters")["udp_gso"]
         assert sent["sends"] > 0 and sent["segments"] > sent["sends"]  # runs were sent, not only singles

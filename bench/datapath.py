@@ -235,7 +235,8 @@ def main() -> None:
                 for name in TUNNELS:
                     samples[esp][name].append(measure_once(tunnels[name], args.seconds))
 
-    report: dict = {"runs": args.runs, "iperf_seconds": args.seconds, "pings": PINGS, "load_average": os.getloadavg()[0]}
+    report: dict = {"runs": args.runs, "iperf_seconds": args.seconds, "pings": PINGS, "load_average": os.getloadavg()[0],
+                    "python": os.path.realpath(sys.executable)}  # ikelab's peers and ESP workers run on it
     for esp in algorithms:
         figures = {name: medians(samples[esp][name]) for name in TUNNELS}
         strongswan = figures["strongswan"]
@@ -256,6 +257,7 @@ def main() -> None:
     report["cli_ping1"]["first_reply_ms_all"] = [c["first_reply_ms"] for c in cli]
     print(f"`ikelab run ikev2-psk --headless --ping 1`: first reply after {report['cli_ping1']['first_reply_ms']:.0f} ms, "
           f"exit after {report['cli_ping1']['wall_ms']:.0f} ms (medians; each run {report['cli_ping1']['first_reply_ms_all']})")
+    print(f"ikelab's peers and ESP workers ran on {report['python']}")
     print(json.dumps(report))
 
 

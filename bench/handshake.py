@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import statistics
 import sys
 import time
@@ -223,6 +225,7 @@ def main() -> None:
                                 "median": statistics.median(run["steps"][label] for run in runs) * 1000} for label in runs[0]["steps"]}
     ike = "-".join(s.keywords() for s in lesson.initiator.ike)
     print(f"IKEv2 handshake, {ike}, both peers, median of {args.runs} runs (ms); not DH also as minimum and CPU time")
+    print(f"Python {platform.python_version()} at {os.path.realpath(sys.executable)} (the interpreter's build matters)")
     print(f"{'transport':10} {'total':>8} {'DH':>8} {'crypto':>8} {'other':>8} {'not DH':>8} {'min':>8} {'CPU':>8} {'CPU min':>8} {'setup':>8}")
     for transport, r in results.items():
         print(f"{transport:10} {r['total']:8.3f} {r['dh']:8.3f} {r['crypto']:8.3f} {r['other']:8.3f} {r['not_dh']:8.3f}"
@@ -230,7 +233,7 @@ def main() -> None:
     print("memory, CPU time of each step without DH (ms)       min   median")
     for label, cpu in step_cpu.items():
         print(f"  {label:46} {cpu['min']:8.3f} {cpu['median']:8.3f}")
-    figures = {"runs": args.runs, "proposal": ike, "unit": "ms", **{t: {k: round(v, 4) for k, v in r.items()} for t, r in results.items()}}
+    figures = {"runs": args.runs, "proposal": ike, "unit": "ms", "python": os.path.realpath(sys.executable), **{t: {k: round(v, 4) for k, v in r.items()} for t, r in results.items()}}
     figures["memory_steps_cpu"] = {label: {k: round(v, 4) for k, v in cpu.items()} for label, cpu in step_cpu.items()}
     from ikelab.lab.lab import missing_privileges
     from ikelab.lab.strongswan import available

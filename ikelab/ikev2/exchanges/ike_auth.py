@@ -26,7 +26,7 @@ from ikelab.pki.keys import describe_key
 from ikelab.pki.signature_auth import SIGNATURE_METHODS, choose, describe_auth, sign, signed_octets, verify
 from ikelab.pki.peer_certificate import check_peer_certificate
 from ikelab.pki.validation import certreq_data, same_identity
-from ikelab.trace import AuthEvent, IkeSaEvent, ProposalEvent, TrafficSelectorEvent
+from ikelab.trace import AuthEvent, IkeSaEvent, TrafficSelectorEvent
 from ikelab.wire.ikev2 import AuthPayload, CertPayload, CertReqPayload, IdPayload, NotifyPayload, Proposal, SaPayload, TsPayload
 from ikelab.wire.ikev2_constants import AuthMethod, CertEncoding, ExchangeType, NotifyType, ProtocolId, name_of
 
@@ -233,7 +233,7 @@ def _receive_response(peer: "Ikev2Peer", sa: IkeSa, response: "Received") -> Non
         return
     specs = _child_specs(peer)
     selection = proposals.accept_reply(sa_r.proposals[0], sa.offered_esp, specs, ProtocolId.ESP)
-    _trace_esp_choice(peer, [proposals.describe(p) for p in sa.offered_esp], specs, selection)
+    peer.trace.emit(proposals.choice_event(peer.config.name, peer.now, "ESP", sa.offered_esp, specs, selection))
     offered_tsi = [selectors.from_network(n) for n in peer.config.local_ts]
     offered_tsr = [selectors.from_network(n) for n in peer.config.remote_ts]
     narrowed_ok = selectors.covered(tsi.selectors, offered_tsi) and selectors.covered(tsr.selectors, offered_tsr)
@@ -264,19 +264,6 @@ def _receive_response(peer: "Ikev2Peer", sa: IkeSa, response: "Received") -> Non
     sa.children.append(child)
     peer.effect(InstallChildSa(child))
     peer.schedule(sa, peer.config.rekey_child_after, f"rekey-child {child.inbound.spi.hex()}")
-
-
-def _trace_esp_choice(
-    peer: "Ikev2Peer", offered: list[str], specs: tuple["ProposalSpec", ...], selection: proposals.Selection
-) -> None:
-    peer.trace.emit(ProposalEvent(
-        peer.config.name, peer.now,
-        protocol="ESP",
-        offered=offered,
-        configured=[s.keywords() for s in specs],
-        chosen=proposals.describe(selection.proposal) if selection.proposal else None,
-        reasons=selection.reasons,
-    ))
 
 
 # ------------------------------------------------------------------------- responder
@@ -310,7 +297,7 @@ def _create_child(peer: "Ikev2Peer", sa: IkeSa, payloads: list) -> list:
         return [NotifyPayload(NotifyType.INVALID_SYNTAX)]
     specs = _child_specs(peer)
     selection = proposals.select(sa_i.proposals, specs, ProtocolId.ESP)
-    _trace_esp_choice(peer, [proposals.describe(p) for p in sa_i.proposals], specs, selection)
+    peer.trace.emit(proposals.choice_event(peer.config.name, peer.now, "ESP", sa_i.proposals, specs, selection))
     if selection.proposal is None:
         peer.note("error", "no offered ESP proposal matches ours: answering NO_PROPOSAL_CHOSEN, the IKE SA stays up")
         return [NotifyPayload(NotifyType.NO_PROPOSAL_CHOSEN)]

@@ -23,7 +23,7 @@ from ikelab.ikev2.ike_sa import IkeSa, Received, State
 from ikelab.ikev2.keys import derive_ike_keys
 from ikelab.ikev2.nat import nat_hash
 from ikelab.pki.signature_auth import decode_signature_hash_algorithms, encode_signature_hash_algorithms, hash_names
-from ikelab.trace import DhKeyPairEvent, DhSharedEvent, ProposalEvent
+from ikelab.trace import DhKeyPairEvent, DhSharedEvent
 from ikelab.wire.ikev2 import Header, KePayload, NoncePayload, NotifyPayload, Proposal, SaPayload
 from ikelab.wire.ikev2_constants import ExchangeType, NotifyType, ProtocolId
 
@@ -227,14 +227,7 @@ def receive_request(peer: "Ikev2Peer", data: bytes, header: Header, src: Endpoin
         return
 
     selection = proposals.select(sa_payload.proposals, cfg.ike_proposals, ProtocolId.IKE)
-    peer.trace.emit(ProposalEvent(
-        peer.config.name, peer.now,
-        protocol="IKE",
-        offered=[proposals.describe(p) for p in sa_payload.proposals],
-        configured=[s.keywords() for s in cfg.ike_proposals],
-        chosen=proposals.describe(selection.proposal) if selection.proposal else None,
-        reasons=selection.reasons,
-    ))
+    peer.trace.emit(proposals.choice_event(peer.config.name, peer.now, "IKE", sa_payload.proposals, cfg.ike_proposals, selection))
     if selection.proposal is None:
         peer.note("error", "no offered IKE proposal matches ours: answering NO_PROPOSAL_CHOSEN")
         peer.send_bare_response(header, [NotifyPayload(NotifyType.NO_PROPOSAL_CHOSEN)], src, dst)
@@ -303,14 +296,7 @@ def _receive_response(peer: "Ikev2Peer", sa: IkeSa, response: "Received") -> Non
         peer.fail(sa, "the IKE_SA_INIT response lacks SA (with exactly one proposal), KE or Nonce", "INVALID_SYNTAX")
         return
     selection = proposals.accept_reply(sa_payload.proposals[0], sa.offered_ike, cfg.ike_proposals, ProtocolId.IKE)
-    peer.trace.emit(ProposalEvent(
-        peer.config.name, peer.now,
-        protocol="IKE",
-        offered=[proposals.describe(p) for p in sa.offered_ike],
-        configured=[s.keywords() for s in cfg.ike_proposals],
-        chosen=proposals.describe(selection.proposal) if selection.proposal else None,
-        reasons=selection.reasons,
-    ))
+    peer.trace.emit(proposals.choice_event(peer.config.name, peer.now, "IKE", sa.offered_ike, cfg.ike_proposals, selection))
     if selection.negotiated is None:
         peer.fail(sa, selection.reasons[-1], "NO_PROPOSAL_CHOSEN")
         return

@@ -26,9 +26,10 @@ class State(enum.Enum):
     DELETED = "deleted"
 
 
-@dataclass(frozen=True)
+@dataclass
 class Received:
-    """A message that arrived, as the exchange handlers see it."""
+    """A message that arrived, as the exchange handlers see it. (A value, but not a frozen
+    dataclass: one per message, and frozen ones cost three times as much to build.)"""
 
     data: bytes
     message: Message

@@ -33,9 +33,10 @@ ENCR, PRF, INTEG, DH, ESN = TYPE_ORDER
 IKE, ESP = ProtocolId.IKE, ProtocolId.ESP
 
 
-@dataclass(frozen=True)
+@dataclass
 class Negotiated:
-    """The algorithms a proposal settled on."""
+    """The algorithms a proposal settled on. (A value, but not a frozen dataclass: each side of
+    each exchange makes one, and frozen ones cost three times as much to build.)"""
 
     cipher: Cipher
     integrity: Integrity | None
@@ -48,7 +49,7 @@ class Negotiated:
 
     @cached_property
     def _keywords(self) -> str:
-        # Made once (frozen): the IKE SA's events and its failure or deletion quote it.
+        # Made once (nobody changes a Negotiated): the IKE SA's events and its failure or deletion quote it.
         parts = [self.cipher.name]
         if self.integrity:
             parts.append(self.integrity.name)
@@ -129,7 +130,7 @@ def _wanted(spec: ProposalSpec, protocol: int) -> tuple[tuple[int, tuple[tuple[o
     )
 
 
-@dataclass(frozen=True)
+@dataclass  # a value; not frozen, as Negotiated
 class Selection:
     proposal: Proposal | None  # the reply: one transform per type, the offered number
     negotiated: Negotiated | None

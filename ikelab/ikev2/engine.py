@@ -69,11 +69,11 @@ class Ikev2Peer:
 
     def initiate(self, remote: Endpoint, now: float) -> list[Effect]:
         """Start IKE_SA_INIT towards `remote`."""
-        return self._run(now, lambda: ike_sa_init.start(self, remote))
+        return self._run(now, ike_sa_init.start, self, remote)
 
     def receive(self, data: bytes, src: Endpoint, dst: Endpoint, now: float) -> list[Effect]:
         """Process one datagram that arrived from `src` on our address `dst`."""
-        return self._run(now, lambda: self._receive(bytes(data), src, dst))
+        return self._run(now, self._receive, bytes(data), src, dst)
 
     def next_timer(self) -> float | None:
         deadlines = [sa.pending.deadline for sa in self.sas.values() if sa.pending]
@@ -93,7 +93,7 @@ class Ikev2Peer:
     def act(self, action: str, now: float) -> list[Effect]:
         """Start an exchange on the first established IKE SA: "create-child", "rekey-child",
         "rekey-ike", "delete-child", "delete-ike" or "liveness" (what a lesson or the TUI asks for)."""
-        return self._run(now, lambda: self._act(action))
+        return self._run(now, self._act, action)
 
     def _act(self, action: str, sa: IkeSa | None = None) -> None:
         sa = sa or next(iter(self.established()), None)
@@ -205,11 +205,12 @@ class Ikev2Peer:
 
     # ----------------------------------------------------------------- internals
 
-    def _run(self, now: float, action: Callable[[], None]) -> list[Effect]:
+    def _run(self, now: float, action: Callable[..., None], *args) -> list[Effect]:
+        """Run action(*args) at `now` and hand back the effects it asked for."""
         self.now = now
         self._effects = []
         try:
-            action()
+            action(*args)
         except Exception as e:  # the engine must never raise into the lab; the trace says what broke
             self.note("error", f"internal error: {e}", traceback=traceback.format_exc())
         effects, self._effects = self._effects, []
@@ -332,7 +333,8 @@ class Ikev2Peer:
             if not header.is_response:
                 self.send_bare_response(header, [NotifyPayload(NotifyType.INVALID_MAJOR_VERSION)], src, dst)
             return
-        if header.exchange == ExchangeType.IKE_SA_INIT and not header.is_response and header.spi_r == bytes(8):
+        is_response = header.is_response
+        if header.exchange == ExchangeType.IKE_SA_INIT and not is_response and header.spi_r == bytes(8):
             ike_sa_init.receive_request(self, data, header, src, dst)
             return
         our_spi = header.spi_r if header.is_initiator else header.spi_i
@@ -340,7 +342,7 @@ class Ikev2Peer:
         if sa is None:
             self.note("warning", f"dropped {name_of(ExchangeType, header.exchange)} from {src}: no IKE SA with SPI {our_spi.hex()}")
             return
-        if header.is_response:
+        if is_response:
             self._receive_response(sa, data, header, src, dst)
         else:
             self._receive_request(sa, data, header, src, dst)

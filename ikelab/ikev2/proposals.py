@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property, lru_cache
+from functools import lru_cache
 
 from ikelab.crypto.cipher import Cipher
 from ikelab.crypto.dh import DhGroup
@@ -45,11 +45,8 @@ class Negotiated:
     esn: bool = False
 
     def keywords(self) -> str:
-        return self._keywords
-
-    @cached_property
-    def _keywords(self) -> str:
-        # Made once (nobody changes a Negotiated): the IKE SA's events and its failure or deletion quote it.
+        """"aes128-sha256-prfsha256-modp2048": written when asked, as the few events of an SA that
+        quote it do (remembering it would cost more than writing it again)."""
         parts = [self.cipher.name]
         if self.integrity:
             parts.append(self.integrity.name)

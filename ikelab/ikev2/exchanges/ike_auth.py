@@ -65,21 +65,11 @@ def _auth(peer: "Ikev2Peer", sa: IkeSa, *, of_initiator: bool, id_payload: IdPay
     message, nonce, sk_p, label = _auth_inputs(sa, of_initiator)
     result = psk_auth(sa.ike.prf, peer.config.psk, message, nonce, sk_p, id_payload.id_body())
     ok = None if received is None else hmac.compare_digest(result.auth, received)
+    of_role = "initiator" if of_initiator else "responder"
+    # The fields by position, in AuthEvent's order (four a handshake: keywords reach a class as a dict).
     peer.trace.emit(AuthEvent(
-        peer.config.name, peer.now,
-        action=action,
-        of_role="initiator" if of_initiator else "responder",
-        method="SHARED_KEY_MIC (PSK)",
-        message=message,
-        nonce=nonce,
-        id_body=result.id_body,
-        sk_p_label=label,
-        maced_id=result.maced_id,
-        signed_octets=result.signed_octets,
-        auth_key=result.auth_key,
-        expected=result.auth,
-        received=received,
-        ok=ok,
+        peer.config.name, peer.now, action, of_role, "SHARED_KEY_MIC (PSK)", message, nonce, result.id_body, label,
+        result.maced_id, result.signed_octets, result.auth_key, result.auth, received, ok,
     ))
     return result.auth, ok
 

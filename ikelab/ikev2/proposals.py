@@ -161,13 +161,9 @@ def choice_event(peer: str, now: float, protocol: str, offered: list[Proposal], 
     """The trace of a choice. Its texts quote proposals that stay as they are, so they are written
     when first read: a handshake would otherwise describe a dozen proposals that nobody may look at."""
     chosen = selection.proposal
-    return ProposalEvent(
-        peer, now,
-        protocol=protocol,
-        offered=DeferredList(lambda: [describe(p) for p in offered]),
-        configured=[s.keywords() for s in configured],
-        chosen=None if chosen is None else lambda: describe(chosen),
-        reasons=selection.reasons,
+    return ProposalEvent(  # protocol, offered, configured, chosen, reasons: by position, as engine.emit_message says why
+        peer, now, protocol, DeferredList(lambda: [describe(p) for p in offered]), [s.keywords() for s in configured],
+        None if chosen is None else lambda: describe(chosen), selection.reasons,
     )
 
 

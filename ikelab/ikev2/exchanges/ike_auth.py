@@ -134,9 +134,7 @@ def _check_signature(peer: "Ikev2Peer", sa: IkeSa, payloads: list, id_payload: I
 
 def _established(peer: "Ikev2Peer", sa: IkeSa) -> None:
     sa.state = State.ESTABLISHED
-    peer.trace.emit(IkeSaEvent(
-        peer.config.name, peer.now, state="established", spi_i=sa.spi_i, spi_r=sa.spi_r, algorithms=sa.ike.keywords(),
-    ))
+    peer.trace.emit(IkeSaEvent(peer.config.name, peer.now, "established", sa.spi_i, sa.spi_r, sa.ike.keywords()))
     peer.effect(IkeSaUp(sa.spi_i, sa.spi_r))
     peer.schedule(sa, peer.config.rekey_ike_after, "rekey-ike")
     peer.schedule(sa, peer.config.liveness_every, "liveness")
@@ -163,6 +161,15 @@ def _check_peer_auth(peer: "Ikev2Peer", sa: IkeSa, payloads: list, *, peer_is_in
     if not ok:
         return f"the AUTH of {sa.peer_id} does not match what our pre-shared key gives: the keys differ"
     return None
+
+
+def _trace_selectors(peer: "Ikev2Peer", offered_tsi: list, offered_tsr: list, chosen_tsi: list, chosen_tsr: list, reason: str) -> None:
+    text = selectors.to_text
+    # The fields by position, in TrafficSelectorEvent's order (keywords reach a class as a dict: see engine.emit_message).
+    peer.trace.emit(TrafficSelectorEvent(
+        peer.config.name, peer.now, [text(t) for t in offered_tsi], [text(t) for t in offered_tsr], list(peer.config.local_ts),
+        list(peer.config.remote_ts), [text(t) for t in chosen_tsi], [text(t) for t in chosen_tsr], reason,
+    ))
 
 
 # ------------------------------------------------------------------------- initiator
@@ -227,16 +234,8 @@ def _receive_response(peer: "Ikev2Peer", sa: IkeSa, response: "Received") -> Non
     offered_tsi = [selectors.from_network(n) for n in peer.config.local_ts]
     offered_tsr = [selectors.from_network(n) for n in peer.config.remote_ts]
     narrowed_ok = selectors.covered(tsi.selectors, offered_tsi) and selectors.covered(tsr.selectors, offered_tsr)
-    peer.trace.emit(TrafficSelectorEvent(
-        peer.config.name, peer.now,
-        offered_tsi=[selectors.to_text(t) for t in offered_tsi],
-        offered_tsr=[selectors.to_text(t) for t in offered_tsr],
-        local=list(peer.config.local_ts),
-        remote=list(peer.config.remote_ts),
-        chosen_tsi=[selectors.to_text(t) for t in tsi.selectors],
-        chosen_tsr=[selectors.to_text(t) for t in tsr.selectors],
-        reason="within what we proposed" if narrowed_ok else "the responder widened our traffic selectors",
-    ))
+    reason = "within what we proposed" if narrowed_ok else "the responder widened our traffic selectors"
+    _trace_selectors(peer, offered_tsi, offered_tsr, tsi.selectors, tsr.selectors, reason)
     if selection.negotiated is None or not narrowed_ok or len(sa_r.proposals[0].spi) != 4:
         peer.note("error", "the responder's Child SA reply is not acceptable: no Child SA")
         return
@@ -292,16 +291,7 @@ def _create_child(peer: "Ikev2Peer", sa: IkeSa, payloads: list) -> list:
         peer.note("error", "no offered ESP proposal matches ours: answering NO_PROPOSAL_CHOSEN, the IKE SA stays up")
         return [NotifyPayload(NotifyType.NO_PROPOSAL_CHOSEN)]
     narrowed = selectors.responder_narrow(tsi.selectors, tsr.selectors, list(peer.config.local_ts), list(peer.config.remote_ts))
-    peer.trace.emit(TrafficSelectorEvent(
-        peer.config.name, peer.now,
-        offered_tsi=[selectors.to_text(t) for t in tsi.selectors],
-        offered_tsr=[selectors.to_text(t) for t in tsr.selectors],
-        local=list(peer.config.local_ts),
-        remote=list(peer.config.remote_ts),
-        chosen_tsi=[selectors.to_text(t) for t in narrowed.tsi],
-        chosen_tsr=[selectors.to_text(t) for t in narrowed.tsr],
-        reason=narrowed.reason,
-    ))
+    _trace_selectors(peer, tsi.selectors, tsr.selectors, narrowed.tsi, narrowed.tsr, narrowed.reason)
     if not narrowed.ok:
         peer.note("error", f"{narrowed.reason}: answering TS_UNACCEPTABLE, the IKE SA stays up")
         return [NotifyPayload(NotifyType.TS_UNACCEPTABLE)]

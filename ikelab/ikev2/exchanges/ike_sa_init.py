@@ -64,8 +64,7 @@ def _dh_purpose(peer: "Ikev2Peer", group: DhGroup) -> str:
 def _generate_dh(peer: "Ikev2Peer", sa: IkeSa, group: DhGroup) -> None:
     purpose = _dh_purpose(peer, group)
     sa.dh = peer.spare_dh.pop(purpose, None) or group.generate(peer.rng, purpose)
-    peer.trace.emit(DhKeyPairEvent(peer.config.name, peer.now, group=group.number, group_name=group.name,
-                                   private=sa.dh.private, public=sa.dh.public))
+    peer.trace.emit(DhKeyPairEvent(peer.config.name, peer.now, group.number, group.name, sa.dh.private, sa.dh.public))
 
 
 def _nat_notifies(peer: "Ikev2Peer", sa: IkeSa, spi_r: bytes, local: Endpoint, remote: Endpoint) -> list[NotifyPayload]:
@@ -152,8 +151,7 @@ def _check_nat(peer: "Ikev2Peer", sa: IkeSa, received: "Received", notifies: lis
 def _compute_shared(peer: "Ikev2Peer", sa: IkeSa, peer_public: bytes) -> None:
     sa.shared_secret = sa.dh.shared_secret(peer_public)
     g = sa.dh.group
-    peer.trace.emit(DhSharedEvent(peer.config.name, peer.now, group=g.number, group_name=g.name, own_public=sa.dh.public,
-                                  peer_public=peer_public, shared=sa.shared_secret))
+    peer.trace.emit(DhSharedEvent(peer.config.name, peer.now, g.number, g.name, sa.dh.public, peer_public, sa.shared_secret))
 
 
 # ------------------------------------------------------------------------- responder

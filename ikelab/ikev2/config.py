@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ikelab.crypto.names import ProposalSpec
@@ -81,7 +81,7 @@ class Ikev2Config:
     remote_ts: tuple[str, ...]
     remote_id: Identity | None = None  # None accepts any identity the PSK authenticates
     child_name: str = "net"
-    retransmit: RetransmitPolicy = field(default_factory=RetransmitPolicy)
+    retransmit: RetransmitPolicy = RetransmitPolicy()  # frozen: one default shared by every configuration
     nat_detection: bool = True
     force_encap: bool = False  # pretend to be behind a NAT so ESP is UDP-encapsulated (strongSwan's encap)
     ike_port: int = 500  # where an initiator starts: 500, or 4500 with the non-ESP marker (RFC 7296 §2.23)

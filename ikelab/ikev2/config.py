@@ -11,6 +11,11 @@ from ikelab.crypto.names import ProposalSpec
 from ikelab.wire.ikev2_constants import IdType
 
 
+# Read once for from_wire (every IKE_AUTH): an enum member read from its class is a Python-level lookup.
+_ADDRESS_TYPES = (IdType.ID_IPV4_ADDR, IdType.ID_IPV6_ADDR)
+_NAME_TYPES = (IdType.ID_FQDN, IdType.ID_RFC822_ADDR)
+
+
 @dataclass(frozen=True)
 class Identity:
     """An IKE identity, parsed the way strongSwan reads `id = ...`."""
@@ -41,9 +46,9 @@ class Identity:
 
     @classmethod
     def from_wire(cls, id_type: int, data: bytes) -> "Identity":
-        if id_type in (IdType.ID_IPV4_ADDR, IdType.ID_IPV6_ADDR) and len(data) in (4, 16):
+        if id_type in _ADDRESS_TYPES and len(data) in (4, 16):
             return cls(id_type, data, str(ipaddress.ip_address(data)))
-        if id_type in (IdType.ID_FQDN, IdType.ID_RFC822_ADDR):
+        if id_type in _NAME_TYPES:
             return cls(id_type, data, data.decode("utf-8", "replace"))
         if id_type == IdType.ID_DER_ASN1_DN:
             from ikelab.pki.validation import format_dn

@@ -48,6 +48,10 @@ from ikelab.wire.ikev2_message import INITIATOR_FLAG, RESPONSE_FLAG  # plain int
 
 ResponseHandler = Callable[[Received], None]
 
+# Read once: an enum member read from its class goes through a Python-level lookup (EnumType has
+# __getattr__), and every message asks whether it is IKE_SA_INIT a few times.
+IKE_SA_INIT = ExchangeType.IKE_SA_INIT
+
 # MessageEvent.protection of an SK message, by who sent it
 PROTECTED_BY_INITIATOR = "encrypted with SK_ei, integrity by SK_ai"
 PROTECTED_BY_RESPONDER = "encrypted with SK_er, integrity by SK_ar"
@@ -174,7 +178,7 @@ class Ikev2Peer:
         message_id = sa.next_request_id
         sa.next_request_id += 1
         header = self._header(sa, exchange, message_id, response=False)
-        data, plaintext, fragments = self._send(sa, header, payloads, protected=exchange != ExchangeType.IKE_SA_INIT)
+        data, plaintext, fragments = self._send(sa, header, payloads, protected=exchange != IKE_SA_INIT)
         label = f"{name_of(ExchangeType, exchange)} request"
         deadline = self.now + self.config.retransmit.delay(0)
         sa.pending = PendingRequest(exchange, message_id, data, plaintext, label, deadline, on_response, fragments=fragments,
@@ -182,7 +186,7 @@ class Ikev2Peer:
 
     def send_response(self, sa: IkeSa, request: Header, payloads: list[Payload]) -> None:
         header = self._header(sa, request.exchange, request.message_id, response=True)
-        data, plaintext, fragments = self._send(sa, header, payloads, protected=request.exchange != ExchangeType.IKE_SA_INIT)
+        data, plaintext, fragments = self._send(sa, header, payloads, protected=request.exchange != IKE_SA_INIT)
         sa.last_response = (request.message_id, data, plaintext)
         sa.last_response_fragments = fragments
 
@@ -299,7 +303,7 @@ class Ikev2Peer:
                 inner, _ = decode_payloads(chain, decoded.message.payloads[-1].first_inner, sender_is_initiator=header.is_initiator)
             summary = decoded.message.summary(inner)
         if plaintext is None:
-            protection = "none (IKE_SA_INIT is sent in the clear)" if header.exchange == ExchangeType.IKE_SA_INIT else "none"
+            protection = "none (IKE_SA_INIT is sent in the clear)" if header.exchange == IKE_SA_INIT else "none"
         else:
             protection = PROTECTED_BY_INITIATOR if header.is_initiator else PROTECTED_BY_RESPONDER
         ike_version, exchange = 2, name_of(ExchangeType, header.exchange)
@@ -327,7 +331,7 @@ class Ikev2Peer:
                 self.send_bare_response(header, [NotifyPayload(NotifyType.INVALID_MAJOR_VERSION)], src, dst)
             return
         is_response = header.is_response
-        if header.exchange == ExchangeType.IKE_SA_INIT and not is_response and header.spi_r == bytes(8):
+        if header.exchange == IKE_SA_INIT and not is_response and header.spi_r == bytes(8):
             ike_sa_init.receive_request(self, data, header, src, dst)
             return
         our_spi = header.spi_r if header.is_initiator else header.spi_i
@@ -453,7 +457,7 @@ class Ikev2Peer:
         if header.message_id != sa.expected_request_id:
             self.note("warning", f"dropped request with message ID {header.message_id}: expected {sa.expected_request_id}")
             return
-        if header.exchange == ExchangeType.IKE_SA_INIT:
+        if header.exchange == IKE_SA_INIT:
             self.note("warning", "dropped an IKE_SA_INIT request for an existing IKE SA")
             return
         opened = self._open(sa, data, header, src, dst)
@@ -468,7 +472,7 @@ class Ikev2Peer:
         if pending is None or header.message_id != pending.message_id or header.exchange != pending.exchange:
             self.note("warning", f"dropped an unexpected {name_of(ExchangeType, header.exchange)} response with message ID {header.message_id}")
             return
-        if header.exchange == ExchangeType.IKE_SA_INIT:
+        if header.exchange == IKE_SA_INIT:
             message = self.decode_or_answer(data, header, src, dst)
             if message is None:
                 return

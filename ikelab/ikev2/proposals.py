@@ -208,7 +208,7 @@ def _first_wanted(ttype: int, wanted: tuple, offered: list[Transform]) -> tuple[
 
 def accept_reply(reply: Proposal, sent: list[Proposal], configured: tuple[ProposalSpec, ...], protocol: int) -> Selection:
     """The initiator checks the responder's single chosen proposal against what it offered."""
-    if sum(1 for t in reply.transforms if t.type == TransformType.ENCR) != 1:
+    if sum(1 for t in reply.transforms if t.type == ENCR) != 1:
         return Selection(None, None, [f"reply {describe(reply)} must carry exactly one transform of each type"])
     ours = next((p for p in sent if p.number == reply.number), None)
     if ours is None:

@@ -12,12 +12,15 @@ if TYPE_CHECKING:
     from ikelab.ikev2.ike_sa import IkeSa
 
 
+IKE_AUTH = ExchangeType.IKE_AUTH  # read once: an enum member read from its class is a Python-level lookup
+
+
 def dispatch_request(peer: "Ikev2Peer", sa: "IkeSa", request: "Received") -> None:
     """Hand a decrypted request to the exchange that answers it."""
     from ikelab.ikev2.exchanges import create_child_sa, ike_auth, informational
 
     exchange = request.header.exchange
-    if exchange == ExchangeType.IKE_AUTH:
+    if exchange == IKE_AUTH:
         ike_auth.receive_request(peer, sa, request)
     elif exchange == ExchangeType.INFORMATIONAL:
         informational.receive_request(peer, sa, request)

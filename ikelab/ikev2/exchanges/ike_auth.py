@@ -35,6 +35,10 @@ if TYPE_CHECKING:
     from ikelab.ikev2.engine import Ikev2Peer, Received
 
 
+# Enum members read once (one read from its class is a Python-level lookup: EnumType has __getattr__).
+SHARED_KEY_MIC, ESP, IKE_AUTH = AuthMethod.SHARED_KEY_MIC, ProtocolId.ESP, ExchangeType.IKE_AUTH
+
+
 def _child_specs(peer: "Ikev2Peer") -> tuple["ProposalSpec", ...]:
     """ESP proposals without DH: IKE_AUTH carries no KE, so PFS applies only to later rekeys.
     Asked once per step: the cache's key (nested frozen dataclasses) takes long to hash."""
@@ -79,7 +83,7 @@ def _own_auth(peer: "Ikev2Peer", sa: IkeSa, *, of_initiator: bool, id_payload: I
     cfg = peer.config
     if cfg.auth != "pubkey":
         data, _ = _auth(peer, sa, of_initiator=of_initiator, id_payload=id_payload, action="computed")
-        return AuthPayload(AuthMethod.SHARED_KEY_MIC, data)
+        return AuthPayload(SHARED_KEY_MIC, data)
     message, nonce, sk_p, label = _auth_inputs(sa, of_initiator)
     octets = signed_octets(sa.ike.prf, message, nonce, sk_p, id_payload.id_body())
     method, hash_choice = choose(cfg.private_key, sa.peer_hashes, prefer=cfg.signature)
@@ -155,7 +159,7 @@ def _check_peer_auth(peer: "Ikev2Peer", sa: IkeSa, payloads: list, *, peer_is_in
         return f"the peer says it is {sa.peer_id} but we expect {expected_id}"
     if peer.config.auth == "pubkey":
         return _check_signature(peer, sa, payloads, id_payload, auth, peer_is_initiator)
-    if auth.method != AuthMethod.SHARED_KEY_MIC:
+    if auth.method != SHARED_KEY_MIC:
         return f"the peer authenticates with {name_of(AuthMethod, auth.method)}, but we are configured for a pre-shared key"
     _, ok = _auth(peer, sa, of_initiator=peer_is_initiator, id_payload=id_payload, action="verified", received=auth.data)
     if not ok:
@@ -180,7 +184,7 @@ def start(peer: "Ikev2Peer", sa: IkeSa) -> None:
     id_i = _own_id(peer, True)
     auth = _own_auth(peer, sa, of_initiator=True, id_payload=id_i)
     sa.child_spi = peer.new_child_spi()
-    sa.offered_esp = proposals.offer(_child_specs(peer), ProtocolId.ESP, spi=sa.child_spi)
+    sa.offered_esp = proposals.offer(_child_specs(peer), ESP, spi=sa.child_spi)
     payloads = [id_i] + _own_certificates(peer) + certificate_request(peer)
     if cfg.remote_id is not None:
         payloads.append(IdPayload(False, cfg.remote_id.id_type, cfg.remote_id.data))
@@ -191,7 +195,7 @@ def start(peer: "Ikev2Peer", sa: IkeSa) -> None:
         TsPayload(False, [selectors.from_network(n) for n in cfg.remote_ts]),
     ]
     sa.state = State.AUTH_SENT
-    peer.send_request(sa, ExchangeType.IKE_AUTH, payloads, lambda r: _receive_response(peer, sa, r))
+    peer.send_request(sa, IKE_AUTH, payloads, lambda r: _receive_response(peer, sa, r))
 
 
 def rejected(peer: "Ikev2Peer", by: str) -> str:
@@ -229,7 +233,7 @@ def _receive_response(peer: "Ikev2Peer", sa: IkeSa, response: "Received") -> Non
         peer.note("error", "the IKE_AUTH response lacks SA, TSi or TSr: no Child SA")
         return
     specs = _child_specs(peer)
-    selection = proposals.accept_reply(sa_r.proposals[0], sa.offered_esp, specs, ProtocolId.ESP)
+    selection = proposals.accept_reply(sa_r.proposals[0], sa.offered_esp, specs, ESP)
     peer.trace.emit(proposals.choice_event(peer.config.name, peer.now, "ESP", sa.offered_esp, specs, selection))
     offered_tsi = [selectors.from_network(n) for n in peer.config.local_ts]
     offered_tsr = [selectors.from_network(n) for n in peer.config.remote_ts]
@@ -285,7 +289,7 @@ def _create_child(peer: "Ikev2Peer", sa: IkeSa, payloads: list) -> list:
         peer.note("error", "IKE_AUTH request lacks SA, TSi or TSr: no Child SA")
         return [NotifyPayload(NotifyType.INVALID_SYNTAX)]
     specs = _child_specs(peer)
-    selection = proposals.select(sa_i.proposals, specs, ProtocolId.ESP)
+    selection = proposals.select(sa_i.proposals, specs, ESP)
     peer.trace.emit(proposals.choice_event(peer.config.name, peer.now, "ESP", sa_i.proposals, specs, selection))
     if selection.proposal is None:
         peer.note("error", "no offered ESP proposal matches ours: answering NO_PROPOSAL_CHOSEN, the IKE SA stays up")
@@ -314,5 +318,5 @@ def _create_child(peer: "Ikev2Peer", sa: IkeSa, payloads: list) -> list:
     sa.children.append(child)
     peer.effect(InstallChildSa(child))  # installed before the response leaves, so no ESP is lost
     peer.schedule(sa, peer.config.rekey_child_after, f"rekey-child {child.inbound.spi.hex()}")
-    reply = Proposal(selection.proposal.number, ProtocolId.ESP, our_spi, selection.proposal.transforms)
+    reply = Proposal(selection.proposal.number, ESP, our_spi, selection.proposal.transforms)
     return [SaPayload([reply]), TsPayload(True, narrowed.tsi), TsPayload(False, narrowed.tsr)]

@@ -30,6 +30,12 @@ from ikelab.wire.ikev2_constants import ExchangeType, NotifyType, ProtocolId
 if TYPE_CHECKING:
     from ikelab.ikev2.engine import Ikev2Peer
 
+# Enum members read once: one read from its class goes through a Python-level lookup (EnumType has
+# __getattr__), and the notify scans below test each notify against them.
+NAT_SOURCE, NAT_DESTINATION = NotifyType.NAT_DETECTION_SOURCE_IP, NotifyType.NAT_DETECTION_DESTINATION_IP
+FRAGMENTATION_SUPPORTED, SIGNATURE_HASHES = NotifyType.IKEV2_FRAGMENTATION_SUPPORTED, NotifyType.SIGNATURE_HASH_ALGORITHMS
+COOKIE, INVALID_KE_PAYLOAD = NotifyType.COOKIE, NotifyType.INVALID_KE_PAYLOAD
+IKE, IKE_SA_INIT = ProtocolId.IKE, ExchangeType.IKE_SA_INIT
 NONCE_LENGTH = 32  # RFC 7296 §2.10: at least half the PRF key size and at least 16 bytes
 
 
@@ -74,34 +80,34 @@ def _nat_notifies(peer: "Ikev2Peer", sa: IkeSa, spi_r: bytes, local: Endpoint, r
         # NAT, so IKE floats to port 4500 and ESP is UDP-encapsulated.
         source = peer.random(len(source), "fake NAT detection hash")
     return [
-        NotifyPayload(NotifyType.NAT_DETECTION_SOURCE_IP, data=source),
-        NotifyPayload(NotifyType.NAT_DETECTION_DESTINATION_IP, data=nat_hash(sa.spi_i, spi_r, remote)),
+        NotifyPayload(NAT_SOURCE, data=source),
+        NotifyPayload(NAT_DESTINATION, data=nat_hash(sa.spi_i, spi_r, remote)),
     ]
 
 
 def _send_request(peer: "Ikev2Peer", sa: IkeSa, group: DhGroup, cookie: bytes = b"") -> None:
     if sa.dh is None or sa.dh.group != group:
         _generate_dh(peer, sa, group)
-    sa.offered_ike = proposals.offer(peer.config.ike_proposals, ProtocolId.IKE, dh_first=group.number)
-    payloads = [NotifyPayload(NotifyType.COOKIE, data=cookie)] if cookie else []
+    sa.offered_ike = proposals.offer(peer.config.ike_proposals, IKE, dh_first=group.number)
+    payloads = [NotifyPayload(COOKIE, data=cookie)] if cookie else []
     payloads += [SaPayload(sa.offered_ike), KePayload(group.number, sa.dh.public), NoncePayload(sa.ni)]
     if peer.config.nat_detection:
         payloads += _nat_notifies(peer, sa, bytes(8), sa.local, sa.remote)
     payloads += _fragmentation_supported(peer.config.fragmentation)
     payloads += _signature_hashes(peer)
     sa.next_request_id = 0  # a retried IKE_SA_INIT keeps message ID 0
-    peer.send_request(sa, ExchangeType.IKE_SA_INIT, payloads, lambda r: _receive_response(peer, sa, r))
+    peer.send_request(sa, IKE_SA_INIT, payloads, lambda r: _receive_response(peer, sa, r))
     sa.init_request = sa.pending.data
 
 
 def _fragmentation_supported(offer: bool) -> list[NotifyPayload]:
     """RFC 7383 §2.3: we can send and receive SKF fragments."""
-    return [NotifyPayload(NotifyType.IKEV2_FRAGMENTATION_SUPPORTED)] if offer else []
+    return [NotifyPayload(FRAGMENTATION_SUPPORTED)] if offer else []
 
 
 def _negotiate_fragmentation(peer: "Ikev2Peer", sa: IkeSa, notifies: list[NotifyPayload]) -> None:
     """Fragmentation is on for this IKE SA when both peers announced it (RFC 7383 §2.3)."""
-    offered = any(n.notify_type == NotifyType.IKEV2_FRAGMENTATION_SUPPORTED for n in notifies)
+    offered = any(n.notify_type == FRAGMENTATION_SUPPORTED for n in notifies)
     sa.fragmentation = offered and peer.config.fragmentation
     if sa.fragmentation:
         peer.note("info", f"both peers support IKE fragmentation (RFC 7383): encrypted messages bigger than fragment_size "
@@ -116,11 +122,11 @@ def _signature_hashes(peer: "Ikev2Peer") -> list[NotifyPayload]:
     """RFC 7427 §4: the hashes we accept in signatures; sent when we authenticate with certificates."""
     if peer.config.auth != "pubkey":
         return []
-    return [NotifyPayload(NotifyType.SIGNATURE_HASH_ALGORITHMS, data=encode_signature_hash_algorithms())]
+    return [NotifyPayload(SIGNATURE_HASHES, data=encode_signature_hash_algorithms())]
 
 
 def _peer_hashes(peer: "Ikev2Peer", sa: IkeSa, notifies: list[NotifyPayload]) -> None:
-    notify = next((n for n in notifies if n.notify_type == NotifyType.SIGNATURE_HASH_ALGORITHMS), None)
+    notify = next((n for n in notifies if n.notify_type == SIGNATURE_HASHES), None)
     if notify is None:
         return
     try:
@@ -133,8 +139,8 @@ def _peer_hashes(peer: "Ikev2Peer", sa: IkeSa, notifies: list[NotifyPayload]) ->
 def _check_nat(peer: "Ikev2Peer", sa: IkeSa, received: "Received", notifies: list[NotifyPayload]) -> None:
     """Compare the peer's NAT detection hashes with the addresses this datagram really carried."""
     h = received.header
-    sources = [n.data for n in notifies if n.notify_type == NotifyType.NAT_DETECTION_SOURCE_IP]
-    dests = [n.data for n in notifies if n.notify_type == NotifyType.NAT_DETECTION_DESTINATION_IP]
+    sources = [n.data for n in notifies if n.notify_type == NAT_SOURCE]
+    dests = [n.data for n in notifies if n.notify_type == NAT_DESTINATION]
     if not sources or not dests:
         peer.note("info", "the peer sent no NAT detection notifies: NAT traversal is off")
         return
@@ -179,14 +185,14 @@ def _cookie_ok(peer: "Ikev2Peer", message, src: Endpoint, dst: Endpoint, header:
     nonce = message.find(NoncePayload)
     expected = _cookie(peer, nonce.data if nonce else b"", src, header.spi_i)
     first = message.payloads[0] if message.payloads else None
-    if isinstance(first, NotifyPayload) and first.notify_type == NotifyType.COOKIE:
+    if isinstance(first, NotifyPayload) and first.notify_type == COOKIE:
         if first.data == expected:
             peer.note("info", f"{half_open} half-open IKE SAs, but this request returns our cookie: accepted")
             return True
         peer.note("warning", "the request carries a cookie that is not ours (or is stale): asking again")
     else:
         peer.note("warning", f"{half_open} half-open IKE SAs (threshold {threshold}): answering with a COOKIE and keeping no state")
-    peer.send_bare_response(header, [NotifyPayload(NotifyType.COOKIE, data=expected)], src, dst)
+    peer.send_bare_response(header, [NotifyPayload(COOKIE, data=expected)], src, dst)
     return False
 
 
@@ -224,7 +230,7 @@ def receive_request(peer: "Ikev2Peer", data: bytes, header: Header, src: Endpoin
         peer.send_bare_response(header, [NotifyPayload(NotifyType.INVALID_SYNTAX)], src, dst)
         return
 
-    selection = proposals.select(sa_payload.proposals, cfg.ike_proposals, ProtocolId.IKE)
+    selection = proposals.select(sa_payload.proposals, cfg.ike_proposals, IKE)
     peer.trace.emit(proposals.choice_event(peer.config.name, peer.now, "IKE", sa_payload.proposals, cfg.ike_proposals, selection))
     if selection.proposal is None:
         peer.note("error", "no offered IKE proposal matches ours: answering NO_PROPOSAL_CHOSEN")
@@ -237,7 +243,7 @@ def receive_request(peer: "Ikev2Peer", data: bytes, header: Header, src: Endpoin
             f"the KE payload is for group {ke.group} but we chose {chosen.dh.name} ({chosen.dh.number}): "
             "answering INVALID_KE_PAYLOAD so the initiator retries with our group",
         )
-        notify = NotifyPayload(NotifyType.INVALID_KE_PAYLOAD, data=chosen.dh.number.to_bytes(2, "big"))
+        notify = NotifyPayload(INVALID_KE_PAYLOAD, data=chosen.dh.number.to_bytes(2, "big"))
         peer.send_bare_response(header, [notify], src, dst)
         return
 
@@ -277,11 +283,11 @@ def _receive_response(peer: "Ikev2Peer", sa: IkeSa, response: "Received") -> Non
     message = response.message
     errors = error_notifies(message.payloads)
     for n in errors:
-        if n.notify_type == NotifyType.INVALID_KE_PAYLOAD:
+        if n.notify_type == INVALID_KE_PAYLOAD:
             _retry_with_group(peer, sa, n)
             return
     notifies = message.notifies()  # read once: NAT detection, signature hashes and fragmentation look too
-    cookie = next((n for n in notifies if n.notify_type == NotifyType.COOKIE), None)
+    cookie = next((n for n in notifies if n.notify_type == COOKIE), None)
     if cookie is not None:
         _retry_with_cookie(peer, sa, cookie.data)
         return
@@ -293,7 +299,7 @@ def _receive_response(peer: "Ikev2Peer", sa: IkeSa, response: "Received") -> Non
     if sa_payload is None or ke is None or nonce is None or len(sa_payload.proposals) != 1:
         peer.fail(sa, "the IKE_SA_INIT response lacks SA (with exactly one proposal), KE or Nonce", "INVALID_SYNTAX")
         return
-    selection = proposals.accept_reply(sa_payload.proposals[0], sa.offered_ike, cfg.ike_proposals, ProtocolId.IKE)
+    selection = proposals.accept_reply(sa_payload.proposals[0], sa.offered_ike, cfg.ike_proposals, IKE)
     peer.trace.emit(proposals.choice_event(peer.config.name, peer.now, "IKE", sa.offered_ike, cfg.ike_proposals, selection))
     if selection.negotiated is None:
         peer.fail(sa, selection.reasons[-1], "NO_PROPOSAL_CHOSEN")

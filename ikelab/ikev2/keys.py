@@ -107,18 +107,22 @@ def derive_child_sa(
         _blocks(stream), material, split,
     ))
     local, remote = sa.local.host, sa.remote.host
-    i_to_r = dict(cipher=esp.cipher, integrity=esp.integrity, encryption_key=ei, integrity_key=ai, esn=esp.esn)
-    r_to_i = dict(cipher=esp.cipher, integrity=esp.integrity, encryption_key=er, integrity_key=ar, esn=esp.esn)
     # Behind a NAT, ESP travels inside UDP between the ports IKE uses now (RFC 3948).
     nat = sa.nat_local or sa.nat_remote
     out_ports = (sa.local.port, sa.remote.port) if nat else None
     in_ports = (sa.remote.port, sa.local.port) if nat else None
+
+    def esp_sa(spi: bytes, src: str, dst: str, encryption_key: bytes, integrity_key: bytes, encap) -> EspSa:
+        # EspSa's fields by position (spi, src, dst, cipher, integrity, encryption_key, integrity_key, esn, encap):
+        # keywords would reach the class as a dict.
+        return EspSa(spi, src, dst, esp.cipher, esp.integrity, encryption_key, integrity_key, esp.esn, encap)
+
     if we_initiated:
-        outbound = EspSa(spi=spi_from_responder, src=local, dst=remote, encap=out_ports, **i_to_r)
-        inbound = EspSa(spi=spi_from_initiator, src=remote, dst=local, encap=in_ports, **r_to_i)
+        outbound = esp_sa(spi_from_responder, local, remote, ei, ai, out_ports)  # i->r keys
+        inbound = esp_sa(spi_from_initiator, remote, local, er, ar, in_ports)
     else:
-        outbound = EspSa(spi=spi_from_initiator, src=local, dst=remote, encap=out_ports, **r_to_i)
-        inbound = EspSa(spi=spi_from_responder, src=remote, dst=local, encap=in_ports, **i_to_r)
+        outbound = esp_sa(spi_from_initiator, local, remote, er, ar, out_ports)  # r->i keys
+        inbound = esp_sa(spi_from_responder, remote, local, ei, ai, in_ports)
     child = ChildSa(peer.config.child_name, inbound, outbound, tuple(local_ts), tuple(remote_ts))
     peer.trace.emit(ChildSaEvent(
         peer.config.name, peer.now, "installed", child.name, child.mode, "ESP", esp.keywords(), inbound.describe(),

@@ -18,7 +18,7 @@ from ikelab.effects import IkeSaUp, InstallChildSa
 from ikelab.ikev2 import proposals, selectors
 from ikelab.ikev2.auth import psk_auth
 from ikelab.ikev2.config import Identity
-from ikelab.ikev2.exchanges import error_notifies, notify_name
+from ikelab.ikev2.exchanges import child_sa_payloads, error_notifies, notify_name
 from ikelab.ikev2.ike_sa import IkeSa, State
 from ikelab.ikev2.keys import derive_child_sa
 from ikelab.pki.ca import der
@@ -147,8 +147,13 @@ def _established(peer: "Ikev2Peer", sa: IkeSa) -> None:
 
 def _check_peer_auth(peer: "Ikev2Peer", sa: IkeSa, payloads: list, *, peer_is_initiator: bool) -> str | None:
     """Verify the peer's ID and AUTH; returns why they are refused, or None."""
-    id_payload = next((p for p in payloads if isinstance(p, IdPayload) and p.initiator == peer_is_initiator), None)
-    auth = next((p for p in payloads if isinstance(p, AuthPayload)), None)
+    id_payload = auth = None
+    for p in payloads:  # the first of each, in one pass
+        if isinstance(p, IdPayload):
+            if id_payload is None and p.initiator == peer_is_initiator:
+                id_payload = p
+        elif auth is None and isinstance(p, AuthPayload):
+            auth = p
     if id_payload is None or auth is None:
         return "the message lacks the ID or AUTH payload"
     sa.peer_id = Identity.from_wire(id_payload.id_type, id_payload.data)
@@ -226,9 +231,7 @@ def _receive_response(peer: "Ikev2Peer", sa: IkeSa, response: "Received") -> Non
     if errors:
         peer.note("error", f"the IKE SA is up but the responder refused the Child SA with {notify_name(errors[0])}")
         return
-    sa_r = next((p for p in payloads if isinstance(p, SaPayload)), None)
-    tsi = next((p for p in payloads if isinstance(p, TsPayload) and p.initiator), None)
-    tsr = next((p for p in payloads if isinstance(p, TsPayload) and not p.initiator), None)
+    sa_r, tsi, tsr = child_sa_payloads(payloads)
     if sa_r is None or tsi is None or tsr is None or len(sa_r.proposals) != 1:
         peer.note("error", "the IKE_AUTH response lacks SA, TSi or TSr: no Child SA")
         return
@@ -282,9 +285,7 @@ def receive_request(peer: "Ikev2Peer", sa: IkeSa, request: "Received") -> None:
 
 def _create_child(peer: "Ikev2Peer", sa: IkeSa, payloads: list) -> list:
     """The responder's Child SA payloads: SAr2, TSi, TSr, or the notify saying why there is none."""
-    sa_i = next((p for p in payloads if isinstance(p, SaPayload)), None)
-    tsi = next((p for p in payloads if isinstance(p, TsPayload) and p.initiator), None)
-    tsr = next((p for p in payloads if isinstance(p, TsPayload) and not p.initiator), None)
+    sa_i, tsi, tsr = child_sa_payloads(payloads)
     if sa_i is None or tsi is None or tsr is None:
         peer.note("error", "IKE_AUTH request lacks SA, TSi or TSr: no Child SA")
         return [NotifyPayload(NotifyType.INVALID_SYNTAX)]

@@ -105,9 +105,19 @@ def _fragmentation_supported(offer: bool) -> list[NotifyPayload]:
     return [NotifyPayload(FRAGMENTATION_SUPPORTED)] if offer else []
 
 
-def _negotiate_fragmentation(peer: "Ikev2Peer", sa: IkeSa, notifies: list[NotifyPayload]) -> None:
+def _notifies_by_type(payloads: list) -> dict[int, list[NotifyPayload]]:
+    """A message's notifies by type, in order: read once for the cookie, NAT detection, signature
+    hashes and fragmentation, rather than scanned for each."""
+    by_type: dict[int, list[NotifyPayload]] = {}
+    for p in payloads:
+        if isinstance(p, NotifyPayload):
+            by_type.setdefault(p.notify_type, []).append(p)
+    return by_type
+
+
+def _negotiate_fragmentation(peer: "Ikev2Peer", sa: IkeSa, notifies: dict[int, list[NotifyPayload]]) -> None:
     """Fragmentation is on for this IKE SA when both peers announced it (RFC 7383 §2.3)."""
-    offered = any(n.notify_type == FRAGMENTATION_SUPPORTED for n in notifies)
+    offered = FRAGMENTATION_SUPPORTED in notifies
     sa.fragmentation = offered and peer.config.fragmentation
     if sa.fragmentation:
         peer.note("info", f"both peers support IKE fragmentation (RFC 7383): encrypted messages bigger than fragment_size "
@@ -125,10 +135,10 @@ def _signature_hashes(peer: "Ikev2Peer") -> list[NotifyPayload]:
     return [NotifyPayload(SIGNATURE_HASHES, data=encode_signature_hash_algorithms())]
 
 
-def _peer_hashes(peer: "Ikev2Peer", sa: IkeSa, notifies: list[NotifyPayload]) -> None:
-    notify = next((n for n in notifies if n.notify_type == SIGNATURE_HASHES), None)
-    if notify is None:
+def _peer_hashes(peer: "Ikev2Peer", sa: IkeSa, notifies: dict[int, list[NotifyPayload]]) -> None:
+    if SIGNATURE_HASHES not in notifies:
         return
+    notify = notifies[SIGNATURE_HASHES][0]
     try:
         sa.peer_hashes = decode_signature_hash_algorithms(notify.data)
         peer.note("info", f"the peer accepts signatures with {', '.join(hash_names(sa.peer_hashes))} (RFC 7427)")
@@ -136,11 +146,11 @@ def _peer_hashes(peer: "Ikev2Peer", sa: IkeSa, notifies: list[NotifyPayload]) ->
         peer.note("warning", f"ignored a malformed SIGNATURE_HASH_ALGORITHMS notify: {e}")
 
 
-def _check_nat(peer: "Ikev2Peer", sa: IkeSa, received: "Received", notifies: list[NotifyPayload]) -> None:
+def _check_nat(peer: "Ikev2Peer", sa: IkeSa, received: "Received", notifies: dict[int, list[NotifyPayload]]) -> None:
     """Compare the peer's NAT detection hashes with the addresses this datagram really carried."""
     h = received.header
-    sources = [n.data for n in notifies if n.notify_type == NAT_SOURCE]
-    dests = [n.data for n in notifies if n.notify_type == NAT_DESTINATION]
+    sources = [n.data for n in notifies.get(NAT_SOURCE, ())]
+    dests = [n.data for n in notifies.get(NAT_DESTINATION, ())]
     if not sources or not dests:
         peer.note("info", "the peer sent no NAT detection notifies: NAT traversal is off")
         return
@@ -215,7 +225,7 @@ def receive_request(peer: "Ikev2Peer", data: bytes, header: Header, src: Endpoin
         return
     peer.emit_message("received", data, src, dst, header=header, summary=message.summary)  # written when read
     request = Received(data, message, [], src, dst)
-    notifies = message.notifies()  # read once: the cookie, NAT detection, signature hashes and fragmentation look
+    notifies = _notifies_by_type(message.payloads)
     cfg = peer.config
     if not _cookie_ok(peer, message, src, dst, header):
         return
@@ -286,10 +296,9 @@ def _receive_response(peer: "Ikev2Peer", sa: IkeSa, response: "Received") -> Non
         if n.notify_type == INVALID_KE_PAYLOAD:
             _retry_with_group(peer, sa, n)
             return
-    notifies = message.notifies()  # read once: NAT detection, signature hashes and fragmentation look too
-    cookie = next((n for n in notifies if n.notify_type == COOKIE), None)
-    if cookie is not None:
-        _retry_with_cookie(peer, sa, cookie.data)
+    notifies = _notifies_by_type(message.payloads)
+    if COOKIE in notifies:
+        _retry_with_cookie(peer, sa, notifies[COOKIE][0].data)
         return
     if errors:
         name = notify_name(errors[0])

@@ -65,13 +65,20 @@ def spec_transforms(spec: ProposalSpec, protocol: int, dh_first: int | None = No
     groups = spec.dh
     if dh_first is not None and len(groups) > 1:
         groups = sorted(groups, key=lambda g: g.number != dh_first)  # stable: the others keep their order
-    out = [Transform(ENCR, c.number, c.key_bits) for c in spec.encryption]
+    # Plain loops: a list comprehension is a function call of its own, and a spec has one or two of each.
+    out = []
+    for c in spec.encryption:
+        out.append(Transform(ENCR, c.number, c.key_bits))
     if protocol == IKE:
-        out += [Transform(PRF, p.number) for p in spec.prf]
-    out += [Transform(INTEG, i.number) for i in spec.integrity]
-    out += [Transform(DH, g.number) for g in groups]
+        for p in spec.prf:
+            out.append(Transform(PRF, p.number))
+    for i in spec.integrity:
+        out.append(Transform(INTEG, i.number))
+    for g in groups:
+        out.append(Transform(DH, g.number))
     if protocol == ESP:
-        out += [Transform(ESN, int(e)) for e in spec.esn]
+        for e in spec.esn:
+            out.append(Transform(ESN, int(e)))
     return out
 
 
@@ -199,10 +206,10 @@ def _match(p: Proposal, spec: ProposalSpec, protocol: int):
 
 def _first_wanted(ttype: int, wanted: tuple, offered: list[Transform]) -> tuple[Transform, object] | None:
     """The first configured algorithm that is among the offered transforms, with its transform."""
-    values = [(t.id, t.key_length) if ttype == ENCR else t.id for t in offered]
     for value, algorithm in wanted:
-        if value in values:
-            return offered[values.index(value)], algorithm
+        for t in offered:
+            if ((t.id, t.key_length) if ttype == ENCR else t.id) == value:
+                return t, algorithm
     return None
 
 

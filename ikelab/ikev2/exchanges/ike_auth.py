@@ -176,8 +176,8 @@ def _trace_selectors(peer: "Ikev2Peer", offered_tsi: list, offered_tsr: list, ch
     text = selectors.to_text
     # The fields by position, in TrafficSelectorEvent's order (keywords reach a class as a dict: see engine.emit_message).
     peer.trace.emit(TrafficSelectorEvent(
-        peer.config.name, peer.now, [text(t) for t in offered_tsi], [text(t) for t in offered_tsr], list(peer.config.local_ts),
-        list(peer.config.remote_ts), [text(t) for t in chosen_tsi], [text(t) for t in chosen_tsr], reason,
+        peer.config.name, peer.now, list(map(text, offered_tsi)), list(map(text, offered_tsr)), list(peer.config.local_ts),
+        list(peer.config.remote_ts), list(map(text, chosen_tsi)), list(map(text, chosen_tsr)), reason,
     ))
 
 
@@ -193,14 +193,11 @@ def start(peer: "Ikev2Peer", sa: IkeSa) -> None:
     payloads = [id_i] + _own_certificates(peer) + certificate_request(peer)
     if cfg.remote_id is not None:
         payloads.append(IdPayload(False, cfg.remote_id.id_type, cfg.remote_id.data))
-    payloads += [
-        auth,
-        SaPayload(sa.offered_esp),
-        TsPayload(True, [selectors.from_network(n) for n in cfg.local_ts]),
-        TsPayload(False, [selectors.from_network(n) for n in cfg.remote_ts]),
-    ]
+    offered_tsi = [selectors.from_network(n) for n in cfg.local_ts]
+    offered_tsr = [selectors.from_network(n) for n in cfg.remote_ts]
+    payloads += [auth, SaPayload(sa.offered_esp), TsPayload(True, offered_tsi), TsPayload(False, offered_tsr)]
     sa.state = State.AUTH_SENT
-    peer.send_request(sa, IKE_AUTH, payloads, lambda r: _receive_response(peer, sa, r))
+    peer.send_request(sa, IKE_AUTH, payloads, lambda r: _receive_response(peer, sa, r, offered_tsi, offered_tsr))
 
 
 def rejected(peer: "Ikev2Peer", by: str) -> str:
@@ -213,7 +210,8 @@ def rejected(peer: "Ikev2Peer", by: str) -> str:
     return f"the {by} rejected our AUTH (AUTHENTICATION_FAILED): {cause}"
 
 
-def _receive_response(peer: "Ikev2Peer", sa: IkeSa, response: "Received") -> None:
+def _receive_response(peer: "Ikev2Peer", sa: IkeSa, response: "Received", offered_tsi: list, offered_tsr: list) -> None:
+    """The IKE_AUTH response; `offered_tsi` and `offered_tsr` are the selectors our request carried."""
     payloads = response.inner
     errors = error_notifies(payloads)
     if any(n.notify_type == NotifyType.AUTHENTICATION_FAILED for n in errors):
@@ -238,8 +236,6 @@ def _receive_response(peer: "Ikev2Peer", sa: IkeSa, response: "Received") -> Non
     specs = _child_specs(peer)
     selection = proposals.accept_reply(sa_r.proposals[0], sa.offered_esp, specs, ESP)
     peer.trace.emit(proposals.choice_event(peer.config.name, peer.now, "ESP", sa.offered_esp, specs, selection))
-    offered_tsi = [selectors.from_network(n) for n in peer.config.local_ts]
-    offered_tsr = [selectors.from_network(n) for n in peer.config.remote_ts]
     narrowed_ok = selectors.covered(tsi.selectors, offered_tsi) and selectors.covered(tsr.selectors, offered_tsr)
     reason = "within what we proposed" if narrowed_ok else "the responder widened our traffic selectors"
     _trace_selectors(peer, offered_tsi, offered_tsr, tsi.selectors, tsr.selectors, reason)

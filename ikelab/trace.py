@@ -35,23 +35,23 @@ class Event:
 
 
 class DeferredText:
-    """A text field of an event that may also be given as a function of no arguments, called when
-    the field is first read (a descriptor-typed dataclass field; it has no default). For one-line
-    views of what an event already holds, such as a message's summary: like the payload trees,
-    they are written when someone looks, not for every message whether or not anyone does."""
+    """A text field of an event (or None) that may also be given as a function of no arguments,
+    called when the field is first read (a descriptor-typed dataclass field; it has no default). For
+    one-line views of what an event already holds, such as a message's summary: like the payload
+    trees, they are written when someone looks, not for every message whether or not anyone does."""
 
     def __set_name__(self, owner: type, name: str) -> None:
         self._key = f"_{name}_value"
 
-    def __get__(self, event: object, owner: type | None = None) -> str:
+    def __get__(self, event: object, owner: type | None = None) -> str | None:
         if event is None:
             raise AttributeError("no default")  # dataclass asks the class: the field stays required
         value = event.__dict__[self._key]
-        if not isinstance(value, str):
+        if callable(value):
             value = event.__dict__[self._key] = value()
         return value
 
-    def __set__(self, event: object, value: "str | Callable[[], str]") -> None:
+    def __set__(self, event: object, value: "str | None | Callable[[], str]") -> None:
         event.__dict__[self._key] = value
 
 
@@ -223,10 +223,10 @@ class ProposalEvent(Event):
 
     kind: ClassVar[str] = "proposal"
     protocol: str  # "IKE" or "ESP"
-    offered: list[str]
+    offered: Sequence[str]  # a list, or a DeferredList
     configured: list[str]
-    chosen: str | None
-    reasons: list[str]
+    chosen: str | None = DeferredText()  # see DeferredText
+    reasons: Sequence[str]
 
 
 @dataclass

@@ -51,3 +51,38 @@ def test_deferred_commands_read_as_the_list_they_make():
     assert to_jsonable(event.commands) == ["ip xfrm state add src 192.0.2.1", "ip xfrm policy add"]
     assert event.to_dict()["commands"] == ["ip xfrm state add src 192.0.2.1", "ip xfrm policy add"]
     assert made == [1]
+
+
+def test_a_proposal_choice_writes_its_texts_when_read_and_they_equal_eager_ones():
+    from ikelab.crypto.names import parse_proposal
+    from ikelab.ikev2 import proposals
+    from ikelab.trace import ProposalEvent
+    from ikelab.wire.ikev2_constants import ProtocolId
+
+    ours = (parse_proposal("aes128-sha256-modp2048", ike=True),)
+    offered = proposals.offer((parse_proposal("aes256-sha384-modp3072", ike=True),) + ours, ProtocolId.IKE)
+    selection = proposals.select(offered, ours, ProtocolId.IKE)
+    event = Trace().emit(proposals.choice_event("right", 0.0, "IKE", offered, ours, selection))
+    eager = ProposalEvent(
+        "right", 0.0, protocol="IKE", offered=[proposals.describe(p) for p in offered], configured=[ours[0].keywords()],
+        chosen=proposals.describe(selection.proposal),
+        reasons=[f"{proposals.describe(offered[0])} vs configured {ours[0].keywords()}: no common ENCR: offered "
+                 "ENCR_AES_CBC-256, configured aes128",
+                 f"{proposals.describe(offered[1])} matches configured {ours[0].keywords()}"],
+    )
+    eager.seq = event.seq
+    assert event.chosen == "#2 IKE: ENCR_AES_CBC-128, PRF_HMAC_SHA2_256, AUTH_HMAC_SHA2_256_128, MODP_2048"
+    assert event.to_dict() == eager.to_dict()
+
+
+def test_a_refused_choice_has_no_chosen_text():
+    from ikelab.crypto.names import parse_proposal
+    from ikelab.ikev2 import proposals
+    from ikelab.wire.ikev2_constants import ProtocolId
+
+    ours = (parse_proposal("aes128-sha256-modp2048", ike=True),)
+    offered = proposals.offer((parse_proposal("aes256-sha384-modp3072", ike=True),), ProtocolId.IKE)
+    selection = proposals.select(offered, ours, ProtocolId.IKE)
+    event = proposals.choice_event("right", 0.0, "IKE", offered, ours, selection)
+    assert event.chosen is None and selection.negotiated is None
+    assert event.to_dict()["chosen"] is None and len(event.reasons) == 1

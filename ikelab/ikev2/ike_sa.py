@@ -26,9 +26,10 @@ class State(enum.Enum):
     DELETED = "deleted"
 
 
-@dataclass(frozen=True)
+@dataclass
 class Received:
-    """A message that arrived, as the exchange handlers see it."""
+    """A message that arrived, as the exchange handlers see it. (A value, but not a frozen
+    dataclass: one per message, and frozen ones cost three times as much to build.)"""
 
     data: bytes
     message: Message
@@ -98,6 +99,11 @@ class IkeSa:
     reassembly: dict = field(default_factory=dict)
     rekeying_ike: bool = False  # our CREATE_CHILD_SA rekeying this IKE SA waits for its response
     successor: "IkeSa | None" = None  # the IKE SA that replaced this one in a rekey (and holds its Child SAs)
+    # role == "initiator", fixed with the role: read for every message, where a property is a Python call
+    is_initiator: bool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.is_initiator = self.role == "initiator"
 
     def current(self) -> "IkeSa":
         """This IKE SA, or the one that now holds its Child SAs if it was rekeyed (exchanges that
@@ -106,10 +112,6 @@ class IkeSa:
         while sa.successor is not None:
             sa = sa.successor
         return sa
-
-    @property
-    def is_initiator(self) -> bool:
-        return self.role == "initiator"
 
     @property
     def local_spi(self) -> bytes:

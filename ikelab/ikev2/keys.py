@@ -7,15 +7,20 @@ from typing import TYPE_CHECKING
 from ikelab.crypto import ikev2_kdf
 from ikelab.esp.sa import ChildSa, EspSa
 from ikelab.ikev2.proposals import Negotiated
-from ikelab.trace import ChildSaEvent, IkeKeysEvent, PrfEvent, PrfPlusEvent
+from ikelab.trace import ChildSaEvent, DeferredList, IkeKeysEvent, PrfEvent, PrfPlusEvent
 
 if TYPE_CHECKING:
     from ikelab.ikev2.engine import Ikev2Peer
     from ikelab.ikev2.ike_sa import IkeSa
 
 
-def _blocks(result) -> list[dict]:
-    return [{"index": b.index, "input": b.input, "output": b.output} for b in result.blocks]
+def _blocks(result) -> DeferredList:
+    """prf+'s blocks as the trace shows them, written when first read (the blocks are tuples)."""
+    return DeferredList(lambda: [{"index": b.index, "input": b.input, "output": b.output} for b in result.blocks])
+
+
+# The events below are built with their fields by position, in each event's order: a class called with
+# keywords gets them as a dict, some 450 instructions a keyword, and every handshake derives keys four times.
 
 
 def derive_ike_keys(peer: "Ikev2Peer", sa: "IkeSa") -> None:
@@ -23,8 +28,8 @@ def derive_ike_keys(peer: "Ikev2Peer", sa: "IkeSa") -> None:
     prf = sa.ike.prf
     skeyseed = ikev2_kdf.skeyseed(prf, sa.ni, sa.nr, sa.shared_secret)
     peer.trace.emit(PrfEvent(
-        peer.config.name, peer.now, label="SKEYSEED", formula="SKEYSEED = prf(Ni | Nr, g^ir)", prf=prf.description,
-        key=sa.ni + sa.nr, data=sa.shared_secret, output=skeyseed,
+        peer.config.name, peer.now, "SKEYSEED", "SKEYSEED = prf(Ni | Nr, g^ir)", prf.description,
+        sa.ni + sa.nr, sa.shared_secret, skeyseed,
     ))
     _sa_keys(peer, sa, skeyseed, "IKE SA keys")
 
@@ -33,8 +38,8 @@ def derive_rekeyed_ike_keys(peer: "Ikev2Peer", old: "IkeSa", new: "IkeSa") -> No
     """The keys of an IKE SA made by rekeying: SKEYSEED = prf(SK_d (old), g^ir (new) | Ni | Nr)."""
     skeyseed = ikev2_kdf.rekey_skeyseed(old.ike.prf, old.keys.sk_d, new.shared_secret, new.ni, new.nr)
     peer.trace.emit(PrfEvent(
-        peer.config.name, peer.now, label="SKEYSEED (rekeyed IKE SA)", formula="SKEYSEED = prf(SK_d (old), g^ir (new) | Ni | Nr)",
-        prf=old.ike.prf.description, key=old.keys.sk_d, data=new.shared_secret + new.ni + new.nr, output=skeyseed,
+        peer.config.name, peer.now, "SKEYSEED (rekeyed IKE SA)", "SKEYSEED = prf(SK_d (old), g^ir (new) | Ni | Nr)",
+        old.ike.prf.description, old.keys.sk_d, new.shared_secret + new.ni + new.nr, skeyseed,
     ))
     _sa_keys(peer, new, skeyseed, "rekeyed IKE SA keys")
 
@@ -46,22 +51,18 @@ def _sa_keys(peer: "Ikev2Peer", sa: "IkeSa", skeyseed: bytes, label: str) -> Non
         prf, skeyseed, sa.ni, sa.nr, sa.spi_i, sa.spi_r, cipher.key_length, integ.key_length if integ else 0
     )
     split = keys.as_dict()
+    seed = sa.ni + sa.nr + sa.spi_i + sa.spi_r
     peer.trace.emit(PrfPlusEvent(
-        peer.config.name, peer.now,
-        label=label,
-        formula="{SK_d | SK_ai | SK_ar | SK_ei | SK_er | SK_pi | SK_pr} = prf+(SKEYSEED, Ni | Nr | SPIi | SPIr)",
-        prf=prf.description,
-        key=skeyseed,
-        seed=sa.ni + sa.nr + sa.spi_i + sa.spi_r,
-        blocks=_blocks(stream),
-        output=stream.output,
-        split=split,
+        peer.config.name, peer.now, label, IKE_KEYS_FORMULA, prf.description, skeyseed, seed, _blocks(stream), stream.output,
+        split,
     ))
     sa.keys = keys
     peer.trace.emit(IkeKeysEvent(
-        peer.config.name, peer.now, spi_i=sa.spi_i, spi_r=sa.spi_r, cipher=cipher.name,
-        integrity=integ.name if integ else "", prf=prf.name, keys=dict(split),
+        peer.config.name, peer.now, sa.spi_i, sa.spi_r, cipher.name, integ.name if integ else "", prf.name, dict(split),
     ))
+
+
+IKE_KEYS_FORMULA = "{SK_d | SK_ai | SK_ar | SK_ei | SK_er | SK_pi | SK_pr} = prf+(SKEYSEED, Ni | Nr | SPIi | SPIr)"
 
 
 def derive_child_sa(
@@ -100,41 +101,31 @@ def derive_child_sa(
     split["encryption key r->i"] = er
     if integ_len:
         split["integrity key r->i"] = ar
+    formula = "KEYMAT = prf+(SK_d, g^ir (new) | Ni | Nr)" if g_ir else "KEYMAT = prf+(SK_d, Ni | Nr)"
     peer.trace.emit(PrfPlusEvent(
-        peer.config.name, peer.now,
-        label=f"Child SA {peer.config.child_name} keys",
-        formula="KEYMAT = prf+(SK_d, " + ("g^ir (new) | " if g_ir else "") + "Ni | Nr)",
-        prf=prf.description,
-        key=sa.keys.sk_d,
-        seed=seed,
-        blocks=_blocks(stream),
-        output=material,
-        split=split,
+        peer.config.name, peer.now, f"Child SA {peer.config.child_name} keys", formula, prf.description, sa.keys.sk_d, seed,
+        _blocks(stream), material, split,
     ))
     local, remote = sa.local.host, sa.remote.host
-    i_to_r = dict(cipher=esp.cipher, integrity=esp.integrity, encryption_key=ei, integrity_key=ai, esn=esp.esn)
-    r_to_i = dict(cipher=esp.cipher, integrity=esp.integrity, encryption_key=er, integrity_key=ar, esn=esp.esn)
     # Behind a NAT, ESP travels inside UDP between the ports IKE uses now (RFC 3948).
     nat = sa.nat_local or sa.nat_remote
     out_ports = (sa.local.port, sa.remote.port) if nat else None
     in_ports = (sa.remote.port, sa.local.port) if nat else None
+
+    def esp_sa(spi: bytes, src: str, dst: str, encryption_key: bytes, integrity_key: bytes, encap) -> EspSa:
+        # EspSa's fields by position (spi, src, dst, cipher, integrity, encryption_key, integrity_key, esn, encap):
+        # keywords would reach the class as a dict.
+        return EspSa(spi, src, dst, esp.cipher, esp.integrity, encryption_key, integrity_key, esp.esn, encap)
+
     if we_initiated:
-        outbound = EspSa(spi=spi_from_responder, src=local, dst=remote, encap=out_ports, **i_to_r)
-        inbound = EspSa(spi=spi_from_initiator, src=remote, dst=local, encap=in_ports, **r_to_i)
+        outbound = esp_sa(spi_from_responder, local, remote, ei, ai, out_ports)  # i->r keys
+        inbound = esp_sa(spi_from_initiator, remote, local, er, ar, in_ports)
     else:
-        outbound = EspSa(spi=spi_from_initiator, src=local, dst=remote, encap=out_ports, **r_to_i)
-        inbound = EspSa(spi=spi_from_responder, src=remote, dst=local, encap=in_ports, **i_to_r)
+        outbound = esp_sa(spi_from_initiator, local, remote, er, ar, out_ports)  # r->i keys
+        inbound = esp_sa(spi_from_responder, remote, local, ei, ai, in_ports)
     child = ChildSa(peer.config.child_name, inbound, outbound, tuple(local_ts), tuple(remote_ts))
     peer.trace.emit(ChildSaEvent(
-        peer.config.name, peer.now,
-        action="installed",
-        name=child.name,
-        mode=child.mode,
-        protocol="ESP",
-        algorithms=esp.keywords(),
-        inbound=inbound.describe(),
-        outbound=outbound.describe(),
-        local_ts=list(local_ts),
-        remote_ts=list(remote_ts),
+        peer.config.name, peer.now, "installed", child.name, child.mode, "ESP", esp.keywords(), inbound.describe(),
+        outbound.describe(), list(local_ts), list(remote_ts),
     ))
     return child

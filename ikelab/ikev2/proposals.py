@@ -7,14 +7,16 @@ algorithm of every transform type. Every refusal is explained, so a mismatch can
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property, lru_cache
+from functools import lru_cache
 
-from ikelab.crypto.cipher import Cipher, cipher
-from ikelab.crypto.dh import DhGroup, dh_group
-from ikelab.crypto.integrity import Integrity, integrity
+from ikelab.crypto.cipher import Cipher
+from ikelab.crypto.dh import DhGroup
+from ikelab.crypto.integrity import Integrity
 from ikelab.crypto.names import ProposalSpec
-from ikelab.crypto.prf import Prf, prf
+from ikelab.crypto.prf import Prf
+from ikelab.trace import DeferredList, ProposalEvent
 from ikelab.wire.ikev2 import Proposal, Transform
 from ikelab.wire.ikev2_constants import (
     TRANSFORM_ID_ENUMS,
@@ -31,9 +33,10 @@ ENCR, PRF, INTEG, DH, ESN = TYPE_ORDER
 IKE, ESP = ProtocolId.IKE, ProtocolId.ESP
 
 
-@dataclass(frozen=True)
+@dataclass
 class Negotiated:
-    """The algorithms a proposal settled on."""
+    """The algorithms a proposal settled on. (A value, but not a frozen dataclass: each side of
+    each exchange makes one, and frozen ones cost three times as much to build.)"""
 
     cipher: Cipher
     integrity: Integrity | None
@@ -42,11 +45,8 @@ class Negotiated:
     esn: bool = False
 
     def keywords(self) -> str:
-        return self._keywords
-
-    @cached_property
-    def _keywords(self) -> str:
-        # Made once (frozen): the IKE SA's events and its failure or deletion quote it.
+        """"aes128-sha256-prfsha256-modp2048": written when asked, as the few events of an SA that
+        quote it do (remembering it would cost more than writing it again)."""
         parts = [self.cipher.name]
         if self.integrity:
             parts.append(self.integrity.name)
@@ -65,13 +65,20 @@ def spec_transforms(spec: ProposalSpec, protocol: int, dh_first: int | None = No
     groups = spec.dh
     if dh_first is not None and len(groups) > 1:
         groups = sorted(groups, key=lambda g: g.number != dh_first)  # stable: the others keep their order
-    out = [Transform(ENCR, c.number, c.key_bits) for c in spec.encryption]
+    # Plain loops: a list comprehension is a function call of its own, and a spec has one or two of each.
+    out = []
+    for c in spec.encryption:
+        out.append(Transform(ENCR, c.number, c.key_bits))
     if protocol == IKE:
-        out += [Transform(PRF, p.number) for p in spec.prf]
-    out += [Transform(INTEG, i.number) for i in spec.integrity]
-    out += [Transform(DH, g.number) for g in groups]
+        for p in spec.prf:
+            out.append(Transform(PRF, p.number))
+    for i in spec.integrity:
+        out.append(Transform(INTEG, i.number))
+    for g in groups:
+        out.append(Transform(DH, g.number))
     if protocol == ESP:
-        out += [Transform(ESN, int(e)) for e in spec.esn]
+        for e in spec.esn:
+            out.append(Transform(ESN, int(e)))
     return out
 
 
@@ -103,52 +110,68 @@ def _protocol_name(protocol: int) -> str:
     return name_of(ProtocolId, protocol)
 
 
-def _lookup(t: Transform) -> object | None:
-    """The algorithm object for a wire transform, or None if ikelab does not implement it."""
-    try:
-        if t.type == ENCR:
-            return cipher(t.id, t.key_length)
-        if t.type == PRF:
-            return prf(t.id)
-        if t.type == INTEG:
-            return integrity(t.id) if t.id else None
-        if t.type == DH:
-            return dh_group(t.id) if t.id else None
-        if t.type == ESN:
-            return bool(t.id)
-    except (KeyError, ValueError):
-        return None
-    return None
+def _wire_value(ttype: int, algorithm) -> object:
+    """What a transform of `ttype` carries to offer `algorithm`: (ID, key length) for a cipher, the ID
+    for the others. A transform offers an algorithm exactly when it carries this value (the algorithm
+    tables are keyed by it), so matching compares numbers, not algorithm objects."""
+    if ttype == ENCR:
+        return algorithm.number, algorithm.key_bits
+    if ttype == ESN:
+        return int(algorithm)
+    return algorithm.number
 
 
 _SPEC_FIELDS = {ENCR: "encryption", PRF: "prf", INTEG: "integrity", DH: "dh", ESN: "esn"}
 
 
-def _configured(spec: ProposalSpec, ttype: int) -> tuple:
-    return getattr(spec, _SPEC_FIELDS[ttype])
+@lru_cache(maxsize=256)
+def _wanted(spec: ProposalSpec, protocol: int) -> tuple[tuple[int, tuple[tuple[object, object], ...]], ...]:
+    """Per transform type `protocol` negotiates: the configured algorithms in order of preference, each
+    with its wire value. Made once per spec (frozen), not for every proposal it is matched against."""
+    return tuple(
+        (ttype, tuple((_wire_value(ttype, a), a) for a in getattr(spec, _SPEC_FIELDS[ttype])))
+        for ttype in TYPES_OF.get(protocol, TYPE_ORDER)
+    )
 
 
-@dataclass(frozen=True)
+@dataclass  # a value; not frozen, as Negotiated
 class Selection:
     proposal: Proposal | None  # the reply: one transform per type, the offered number
     negotiated: Negotiated | None
-    reasons: list[str]
+    reasons: Sequence[str]  # why each offered proposal was taken or not (a DeferredList when all went well)
 
 
 def select(offered: list[Proposal], configured: tuple[ProposalSpec, ...], protocol: int) -> Selection:
-    reasons: list[str] = []
+    verdicts: list[tuple[Proposal, ProposalSpec | None, str]] = []  # (offered, configured, why not: "" if taken)
     for spec in configured:
         for p in offered:
             if p.protocol != protocol:
-                reasons.append(f"{describe(p)}: protocol is not {name_of(ProtocolId, protocol)}")
+                verdicts.append((p, None, f"protocol is not {name_of(ProtocolId, protocol)}"))
                 continue
             chosen, why = _match(p, spec, protocol)
-            if chosen is None:
-                reasons.append(f"{describe(p)} vs configured {spec.keywords()}: {why}")
-                continue
-            reasons.append(f"{describe(p)} matches configured {spec.keywords()}")
-            return Selection(chosen[0], chosen[1], reasons)
-    return Selection(None, None, reasons)
+            verdicts.append((p, spec, why))
+            if chosen is not None:
+                return Selection(chosen[0], chosen[1], DeferredList(lambda: [_reason(*v) for v in verdicts]))
+    return Selection(None, None, [_reason(*v) for v in verdicts])
+
+
+def _reason(p: Proposal, spec: ProposalSpec | None, why: str) -> str:
+    if spec is None:
+        return f"{describe(p)}: {why}"
+    if why:
+        return f"{describe(p)} vs configured {spec.keywords()}: {why}"
+    return f"{describe(p)} matches configured {spec.keywords()}"
+
+
+def choice_event(peer: str, now: float, protocol: str, offered: list[Proposal], configured: tuple[ProposalSpec, ...],
+                 selection: Selection) -> ProposalEvent:
+    """The trace of a choice. Its texts quote proposals that stay as they are, so they are written
+    when first read: a handshake would otherwise describe a dozen proposals that nobody may look at."""
+    chosen = selection.proposal
+    return ProposalEvent(  # protocol, offered, configured, chosen, reasons: by position, as engine.emit_message says why
+        peer, now, protocol, DeferredList(lambda: [describe(p) for p in offered]), [s.keywords() for s in configured],
+        None if chosen is None else lambda: describe(chosen), selection.reasons,
+    )
 
 
 # The transform types each protocol negotiates (RFC 7296 §3.3.3): ESP has no PRF, IKE no ESN.
@@ -159,9 +182,9 @@ def _match(p: Proposal, spec: ProposalSpec, protocol: int):
     offered_by_type: dict[int, list[Transform]] = {}
     for t in p.transforms:
         offered_by_type.setdefault(t.type, []).append(t)
-    picked: dict[int, tuple[Transform, object]] = {}
-    for ttype in TYPES_OF.get(protocol, TYPE_ORDER):
-        wanted = _configured(spec, ttype)
+    transforms: list[Transform] = []  # in TYPE_ORDER, as _wanted lists the types
+    chosen: dict[int, object] = {}
+    for ttype, wanted in _wanted(spec, protocol):
         offered = offered_by_type.get(ttype) or ([Transform(ESN, 0)] if ttype == ESN else [])
         if not wanted and not offered:
             continue
@@ -173,27 +196,26 @@ def _match(p: Proposal, spec: ProposalSpec, protocol: int):
         found = _first_wanted(ttype, wanted, offered)
         if found is None:
             names = ", ".join(map(describe_transform, offered)) or "nothing"
-            configured = ", ".join(getattr(a, "name", str(a)) for a in wanted)
+            configured = ", ".join(getattr(a, "name", str(a)) for _, a in wanted)
             return None, f"no common {name_of(TransformType, ttype)}: offered {names}, configured {configured}"
-        picked[ttype] = found
-    transforms = [picked[t][0] for t in TYPE_ORDER if t in picked]
-    chosen = {ttype: algorithm for ttype, (_, algorithm) in picked.items()}
+        transforms.append(found[0])
+        chosen[ttype] = found[1]
     negotiated = Negotiated(chosen.get(ENCR), chosen.get(INTEG), chosen.get(PRF), chosen.get(DH), bool(chosen.get(ESN)))
     return (Proposal(p.number, p.protocol, p.spi, transforms), negotiated), ""
 
 
 def _first_wanted(ttype: int, wanted: tuple, offered: list[Transform]) -> tuple[Transform, object] | None:
     """The first configured algorithm that is among the offered transforms, with its transform."""
-    for algorithm in wanted:
+    for value, algorithm in wanted:
         for t in offered:
-            if _lookup(t) == algorithm and (ttype != ESN or t.id == int(algorithm)):
+            if ((t.id, t.key_length) if ttype == ENCR else t.id) == value:
                 return t, algorithm
     return None
 
 
 def accept_reply(reply: Proposal, sent: list[Proposal], configured: tuple[ProposalSpec, ...], protocol: int) -> Selection:
     """The initiator checks the responder's single chosen proposal against what it offered."""
-    if sum(1 for t in reply.transforms if t.type == TransformType.ENCR) != 1:
+    if sum(1 for t in reply.transforms if t.type == ENCR) != 1:
         return Selection(None, None, [f"reply {describe(reply)} must carry exactly one transform of each type"])
     ours = next((p for p in sent if p.number == reply.number), None)
     if ours is None:
@@ -206,4 +228,4 @@ def accept_reply(reply: Proposal, sent: list[Proposal], configured: tuple[Propos
     chosen, why = _match(reply, spec, protocol)
     if chosen is None:
         return Selection(None, None, [f"reply {describe(reply)}: {why}"])
-    return Selection(reply, chosen[1], [f"responder chose {describe(reply)}"])
+    return Selection(reply, chosen[1], DeferredList(lambda: [f"responder chose {describe(reply)}"]))

@@ -140,7 +140,7 @@ class Session:
 
     def step(self) -> Step | None:
         """Advance by one step; None when the run is over."""
-        first = len(self.trace)
+        first = len(self.trace.events)  # the list's len: Trace.__len__ is a Python call
         if not self._started:
             self._started = True
             initiator = self.lesson.initiator.name
@@ -228,7 +228,7 @@ class Session:
             # The datapath takes Child SAs without waiting (off the critical path of the response that
             # follows an install); before the run pauses, every install is confirmed.
             self.datapath.settle()
-        step = Step(len(self.steps), kind, label, first, len(self.trace))
+        step = Step(len(self.steps), kind, label, first, len(self.trace.events))
         self.steps.append(step)
         return step
 

@@ -18,9 +18,10 @@ from ikelab.esp.udp_encap import KEEPALIVE, NAT_T_PORT, NON_ESP_MARKER
 IKE_PORT = 500
 
 
-@dataclass(frozen=True)
+@dataclass
 class Delivery:
-    """A datagram as it arrived: what the receiving socket saw, and whose socket it was."""
+    """A datagram as it arrived: what the receiving socket saw, and whose socket it was. (A value,
+    but not a frozen dataclass: one per datagram, and frozen ones cost three times as much to build.)"""
 
     data: bytes
     src: Endpoint

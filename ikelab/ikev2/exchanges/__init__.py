@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ikelab.wire.ikev2 import NotifyPayload
+from ikelab.wire.ikev2 import NotifyPayload, SaPayload, TsPayload
 from ikelab.wire.ikev2_constants import ExchangeType, NotifyType, name_of
 
 if TYPE_CHECKING:
@@ -12,12 +12,15 @@ if TYPE_CHECKING:
     from ikelab.ikev2.ike_sa import IkeSa
 
 
+IKE_AUTH = ExchangeType.IKE_AUTH  # read once: an enum member read from its class is a Python-level lookup
+
+
 def dispatch_request(peer: "Ikev2Peer", sa: "IkeSa", request: "Received") -> None:
     """Hand a decrypted request to the exchange that answers it."""
     from ikelab.ikev2.exchanges import create_child_sa, ike_auth, informational
 
     exchange = request.header.exchange
-    if exchange == ExchangeType.IKE_AUTH:
+    if exchange == IKE_AUTH:
         ike_auth.receive_request(peer, sa, request)
     elif exchange == ExchangeType.INFORMATIONAL:
         informational.receive_request(peer, sa, request)
@@ -32,6 +35,22 @@ def dispatch_request(peer: "Ikev2Peer", sa: "IkeSa", request: "Received") -> Non
 def error_notifies(payloads: list) -> list[NotifyPayload]:
     """Notify payloads of the error range (types below 16384, RFC 7296 §3.10.1)."""
     return [p for p in payloads if isinstance(p, NotifyPayload) and p.notify_type < 16384]
+
+
+def child_sa_payloads(payloads: list) -> tuple[SaPayload | None, TsPayload | None, TsPayload | None]:
+    """The first SA, TSi and TSr payloads, found in one pass (rather than a generator for each)."""
+    sa = tsi = tsr = None
+    for p in payloads:
+        if isinstance(p, SaPayload):
+            if sa is None:
+                sa = p
+        elif isinstance(p, TsPayload):
+            if p.initiator:
+                if tsi is None:
+                    tsi = p
+            elif tsr is None:
+                tsr = p
+    return sa, tsi, tsr
 
 
 def notify_name(n: NotifyPayload) -> str:

@@ -23,7 +23,7 @@ from ikelab.ikev2 import proposals, selectors
 from ikelab.ikev2.exchanges import error_notifies, notify_name
 from ikelab.ikev2.ike_sa import IkeSa, State
 from ikelab.ikev2.keys import derive_child_sa, derive_rekeyed_ike_keys
-from ikelab.trace import DhKeyPairEvent, DhSharedEvent, IkeSaEvent, ProposalEvent, TrafficSelectorEvent
+from ikelab.trace import DhKeyPairEvent, DhSharedEvent, IkeSaEvent, TrafficSelectorEvent
 from ikelab.wire.ikev2 import KePayload, NoncePayload, NotifyPayload, Proposal, SaPayload, TsPayload
 from ikelab.wire.ikev2_constants import ExchangeType, NotifyType, ProtocolId
 
@@ -63,14 +63,7 @@ def _shared(peer: "Ikev2Peer", pair: DhKeyPair, peer_public: bytes) -> bytes:
 
 
 def _trace_choice(peer: "Ikev2Peer", protocol: str, offered: list, configured, selection) -> None:
-    peer.emit(
-        ProposalEvent,
-        protocol=protocol,
-        offered=[proposals.describe(p) for p in offered],
-        configured=[s.keywords() for s in configured],
-        chosen=proposals.describe(selection.proposal) if selection.proposal else None,
-        reasons=selection.reasons,
-    )
+    peer.trace.emit(proposals.choice_event(peer.config.name, peer.now, protocol, offered, configured, selection))
 
 
 def _install(peer: "Ikev2Peer", sa: IkeSa, child: ChildSa) -> None:

@@ -18,7 +18,7 @@ from ikelab.effects import IkeSaUp, InstallChildSa
 from ikelab.ikev2 import proposals, selectors
 from ikelab.ikev2.auth import psk_auth
 from ikelab.ikev2.config import Identity
-from ikelab.ikev2.exchanges import error_notifies, notify_name
+from ikelab.ikev2.exchanges import child_sa_payloads, error_notifies, notify_name
 from ikelab.ikev2.ike_sa import IkeSa, State
 from ikelab.ikev2.keys import derive_child_sa
 from ikelab.pki.ca import der
@@ -26,13 +26,17 @@ from ikelab.pki.keys import describe_key
 from ikelab.pki.signature_auth import SIGNATURE_METHODS, choose, describe_auth, sign, signed_octets, verify
 from ikelab.pki.peer_certificate import check_peer_certificate
 from ikelab.pki.validation import certreq_data, same_identity
-from ikelab.trace import AuthEvent, IkeSaEvent, ProposalEvent, TrafficSelectorEvent
+from ikelab.trace import AuthEvent, IkeSaEvent, TrafficSelectorEvent
 from ikelab.wire.ikev2 import AuthPayload, CertPayload, CertReqPayload, IdPayload, NotifyPayload, Proposal, SaPayload, TsPayload
 from ikelab.wire.ikev2_constants import AuthMethod, CertEncoding, ExchangeType, NotifyType, ProtocolId, name_of
 
 if TYPE_CHECKING:
     from ikelab.crypto.names import ProposalSpec
     from ikelab.ikev2.engine import Ikev2Peer, Received
+
+
+# Enum members read once (one read from its class is a Python-level lookup: EnumType has __getattr__).
+SHARED_KEY_MIC, ESP, IKE_AUTH = AuthMethod.SHARED_KEY_MIC, ProtocolId.ESP, ExchangeType.IKE_AUTH
 
 
 def _child_specs(peer: "Ikev2Peer") -> tuple["ProposalSpec", ...]:
@@ -65,21 +69,11 @@ def _auth(peer: "Ikev2Peer", sa: IkeSa, *, of_initiator: bool, id_payload: IdPay
     message, nonce, sk_p, label = _auth_inputs(sa, of_initiator)
     result = psk_auth(sa.ike.prf, peer.config.psk, message, nonce, sk_p, id_payload.id_body())
     ok = None if received is None else hmac.compare_digest(result.auth, received)
+    of_role = "initiator" if of_initiator else "responder"
+    # The fields by position, in AuthEvent's order (four a handshake: keywords reach a class as a dict).
     peer.trace.emit(AuthEvent(
-        peer.config.name, peer.now,
-        action=action,
-        of_role="initiator" if of_initiator else "responder",
-        method="SHARED_KEY_MIC (PSK)",
-        message=message,
-        nonce=nonce,
-        id_body=result.id_body,
-        sk_p_label=label,
-        maced_id=result.maced_id,
-        signed_octets=result.signed_octets,
-        auth_key=result.auth_key,
-        expected=result.auth,
-        received=received,
-        ok=ok,
+        peer.config.name, peer.now, action, of_role, "SHARED_KEY_MIC (PSK)", message, nonce, result.id_body, label,
+        result.maced_id, result.signed_octets, result.auth_key, result.auth, received, ok,
     ))
     return result.auth, ok
 
@@ -89,7 +83,7 @@ def _own_auth(peer: "Ikev2Peer", sa: IkeSa, *, of_initiator: bool, id_payload: I
     cfg = peer.config
     if cfg.auth != "pubkey":
         data, _ = _auth(peer, sa, of_initiator=of_initiator, id_payload=id_payload, action="computed")
-        return AuthPayload(AuthMethod.SHARED_KEY_MIC, data)
+        return AuthPayload(SHARED_KEY_MIC, data)
     message, nonce, sk_p, label = _auth_inputs(sa, of_initiator)
     octets = signed_octets(sa.ike.prf, message, nonce, sk_p, id_payload.id_body())
     method, hash_choice = choose(cfg.private_key, sa.peer_hashes, prefer=cfg.signature)
@@ -144,9 +138,7 @@ def _check_signature(peer: "Ikev2Peer", sa: IkeSa, payloads: list, id_payload: I
 
 def _established(peer: "Ikev2Peer", sa: IkeSa) -> None:
     sa.state = State.ESTABLISHED
-    peer.trace.emit(IkeSaEvent(
-        peer.config.name, peer.now, state="established", spi_i=sa.spi_i, spi_r=sa.spi_r, algorithms=sa.ike.keywords(),
-    ))
+    peer.trace.emit(IkeSaEvent(peer.config.name, peer.now, "established", sa.spi_i, sa.spi_r, sa.ike.keywords()))
     peer.effect(IkeSaUp(sa.spi_i, sa.spi_r))
     peer.schedule(sa, peer.config.rekey_ike_after, "rekey-ike")
     peer.schedule(sa, peer.config.liveness_every, "liveness")
@@ -155,8 +147,13 @@ def _established(peer: "Ikev2Peer", sa: IkeSa) -> None:
 
 def _check_peer_auth(peer: "Ikev2Peer", sa: IkeSa, payloads: list, *, peer_is_initiator: bool) -> str | None:
     """Verify the peer's ID and AUTH; returns why they are refused, or None."""
-    id_payload = next((p for p in payloads if isinstance(p, IdPayload) and p.initiator == peer_is_initiator), None)
-    auth = next((p for p in payloads if isinstance(p, AuthPayload)), None)
+    id_payload = auth = None
+    for p in payloads:  # the first of each, in one pass
+        if isinstance(p, IdPayload):
+            if id_payload is None and p.initiator == peer_is_initiator:
+                id_payload = p
+        elif auth is None and isinstance(p, AuthPayload):
+            auth = p
     if id_payload is None or auth is None:
         return "the message lacks the ID or AUTH payload"
     sa.peer_id = Identity.from_wire(id_payload.id_type, id_payload.data)
@@ -167,12 +164,21 @@ def _check_peer_auth(peer: "Ikev2Peer", sa: IkeSa, payloads: list, *, peer_is_in
         return f"the peer says it is {sa.peer_id} but we expect {expected_id}"
     if peer.config.auth == "pubkey":
         return _check_signature(peer, sa, payloads, id_payload, auth, peer_is_initiator)
-    if auth.method != AuthMethod.SHARED_KEY_MIC:
+    if auth.method != SHARED_KEY_MIC:
         return f"the peer authenticates with {name_of(AuthMethod, auth.method)}, but we are configured for a pre-shared key"
     _, ok = _auth(peer, sa, of_initiator=peer_is_initiator, id_payload=id_payload, action="verified", received=auth.data)
     if not ok:
         return f"the AUTH of {sa.peer_id} does not match what our pre-shared key gives: the keys differ"
     return None
+
+
+def _trace_selectors(peer: "Ikev2Peer", offered_tsi: list, offered_tsr: list, chosen_tsi: list, chosen_tsr: list, reason: str) -> None:
+    text = selectors.to_text
+    # The fields by position, in TrafficSelectorEvent's order (keywords reach a class as a dict: see engine.emit_message).
+    peer.trace.emit(TrafficSelectorEvent(
+        peer.config.name, peer.now, list(map(text, offered_tsi)), list(map(text, offered_tsr)), list(peer.config.local_ts),
+        list(peer.config.remote_ts), list(map(text, chosen_tsi)), list(map(text, chosen_tsr)), reason,
+    ))
 
 
 # ------------------------------------------------------------------------- initiator
@@ -183,18 +189,15 @@ def start(peer: "Ikev2Peer", sa: IkeSa) -> None:
     id_i = _own_id(peer, True)
     auth = _own_auth(peer, sa, of_initiator=True, id_payload=id_i)
     sa.child_spi = peer.new_child_spi()
-    sa.offered_esp = proposals.offer(_child_specs(peer), ProtocolId.ESP, spi=sa.child_spi)
+    sa.offered_esp = proposals.offer(_child_specs(peer), ESP, spi=sa.child_spi)
     payloads = [id_i] + _own_certificates(peer) + certificate_request(peer)
     if cfg.remote_id is not None:
         payloads.append(IdPayload(False, cfg.remote_id.id_type, cfg.remote_id.data))
-    payloads += [
-        auth,
-        SaPayload(sa.offered_esp),
-        TsPayload(True, [selectors.from_network(n) for n in cfg.local_ts]),
-        TsPayload(False, [selectors.from_network(n) for n in cfg.remote_ts]),
-    ]
+    offered_tsi = [selectors.from_network(n) for n in cfg.local_ts]
+    offered_tsr = [selectors.from_network(n) for n in cfg.remote_ts]
+    payloads += [auth, SaPayload(sa.offered_esp), TsPayload(True, offered_tsi), TsPayload(False, offered_tsr)]
     sa.state = State.AUTH_SENT
-    peer.send_request(sa, ExchangeType.IKE_AUTH, payloads, lambda r: _receive_response(peer, sa, r))
+    peer.send_request(sa, IKE_AUTH, payloads, lambda r: _receive_response(peer, sa, r, offered_tsi, offered_tsr))
 
 
 def rejected(peer: "Ikev2Peer", by: str) -> str:
@@ -207,7 +210,8 @@ def rejected(peer: "Ikev2Peer", by: str) -> str:
     return f"the {by} rejected our AUTH (AUTHENTICATION_FAILED): {cause}"
 
 
-def _receive_response(peer: "Ikev2Peer", sa: IkeSa, response: "Received") -> None:
+def _receive_response(peer: "Ikev2Peer", sa: IkeSa, response: "Received", offered_tsi: list, offered_tsr: list) -> None:
+    """The IKE_AUTH response; `offered_tsi` and `offered_tsr` are the selectors our request carried."""
     payloads = response.inner
     errors = error_notifies(payloads)
     if any(n.notify_type == NotifyType.AUTHENTICATION_FAILED for n in errors):
@@ -225,28 +229,16 @@ def _receive_response(peer: "Ikev2Peer", sa: IkeSa, response: "Received") -> Non
     if errors:
         peer.note("error", f"the IKE SA is up but the responder refused the Child SA with {notify_name(errors[0])}")
         return
-    sa_r = next((p for p in payloads if isinstance(p, SaPayload)), None)
-    tsi = next((p for p in payloads if isinstance(p, TsPayload) and p.initiator), None)
-    tsr = next((p for p in payloads if isinstance(p, TsPayload) and not p.initiator), None)
+    sa_r, tsi, tsr = child_sa_payloads(payloads)
     if sa_r is None or tsi is None or tsr is None or len(sa_r.proposals) != 1:
         peer.note("error", "the IKE_AUTH response lacks SA, TSi or TSr: no Child SA")
         return
     specs = _child_specs(peer)
-    selection = proposals.accept_reply(sa_r.proposals[0], sa.offered_esp, specs, ProtocolId.ESP)
-    _trace_esp_choice(peer, [proposals.describe(p) for p in sa.offered_esp], specs, selection)
-    offered_tsi = [selectors.from_network(n) for n in peer.config.local_ts]
-    offered_tsr = [selectors.from_network(n) for n in peer.config.remote_ts]
+    selection = proposals.accept_reply(sa_r.proposals[0], sa.offered_esp, specs, ESP)
+    peer.trace.emit(proposals.choice_event(peer.config.name, peer.now, "ESP", sa.offered_esp, specs, selection))
     narrowed_ok = selectors.covered(tsi.selectors, offered_tsi) and selectors.covered(tsr.selectors, offered_tsr)
-    peer.trace.emit(TrafficSelectorEvent(
-        peer.config.name, peer.now,
-        offered_tsi=[selectors.to_text(t) for t in offered_tsi],
-        offered_tsr=[selectors.to_text(t) for t in offered_tsr],
-        local=list(peer.config.local_ts),
-        remote=list(peer.config.remote_ts),
-        chosen_tsi=[selectors.to_text(t) for t in tsi.selectors],
-        chosen_tsr=[selectors.to_text(t) for t in tsr.selectors],
-        reason="within what we proposed" if narrowed_ok else "the responder widened our traffic selectors",
-    ))
+    reason = "within what we proposed" if narrowed_ok else "the responder widened our traffic selectors"
+    _trace_selectors(peer, offered_tsi, offered_tsr, tsi.selectors, tsr.selectors, reason)
     if selection.negotiated is None or not narrowed_ok or len(sa_r.proposals[0].spi) != 4:
         peer.note("error", "the responder's Child SA reply is not acceptable: no Child SA")
         return
@@ -264,19 +256,6 @@ def _receive_response(peer: "Ikev2Peer", sa: IkeSa, response: "Received") -> Non
     sa.children.append(child)
     peer.effect(InstallChildSa(child))
     peer.schedule(sa, peer.config.rekey_child_after, f"rekey-child {child.inbound.spi.hex()}")
-
-
-def _trace_esp_choice(
-    peer: "Ikev2Peer", offered: list[str], specs: tuple["ProposalSpec", ...], selection: proposals.Selection
-) -> None:
-    peer.trace.emit(ProposalEvent(
-        peer.config.name, peer.now,
-        protocol="ESP",
-        offered=offered,
-        configured=[s.keywords() for s in specs],
-        chosen=proposals.describe(selection.proposal) if selection.proposal else None,
-        reasons=selection.reasons,
-    ))
 
 
 # ------------------------------------------------------------------------- responder
@@ -302,29 +281,18 @@ def receive_request(peer: "Ikev2Peer", sa: IkeSa, request: "Received") -> None:
 
 def _create_child(peer: "Ikev2Peer", sa: IkeSa, payloads: list) -> list:
     """The responder's Child SA payloads: SAr2, TSi, TSr, or the notify saying why there is none."""
-    sa_i = next((p for p in payloads if isinstance(p, SaPayload)), None)
-    tsi = next((p for p in payloads if isinstance(p, TsPayload) and p.initiator), None)
-    tsr = next((p for p in payloads if isinstance(p, TsPayload) and not p.initiator), None)
+    sa_i, tsi, tsr = child_sa_payloads(payloads)
     if sa_i is None or tsi is None or tsr is None:
         peer.note("error", "IKE_AUTH request lacks SA, TSi or TSr: no Child SA")
         return [NotifyPayload(NotifyType.INVALID_SYNTAX)]
     specs = _child_specs(peer)
-    selection = proposals.select(sa_i.proposals, specs, ProtocolId.ESP)
-    _trace_esp_choice(peer, [proposals.describe(p) for p in sa_i.proposals], specs, selection)
+    selection = proposals.select(sa_i.proposals, specs, ESP)
+    peer.trace.emit(proposals.choice_event(peer.config.name, peer.now, "ESP", sa_i.proposals, specs, selection))
     if selection.proposal is None:
         peer.note("error", "no offered ESP proposal matches ours: answering NO_PROPOSAL_CHOSEN, the IKE SA stays up")
         return [NotifyPayload(NotifyType.NO_PROPOSAL_CHOSEN)]
     narrowed = selectors.responder_narrow(tsi.selectors, tsr.selectors, list(peer.config.local_ts), list(peer.config.remote_ts))
-    peer.trace.emit(TrafficSelectorEvent(
-        peer.config.name, peer.now,
-        offered_tsi=[selectors.to_text(t) for t in tsi.selectors],
-        offered_tsr=[selectors.to_text(t) for t in tsr.selectors],
-        local=list(peer.config.local_ts),
-        remote=list(peer.config.remote_ts),
-        chosen_tsi=[selectors.to_text(t) for t in narrowed.tsi],
-        chosen_tsr=[selectors.to_text(t) for t in narrowed.tsr],
-        reason=narrowed.reason,
-    ))
+    _trace_selectors(peer, tsi.selectors, tsr.selectors, narrowed.tsi, narrowed.tsr, narrowed.reason)
     if not narrowed.ok:
         peer.note("error", f"{narrowed.reason}: answering TS_UNACCEPTABLE, the IKE SA stays up")
         return [NotifyPayload(NotifyType.TS_UNACCEPTABLE)]
@@ -347,5 +315,5 @@ def _create_child(peer: "Ikev2Peer", sa: IkeSa, payloads: list) -> list:
     sa.children.append(child)
     peer.effect(InstallChildSa(child))  # installed before the response leaves, so no ESP is lost
     peer.schedule(sa, peer.config.rekey_child_after, f"rekey-child {child.inbound.spi.hex()}")
-    reply = Proposal(selection.proposal.number, ProtocolId.ESP, our_spi, selection.proposal.transforms)
+    reply = Proposal(selection.proposal.number, ESP, our_spi, selection.proposal.transforms)
     return [SaPayload([reply]), TsPayload(True, narrowed.tsi), TsPayload(False, narrowed.tsr)]

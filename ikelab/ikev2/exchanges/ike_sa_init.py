@@ -23,13 +23,19 @@ from ikelab.ikev2.ike_sa import IkeSa, Received, State
 from ikelab.ikev2.keys import derive_ike_keys
 from ikelab.ikev2.nat import nat_hash
 from ikelab.pki.signature_auth import decode_signature_hash_algorithms, encode_signature_hash_algorithms, hash_names
-from ikelab.trace import DhKeyPairEvent, DhSharedEvent, ProposalEvent
+from ikelab.trace import DhKeyPairEvent, DhSharedEvent
 from ikelab.wire.ikev2 import Header, KePayload, NoncePayload, NotifyPayload, Proposal, SaPayload
 from ikelab.wire.ikev2_constants import ExchangeType, NotifyType, ProtocolId
 
 if TYPE_CHECKING:
     from ikelab.ikev2.engine import Ikev2Peer
 
+# Enum members read once: one read from its class goes through a Python-level lookup (EnumType has
+# __getattr__), and the notify scans below test each notify against them.
+NAT_SOURCE, NAT_DESTINATION = NotifyType.NAT_DETECTION_SOURCE_IP, NotifyType.NAT_DETECTION_DESTINATION_IP
+FRAGMENTATION_SUPPORTED, SIGNATURE_HASHES = NotifyType.IKEV2_FRAGMENTATION_SUPPORTED, NotifyType.SIGNATURE_HASH_ALGORITHMS
+COOKIE, INVALID_KE_PAYLOAD = NotifyType.COOKIE, NotifyType.INVALID_KE_PAYLOAD
+IKE, IKE_SA_INIT = ProtocolId.IKE, ExchangeType.IKE_SA_INIT
 NONCE_LENGTH = 32  # RFC 7296 §2.10: at least half the PRF key size and at least 16 bytes
 
 
@@ -64,8 +70,7 @@ def _dh_purpose(peer: "Ikev2Peer", group: DhGroup) -> str:
 def _generate_dh(peer: "Ikev2Peer", sa: IkeSa, group: DhGroup) -> None:
     purpose = _dh_purpose(peer, group)
     sa.dh = peer.spare_dh.pop(purpose, None) or group.generate(peer.rng, purpose)
-    peer.trace.emit(DhKeyPairEvent(peer.config.name, peer.now, group=group.number, group_name=group.name,
-                                   private=sa.dh.private, public=sa.dh.public))
+    peer.trace.emit(DhKeyPairEvent(peer.config.name, peer.now, group.number, group.name, sa.dh.private, sa.dh.public))
 
 
 def _nat_notifies(peer: "Ikev2Peer", sa: IkeSa, spi_r: bytes, local: Endpoint, remote: Endpoint) -> list[NotifyPayload]:
@@ -75,34 +80,44 @@ def _nat_notifies(peer: "Ikev2Peer", sa: IkeSa, spi_r: bytes, local: Endpoint, r
         # NAT, so IKE floats to port 4500 and ESP is UDP-encapsulated.
         source = peer.random(len(source), "fake NAT detection hash")
     return [
-        NotifyPayload(NotifyType.NAT_DETECTION_SOURCE_IP, data=source),
-        NotifyPayload(NotifyType.NAT_DETECTION_DESTINATION_IP, data=nat_hash(sa.spi_i, spi_r, remote)),
+        NotifyPayload(NAT_SOURCE, data=source),
+        NotifyPayload(NAT_DESTINATION, data=nat_hash(sa.spi_i, spi_r, remote)),
     ]
 
 
 def _send_request(peer: "Ikev2Peer", sa: IkeSa, group: DhGroup, cookie: bytes = b"") -> None:
     if sa.dh is None or sa.dh.group != group:
         _generate_dh(peer, sa, group)
-    sa.offered_ike = proposals.offer(peer.config.ike_proposals, ProtocolId.IKE, dh_first=group.number)
-    payloads = [NotifyPayload(NotifyType.COOKIE, data=cookie)] if cookie else []
+    sa.offered_ike = proposals.offer(peer.config.ike_proposals, IKE, dh_first=group.number)
+    payloads = [NotifyPayload(COOKIE, data=cookie)] if cookie else []
     payloads += [SaPayload(sa.offered_ike), KePayload(group.number, sa.dh.public), NoncePayload(sa.ni)]
     if peer.config.nat_detection:
         payloads += _nat_notifies(peer, sa, bytes(8), sa.local, sa.remote)
     payloads += _fragmentation_supported(peer.config.fragmentation)
     payloads += _signature_hashes(peer)
     sa.next_request_id = 0  # a retried IKE_SA_INIT keeps message ID 0
-    peer.send_request(sa, ExchangeType.IKE_SA_INIT, payloads, lambda r: _receive_response(peer, sa, r))
+    peer.send_request(sa, IKE_SA_INIT, payloads, lambda r: _receive_response(peer, sa, r))
     sa.init_request = sa.pending.data
 
 
 def _fragmentation_supported(offer: bool) -> list[NotifyPayload]:
     """RFC 7383 §2.3: we can send and receive SKF fragments."""
-    return [NotifyPayload(NotifyType.IKEV2_FRAGMENTATION_SUPPORTED)] if offer else []
+    return [NotifyPayload(FRAGMENTATION_SUPPORTED)] if offer else []
 
 
-def _negotiate_fragmentation(peer: "Ikev2Peer", sa: IkeSa, notifies: list[NotifyPayload]) -> None:
+def _notifies_by_type(payloads: list) -> dict[int, list[NotifyPayload]]:
+    """A message's notifies by type, in order: read once for the cookie, NAT detection, signature
+    hashes and fragmentation, rather than scanned for each."""
+    by_type: dict[int, list[NotifyPayload]] = {}
+    for p in payloads:
+        if isinstance(p, NotifyPayload):
+            by_type.setdefault(p.notify_type, []).append(p)
+    return by_type
+
+
+def _negotiate_fragmentation(peer: "Ikev2Peer", sa: IkeSa, notifies: dict[int, list[NotifyPayload]]) -> None:
     """Fragmentation is on for this IKE SA when both peers announced it (RFC 7383 §2.3)."""
-    offered = any(n.notify_type == NotifyType.IKEV2_FRAGMENTATION_SUPPORTED for n in notifies)
+    offered = FRAGMENTATION_SUPPORTED in notifies
     sa.fragmentation = offered and peer.config.fragmentation
     if sa.fragmentation:
         peer.note("info", f"both peers support IKE fragmentation (RFC 7383): encrypted messages bigger than fragment_size "
@@ -117,13 +132,13 @@ def _signature_hashes(peer: "Ikev2Peer") -> list[NotifyPayload]:
     """RFC 7427 §4: the hashes we accept in signatures; sent when we authenticate with certificates."""
     if peer.config.auth != "pubkey":
         return []
-    return [NotifyPayload(NotifyType.SIGNATURE_HASH_ALGORITHMS, data=encode_signature_hash_algorithms())]
+    return [NotifyPayload(SIGNATURE_HASHES, data=encode_signature_hash_algorithms())]
 
 
-def _peer_hashes(peer: "Ikev2Peer", sa: IkeSa, notifies: list[NotifyPayload]) -> None:
-    notify = next((n for n in notifies if n.notify_type == NotifyType.SIGNATURE_HASH_ALGORITHMS), None)
-    if notify is None:
+def _peer_hashes(peer: "Ikev2Peer", sa: IkeSa, notifies: dict[int, list[NotifyPayload]]) -> None:
+    if SIGNATURE_HASHES not in notifies:
         return
+    notify = notifies[SIGNATURE_HASHES][0]
     try:
         sa.peer_hashes = decode_signature_hash_algorithms(notify.data)
         peer.note("info", f"the peer accepts signatures with {', '.join(hash_names(sa.peer_hashes))} (RFC 7427)")
@@ -131,11 +146,11 @@ def _peer_hashes(peer: "Ikev2Peer", sa: IkeSa, notifies: list[NotifyPayload]) ->
         peer.note("warning", f"ignored a malformed SIGNATURE_HASH_ALGORITHMS notify: {e}")
 
 
-def _check_nat(peer: "Ikev2Peer", sa: IkeSa, received: "Received", notifies: list[NotifyPayload]) -> None:
+def _check_nat(peer: "Ikev2Peer", sa: IkeSa, received: "Received", notifies: dict[int, list[NotifyPayload]]) -> None:
     """Compare the peer's NAT detection hashes with the addresses this datagram really carried."""
     h = received.header
-    sources = [n.data for n in notifies if n.notify_type == NotifyType.NAT_DETECTION_SOURCE_IP]
-    dests = [n.data for n in notifies if n.notify_type == NotifyType.NAT_DETECTION_DESTINATION_IP]
+    sources = [n.data for n in notifies.get(NAT_SOURCE, ())]
+    dests = [n.data for n in notifies.get(NAT_DESTINATION, ())]
     if not sources or not dests:
         peer.note("info", "the peer sent no NAT detection notifies: NAT traversal is off")
         return
@@ -152,8 +167,7 @@ def _check_nat(peer: "Ikev2Peer", sa: IkeSa, received: "Received", notifies: lis
 def _compute_shared(peer: "Ikev2Peer", sa: IkeSa, peer_public: bytes) -> None:
     sa.shared_secret = sa.dh.shared_secret(peer_public)
     g = sa.dh.group
-    peer.trace.emit(DhSharedEvent(peer.config.name, peer.now, group=g.number, group_name=g.name, own_public=sa.dh.public,
-                                  peer_public=peer_public, shared=sa.shared_secret))
+    peer.trace.emit(DhSharedEvent(peer.config.name, peer.now, g.number, g.name, sa.dh.public, peer_public, sa.shared_secret))
 
 
 # ------------------------------------------------------------------------- responder
@@ -181,14 +195,14 @@ def _cookie_ok(peer: "Ikev2Peer", message, src: Endpoint, dst: Endpoint, header:
     nonce = message.find(NoncePayload)
     expected = _cookie(peer, nonce.data if nonce else b"", src, header.spi_i)
     first = message.payloads[0] if message.payloads else None
-    if isinstance(first, NotifyPayload) and first.notify_type == NotifyType.COOKIE:
+    if isinstance(first, NotifyPayload) and first.notify_type == COOKIE:
         if first.data == expected:
             peer.note("info", f"{half_open} half-open IKE SAs, but this request returns our cookie: accepted")
             return True
         peer.note("warning", "the request carries a cookie that is not ours (or is stale): asking again")
     else:
         peer.note("warning", f"{half_open} half-open IKE SAs (threshold {threshold}): answering with a COOKIE and keeping no state")
-    peer.send_bare_response(header, [NotifyPayload(NotifyType.COOKIE, data=expected)], src, dst)
+    peer.send_bare_response(header, [NotifyPayload(COOKIE, data=expected)], src, dst)
     return False
 
 
@@ -211,7 +225,7 @@ def receive_request(peer: "Ikev2Peer", data: bytes, header: Header, src: Endpoin
         return
     peer.emit_message("received", data, src, dst, header=header, summary=message.summary)  # written when read
     request = Received(data, message, [], src, dst)
-    notifies = message.notifies()  # read once: the cookie, NAT detection, signature hashes and fragmentation look
+    notifies = _notifies_by_type(message.payloads)
     cfg = peer.config
     if not _cookie_ok(peer, message, src, dst, header):
         return
@@ -226,15 +240,8 @@ def receive_request(peer: "Ikev2Peer", data: bytes, header: Header, src: Endpoin
         peer.send_bare_response(header, [NotifyPayload(NotifyType.INVALID_SYNTAX)], src, dst)
         return
 
-    selection = proposals.select(sa_payload.proposals, cfg.ike_proposals, ProtocolId.IKE)
-    peer.trace.emit(ProposalEvent(
-        peer.config.name, peer.now,
-        protocol="IKE",
-        offered=[proposals.describe(p) for p in sa_payload.proposals],
-        configured=[s.keywords() for s in cfg.ike_proposals],
-        chosen=proposals.describe(selection.proposal) if selection.proposal else None,
-        reasons=selection.reasons,
-    ))
+    selection = proposals.select(sa_payload.proposals, cfg.ike_proposals, IKE)
+    peer.trace.emit(proposals.choice_event(peer.config.name, peer.now, "IKE", sa_payload.proposals, cfg.ike_proposals, selection))
     if selection.proposal is None:
         peer.note("error", "no offered IKE proposal matches ours: answering NO_PROPOSAL_CHOSEN")
         peer.send_bare_response(header, [NotifyPayload(NotifyType.NO_PROPOSAL_CHOSEN)], src, dst)
@@ -246,7 +253,7 @@ def receive_request(peer: "Ikev2Peer", data: bytes, header: Header, src: Endpoin
             f"the KE payload is for group {ke.group} but we chose {chosen.dh.name} ({chosen.dh.number}): "
             "answering INVALID_KE_PAYLOAD so the initiator retries with our group",
         )
-        notify = NotifyPayload(NotifyType.INVALID_KE_PAYLOAD, data=chosen.dh.number.to_bytes(2, "big"))
+        notify = NotifyPayload(INVALID_KE_PAYLOAD, data=chosen.dh.number.to_bytes(2, "big"))
         peer.send_bare_response(header, [notify], src, dst)
         return
 
@@ -286,13 +293,12 @@ def _receive_response(peer: "Ikev2Peer", sa: IkeSa, response: "Received") -> Non
     message = response.message
     errors = error_notifies(message.payloads)
     for n in errors:
-        if n.notify_type == NotifyType.INVALID_KE_PAYLOAD:
+        if n.notify_type == INVALID_KE_PAYLOAD:
             _retry_with_group(peer, sa, n)
             return
-    notifies = message.notifies()  # read once: NAT detection, signature hashes and fragmentation look too
-    cookie = next((n for n in notifies if n.notify_type == NotifyType.COOKIE), None)
-    if cookie is not None:
-        _retry_with_cookie(peer, sa, cookie.data)
+    notifies = _notifies_by_type(message.payloads)
+    if COOKIE in notifies:
+        _retry_with_cookie(peer, sa, notifies[COOKIE][0].data)
         return
     if errors:
         name = notify_name(errors[0])
@@ -302,15 +308,8 @@ def _receive_response(peer: "Ikev2Peer", sa: IkeSa, response: "Received") -> Non
     if sa_payload is None or ke is None or nonce is None or len(sa_payload.proposals) != 1:
         peer.fail(sa, "the IKE_SA_INIT response lacks SA (with exactly one proposal), KE or Nonce", "INVALID_SYNTAX")
         return
-    selection = proposals.accept_reply(sa_payload.proposals[0], sa.offered_ike, cfg.ike_proposals, ProtocolId.IKE)
-    peer.trace.emit(ProposalEvent(
-        peer.config.name, peer.now,
-        protocol="IKE",
-        offered=[proposals.describe(p) for p in sa.offered_ike],
-        configured=[s.keywords() for s in cfg.ike_proposals],
-        chosen=proposals.describe(selection.proposal) if selection.proposal else None,
-        reasons=selection.reasons,
-    ))
+    selection = proposals.accept_reply(sa_payload.proposals[0], sa.offered_ike, cfg.ike_proposals, IKE)
+    peer.trace.emit(proposals.choice_event(peer.config.name, peer.now, "IKE", sa.offered_ike, cfg.ike_proposals, selection))
     if selection.negotiated is None:
         peer.fail(sa, selection.reasons[-1], "NO_PROPOSAL_CHOSEN")
         return

@@ -75,7 +75,7 @@ class RetransmitPolicy:
         return self.timeout * self.base**attempt
 
 
-@dataclass  # not frozen, though nothing changes it: a frozen dataclass sets its 27 fields at ~1.3k instructions each
+@dataclass(frozen=True)
 class Ikev2Config:
     name: str  # "left" / "right": names the peer in the trace
     local_id: Identity

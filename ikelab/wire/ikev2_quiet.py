@@ -51,6 +51,7 @@ class Refused(Exception):
 SK, SKF = int(PayloadType.SK), int(PayloadType.SKF)
 IDi, CERT, TSi = int(PayloadType.IDi), int(PayloadType.CERT), int(PayloadType.TSi)
 KEY_LENGTH = int(TransformAttribute.KEY_LENGTH)
+KEY_LENGTH_TV = 0x8000 | KEY_LENGTH  # the attribute header of a Key Length in the TV format
 
 GENERIC_HEADER = struct.Struct("!BBH")  # Next Payload, Critical and reserved bits, Payload Length
 U16 = struct.Struct("!H")
@@ -128,8 +129,12 @@ def _transforms(data: bytes, pos: int, end: int, count: int) -> list[Transform]:
         # Last Substruc: 3 = another transform follows, 0 = the last one
         if length < TRANSFORM_HEADER.size or transform_end > end or last != (0 if i == count - 1 else 3):
             raise Refused("Transform header")
-        transform = Transform(ttype, tid)
-        if transform_end > pos + TRANSFORM_HEADER.size:
+        if length == 8:
+            transform = Transform(ttype, tid)
+        elif length == 12 and TWO_U16.unpack_from(data, pos + 8)[0] == KEY_LENGTH_TV:
+            transform = Transform(ttype, tid, data[pos + 10] << 8 | data[pos + 11])  # the usual ENCR
+        else:
+            transform = Transform(ttype, tid)
             _read_attributes(data, pos + TRANSFORM_HEADER.size, transform_end, transform)
         transforms.append(transform)
         pos = transform_end

@@ -69,6 +69,13 @@ def test_prf_plus_blocks_are_t_previous_seed_counter():
     assert result.output == (t1 + t2 + t3)[:70]
 
 
+def test_keyed_prf_is_the_prf_with_that_key():
+    key = b"k" * 20
+    keyed = prf(5).keyed(key)
+    for data in (b"", b"first message", b"second message" * 10):
+        assert keyed(data) == prf(5)(key, data) == hmac.new(key, data, hashlib.sha256).digest()
+
+
 def test_prf_plus_exact_and_empty_lengths():
     assert len(prf_plus(prf(2), b"k", b"s", 40).blocks) == 2
     assert prf_plus(prf(2), b"k", b"s", 0).blocks == ()

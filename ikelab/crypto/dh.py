@@ -128,9 +128,9 @@ def _prime(group: DhGroup) -> int:
     return modp.modp_prime(group.public_length * 8)
 
 
-def _modp_private(group: DhGroup, private: bytes) -> int:
+def _modp_private(group: DhGroup, private: bytes, p: int) -> int:
     x = int.from_bytes(private, "big")
-    if not 1 < x < _prime(group) - 1:
+    if not 1 < x < p - 1:
         raise DhError(f"private exponent for {group.name} must be in (1, p-1)")
     return x
 
@@ -142,7 +142,7 @@ def _modp_shared(group: DhGroup, private: bytes, peer_public: bytes) -> bytes:
         # 0, 1 and p-1 would force the shared secret into {0, 1, p-1} (RFC 6989 §2.1).
         raise DhError(f"peer public value for {group.name} must be in (1, p-1)")
     # RFC 7296 §2.14: g^ir is left-padded with zeros to the length of the modulus.
-    shared = _powmod(y, _modp_private(group, private), p)
+    shared = _powmod(y, _modp_private(group, private, p), p)
     return shared.to_bytes(group.public_length, "big")
 
 
@@ -214,7 +214,8 @@ def _generate_private(group: DhGroup, rng: RandomSource, purpose: str) -> bytes:
 
 def _public_value(group: DhGroup, private: bytes) -> bytes:
     if group.kind == "modp":
-        y = _powmod(modp.GENERATOR, _modp_private(group, private), _prime(group))
+        p = _prime(group)
+        y = _powmod(modp.GENERATOR, _modp_private(group, private, p), p)
         return y.to_bytes(group.public_length, "big")
     if group.kind == "ecp":
         point = _ecp_key(group, private).public_key()

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from cryptography.hazmat.primitives import hashes, hmac
+from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 
 from ikelab.crypto.errors import UnknownAlgorithm
 
@@ -51,6 +52,26 @@ class Prf:
         mac.update(data)
         return mac.finalize()
 
+    def keyed(self, key: bytes) -> KeyedPrf:
+        """prf(key, ·) keyed once, for a key that MACs more than one message."""
+        return KeyedPrf(self, key)
+
+
+class KeyedPrf:
+    """prf(K, ·) for one key: each call copies an HMAC keyed at construction, which costs about a
+    quarter of keying a new one. For keys used again and again, such as the PSK's AUTH key
+    prf(Shared Secret, "Key Pad for IKEv2"), which MACs both AUTH payloads of every handshake."""
+
+    __slots__ = ("_keyed",)
+
+    def __init__(self, prf: Prf, key: bytes) -> None:
+        self._keyed = hmac.HMAC(key, prf.hash)
+
+    def __call__(self, data: bytes) -> bytes:
+        mac = self._keyed.copy()
+        mac.update(data)
+        return mac.finalize()
+
 
 # Tuples rather than frozen dataclasses: a handshake makes about twenty of them, and a frozen
 # dataclass costs twice as much to build.
@@ -60,9 +81,31 @@ class PrfPlusBlock(NamedTuple):
     output: bytes  # T(i)
 
 
-class PrfPlusResult(NamedTuple):
-    output: bytes  # the first `length` bytes of T1 | T2 | ...
-    blocks: tuple[PrfPlusBlock, ...]
+class PrfPlusResult:
+    """prf+ output. Its blocks (for the trace) are made from the key stream when first read: the
+    stream holds every T(i), and each input is T(i-1) | seed | i."""
+
+    __slots__ = ("output", "_stream", "_seed", "_size", "_blocks")
+
+    def __init__(self, output: bytes, stream: bytes, seed: bytes, size: int) -> None:
+        self.output = output  # the first `length` bytes of T1 | T2 | ...
+        self._stream, self._seed, self._size = stream, seed, size  # T1 | T2 | ... uncut; block size
+        self._blocks: tuple[PrfPlusBlock, ...] | None = None
+
+    @property
+    def blocks(self) -> tuple[PrfPlusBlock, ...]:
+        if self._blocks is None:
+            self._blocks = _blocks(self._stream, self._seed, self._size)
+        return self._blocks
+
+
+def _blocks(stream: bytes, seed: bytes, size: int) -> tuple[PrfPlusBlock, ...]:
+    blocks, previous = [], b""
+    for index in range(1, len(stream) // size + 1):
+        output = stream[(index - 1) * size : index * size]
+        blocks.append(PrfPlusBlock(index, previous + seed + bytes((index,)), output))
+        previous = output
+    return tuple(blocks)
 
 
 def prf_plus(prf: Prf, key: bytes, seed: bytes, length: int) -> PrfPlusResult:
@@ -75,18 +118,10 @@ def prf_plus(prf: Prf, key: bytes, seed: bytes, length: int) -> PrfPlusResult:
             f"prf+ with {prf.name} yields at most "
             f"{MAX_PRF_PLUS_BLOCKS * prf.output_length} bytes; {length} requested"
         )
-    keyed = hmac.HMAC(key, prf.hash)  # keyed once, copied for each block
-    blocks: list[PrfPlusBlock] = []
-    outputs: list[bytes] = []
-    previous = b""
-    for index in range(1, count + 1):
-        block_input = previous + seed + bytes((index,))
-        mac = keyed.copy()
-        mac.update(block_input)
-        previous = mac.finalize()
-        blocks.append(PrfPlusBlock(index, block_input, previous))
-        outputs.append(previous)
-    return PrfPlusResult(b"".join(outputs)[:length], tuple(blocks))
+    # With an HMAC PRF, prf+ is exactly HKDF-Expand (RFC 5869 §2.3: T(i) = HMAC(K, T(i-1) | info | i),
+    # the same 255-block limit), so one call computes every block.
+    stream = HKDFExpand(prf.hash, count * prf.output_length, seed).derive(key) if count else b""
+    return PrfPlusResult(stream[:length], stream, seed, prf.output_length)
 
 
 PRFS: dict[int, Prf] = {

@@ -1,25 +1,30 @@
 """The Encrypted payload (SK, RFC 7296 §3.14; AES-GCM per RFC 5282).
 
-Sealing builds the whole message first so the integrity check (or, for AEAD, the associated
-data) covers the real header and lengths.
+Sealing writes the headers first, with the final lengths, so the integrity check (or, for AEAD,
+the associated data) covers the real header and lengths.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import struct
+from typing import NamedTuple
 
 from ikelab.crypto.cipher import IntegrityError
 from ikelab.wire.fields import Field
-from ikelab.wire.ikev2 import EncryptedFragmentPayload, EncryptedPayload, Header, Message, Payload, decode_payloads, encode_message, encode_payloads
+from ikelab.wire.ikev2 import EncryptedFragmentPayload, EncryptedPayload, Header, Message, Payload, decode_payloads, encode_payloads
+from ikelab.wire.ikev2_constants import PayloadType
+from ikelab.wire.ikev2_message import encode_lone_payload_header
 from ikelab.ikev2.ike_sa import IkeSa
+
+SK, SKF = int(PayloadType.SK), int(PayloadType.SKF)
+FRAGMENT_FIELDS = struct.Struct("!HH")  # SKF: Fragment Number, Total Fragments (before the IV)
 
 
 class ProtectionError(ValueError):
     """The SK payload failed its integrity check, could not be decrypted, or held garbage."""
 
 
-@dataclass(frozen=True)
-class Opened:
+class Opened(NamedTuple):  # a tuple: a frozen dataclass costs twice as much to build, two per handshake
     payloads: list[Payload]
     fields: list[Field]
     plaintext: bytes
@@ -29,7 +34,7 @@ def seal(sa: IkeSa, header: Header, inner: list[Payload], iv: bytes, encoded: tu
     """The encoded message with `inner` encrypted in an SK payload, and the padded plaintext;
     `encoded` is encode_payloads(inner) when the caller has it already."""
     first, chain = encoded or encode_payloads(inner)
-    return _seal(sa, header, lambda body: EncryptedPayload(first, body), chain, iv)
+    return _seal(sa, header, SK, first, b"", chain, iv)
 
 
 def seal_fragment(
@@ -37,27 +42,25 @@ def seal_fragment(
 ) -> tuple[bytes, bytes]:
     """One SKF fragment (RFC 7383 §2.5) of an encrypted message, padded, encrypted and
     authenticated on its own; only fragment 1 names the first inner payload."""
-    make = lambda body: EncryptedFragmentPayload(first_inner if number == 1 else 0, number, total, body)  # noqa: E731
-    return _seal(sa, header, make, chunk, iv)
+    fields = FRAGMENT_FIELDS.pack(number, total)
+    return _seal(sa, header, SKF, first_inner if number == 1 else 0, fields, chunk, iv)
 
 
-def _seal(sa: IkeSa, header: Header, make, chain: bytes, iv: bytes) -> tuple[bytes, bytes]:
+def _seal(sa: IkeSa, header: Header, payload_type: int, first_inner: int, fields: bytes, chain: bytes, iv: bytes) -> tuple[bytes, bytes]:
+    """The message whose only payload, SK or SKF (its own `fields` first), seals `chain`."""
     cipher, integ = sa.ike.cipher, sa.ike.integrity
     sk_e, sk_a = sa.sending_keys()
     pad = (-(len(chain) + 1)) % cipher.block_size
     plaintext = chain + bytes(pad) + bytes([pad])
     icv_length = cipher.icv_length if cipher.is_aead else integ.icv_length
     # Both ciphers keep the plaintext's length; the ICV (HMAC or GCM tag) follows it.
-    placeholder = iv + bytes(len(plaintext) + icv_length)
-    data = encode_message(Message(header, [make(placeholder)]))
-    body_at = len(data) - len(placeholder)
+    body_length = len(fields) + len(iv) + len(plaintext) + icv_length
+    head = encode_lone_payload_header(header, payload_type, first_inner, body_length) + fields
     if cipher.is_aead:
         # RFC 5282 §5.1 (and RFC 7383 §2.5 for SKF): the associated data is everything from the IKE
         # header up to the IV, so an SKF's fragment number and total are authenticated too.
-        sealed = cipher.encrypt(sk_e, iv, plaintext, data[:body_at])
-        return data[:body_at] + iv + sealed, plaintext
-    encrypted = cipher.encrypt(sk_e, iv, plaintext)
-    unsigned = data[:body_at] + iv + encrypted
+        return head + iv + cipher.encrypt(sk_e, iv, plaintext, head), plaintext
+    unsigned = head + iv + cipher.encrypt(sk_e, iv, plaintext)
     return unsigned + integ.compute(sk_a, unsigned), plaintext
 
 

@@ -122,6 +122,18 @@ def encode_payloads(payloads: list[Payload]) -> tuple[int, bytes]:
     return first, b"".join(chunks)
 
 
+def encode_lone_payload_header(header: Header, payload_type: int, next_type: int, body_length: int) -> bytes:
+    """What encode_message writes before the body of a message whose only payload is `payload_type`
+    (not critical) with a body of `body_length` bytes, which the caller appends: for SK and SKF,
+    sealed after their header is known. Fills header.next_payload and header.length as encode_message does."""
+    length = GENERIC_HEADER_SIZE + body_length
+    if length > 0xFFFF:
+        raise ValueError(f"the payload is {length} bytes, over the 65535-byte payload limit")
+    header.next_payload = payload_type
+    header.length = HEADER_SIZE + length
+    return header.encode() + GENERIC_HEADER.pack(next_type, 0, length)
+
+
 def encode_message(msg: Message) -> bytes:
     """Encode deterministically; fills msg.header.next_payload and msg.header.length in place."""
     first, chain = encode_payloads(msg.payloads)

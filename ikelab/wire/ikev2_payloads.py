@@ -134,6 +134,11 @@ class TrafficSelector:
 
 # --- Payloads ---
 
+# Compiled once: struct.pack with a format string looks the format up again on every call.
+KE_HEADER = struct.Struct("!Hxx")  # Diffie-Hellman Group Num, RESERVED
+NOTIFY_HEADER = struct.Struct("!BBH")  # Protocol ID, SPI Size, Notify Message Type
+BYTE_AND_RESERVED = struct.Struct("!B3x")  # ID Type, Auth Method or Number of TSs, then RESERVED
+
 
 @dataclass
 class SaPayload:
@@ -154,7 +159,7 @@ class KePayload:
     payload_type: ClassVar[int] = PayloadType.KE
 
     def encode_body(self) -> bytes:
-        return struct.pack("!Hxx", self.group) + self.data
+        return KE_HEADER.pack(self.group) + self.data
 
 
 @dataclass
@@ -177,7 +182,7 @@ class NotifyPayload:
     payload_type: ClassVar[int] = PayloadType.NOTIFY
 
     def encode_body(self) -> bytes:
-        return struct.pack("!BBH", self.protocol, len(self.spi), self.notify_type) + self.spi + self.data
+        return NOTIFY_HEADER.pack(self.protocol, len(self.spi), self.notify_type) + self.spi + self.data
 
 
 @dataclass
@@ -193,7 +198,7 @@ class IdPayload:
 
     def id_body(self) -> bytes:
         """ID Type | RESERVED | data: the octets RFC 7296 §2.15 feeds into the AUTH MAC (IDi'/IDr')."""
-        return struct.pack("!B3x", self.id_type) + self.data
+        return BYTE_AND_RESERVED.pack(self.id_type) + self.data
 
     def encode_body(self) -> bytes:
         return self.id_body()
@@ -207,7 +212,7 @@ class AuthPayload:
     payload_type: ClassVar[int] = PayloadType.AUTH
 
     def encode_body(self) -> bytes:
-        return struct.pack("!B3x", self.method) + self.data
+        return BYTE_AND_RESERVED.pack(self.method) + self.data
 
 
 @dataclass
@@ -243,7 +248,7 @@ class TsPayload:
         return TSi if self.initiator else TSr
 
     def encode_body(self) -> bytes:
-        return struct.pack("!B3x", len(self.selectors)) + b"".join([s.encode() for s in self.selectors])
+        return BYTE_AND_RESERVED.pack(len(self.selectors)) + b"".join([s.encode() for s in self.selectors])
 
 
 @dataclass

@@ -51,6 +51,7 @@ class Refused(Exception):
 SK, SKF = int(PayloadType.SK), int(PayloadType.SKF)
 IDi, CERT, TSi = int(PayloadType.IDi), int(PayloadType.CERT), int(PayloadType.TSi)
 KEY_LENGTH = int(TransformAttribute.KEY_LENGTH)
+KEY_LENGTH_TV = 0x8000 | KEY_LENGTH  # the attribute header of a Key Length in the TV format
 
 GENERIC_HEADER = struct.Struct("!BBH")  # Next Payload, Critical and reserved bits, Payload Length
 U16 = struct.Struct("!H")
@@ -59,6 +60,10 @@ TYPE_SIZE_TYPE = struct.Struct("!BBH")  # Notify: Protocol ID, SPI Size, Type; D
 PROPOSAL_HEADER = struct.Struct("!BxHBBBB")  # Last Substruc, Length, Num, Protocol ID, SPI Size, Num Transforms
 TRANSFORM_HEADER = struct.Struct("!BxHBxH")  # Last Substruc, Transform Length, Transform Type, Transform ID
 SELECTOR_HEADER = struct.Struct("!BBHHH")  # TS Type, IP Protocol ID, Selector Length, Start Port, End Port
+# Their sizes as plain names: reading `.size` off a Struct is an attribute lookup, made for every structure.
+GENERIC_SIZE, PROPOSAL_SIZE, TRANSFORM_SIZE, SELECTOR_SIZE = (
+    header.size for header in (GENERIC_HEADER, PROPOSAL_HEADER, TRANSFORM_HEADER, SELECTOR_HEADER)
+)
 
 
 def decode_chain(data: bytes, pos: int, next_type: int, *, inside_sk: bool) -> list[Payload]:
@@ -70,17 +75,17 @@ def decode_chain(data: bytes, pos: int, next_type: int, *, inside_sk: bool) -> l
             raise Refused("an encrypted payload inside encrypted content")
         following, flags, length = GENERIC_HEADER.unpack_from(data, pos)
         end = pos + length
-        if length < GENERIC_HEADER.size or end > size:
+        if length < GENERIC_SIZE or end > size:
             raise Refused("Payload Length")
         decoder = DECODERS.get(next_type)
         if decoder is not None:
-            payload = decoder(data, pos + GENERIC_HEADER.size, end, next_type, following)
+            payload = decoder(data, pos + GENERIC_SIZE, end, next_type, following)
             if flags & CRITICAL_BIT:
                 payload.critical = True
         elif flags & CRITICAL_BIT:
             raise Refused("an unknown critical payload")
         else:
-            payload = UnknownPayload(next_type, data[pos + GENERIC_HEADER.size : end])
+            payload = UnknownPayload(next_type, data[pos + GENERIC_SIZE : end])
         payloads.append(payload)
         pos = end
         if next_type == SK or next_type == SKF:
@@ -111,13 +116,13 @@ def _proposal(data: bytes, pos: int, end: int) -> tuple[Proposal, int, int]:
     """The proposal at `pos`: (proposal, its Last Substruc, where it ends)."""
     last, length, number, protocol, spi_size, count = PROPOSAL_HEADER.unpack_from(data, pos)
     proposal_end = pos + length
-    spi_end = pos + PROPOSAL_HEADER.size + spi_size
-    if last not in (0, 2) or length < PROPOSAL_HEADER.size or proposal_end > end or number == 0:
+    spi_end = pos + PROPOSAL_SIZE + spi_size
+    if last not in (0, 2) or length < PROPOSAL_SIZE or proposal_end > end or number == 0:
         raise Refused("Proposal header")
     if spi_size not in PROPOSAL_SPI_SIZES.get(protocol, (spi_size,)) or spi_end > proposal_end:
         raise Refused("SPI Size")
     transforms = _transforms(data, spi_end, proposal_end, count)
-    return Proposal(number, protocol, data[pos + PROPOSAL_HEADER.size : spi_end], transforms), last, proposal_end
+    return Proposal(number, protocol, data[pos + PROPOSAL_SIZE : spi_end], transforms), last, proposal_end
 
 
 def _transforms(data: bytes, pos: int, end: int, count: int) -> list[Transform]:
@@ -126,11 +131,15 @@ def _transforms(data: bytes, pos: int, end: int, count: int) -> list[Transform]:
         last, length, ttype, tid = TRANSFORM_HEADER.unpack_from(data, pos)
         transform_end = pos + length
         # Last Substruc: 3 = another transform follows, 0 = the last one
-        if length < TRANSFORM_HEADER.size or transform_end > end or last != (0 if i == count - 1 else 3):
+        if length < TRANSFORM_SIZE or transform_end > end or last != (0 if i == count - 1 else 3):
             raise Refused("Transform header")
-        transform = Transform(ttype, tid)
-        if transform_end > pos + TRANSFORM_HEADER.size:
-            _read_attributes(data, pos + TRANSFORM_HEADER.size, transform_end, transform)
+        if length == 8:
+            transform = Transform(ttype, tid)
+        elif length == 12 and TWO_U16.unpack_from(data, pos + 8)[0] == KEY_LENGTH_TV:
+            transform = Transform(ttype, tid, data[pos + 10] << 8 | data[pos + 11])  # the usual ENCR
+        else:
+            transform = Transform(ttype, tid)
+            _read_attributes(data, pos + TRANSFORM_SIZE, transform_end, transform)
         transforms.append(transform)
         pos = transform_end
     if pos != end:
@@ -210,8 +219,8 @@ def _ts(data: bytes, start: int, end: int, ptype: int, next_type: int) -> TsPayl
         ts_type, protocol, length, start_port, end_port = SELECTOR_HEADER.unpack_from(data, pos)
         if TS_LENGTHS.get(ts_type) != length or pos + length > end:
             raise Refused("Selector Length")
-        middle = pos + SELECTOR_HEADER.size + (length - SELECTOR_HEADER.size) // 2
-        first, last = data[pos + SELECTOR_HEADER.size : middle], data[middle : pos + length]
+        middle = pos + SELECTOR_SIZE + (length - SELECTOR_SIZE) // 2
+        first, last = data[pos + SELECTOR_SIZE : middle], data[middle : pos + length]
         if first > last:  # same-length big-endian bytes compare like the addresses
             raise Refused("Ending Address")
         selectors.append(TrafficSelector(ts_type, protocol, start_port, end_port, first, last))

@@ -200,6 +200,16 @@ def strongswan_on_the_wire() -> dict[str, float]:
         return wire_phases(capture)
 
 
+def reference_work() -> float:
+    """CPU seconds of a fixed piece of pure-Python work, timed beside the handshakes: its median over its
+    minimum says how much the machine's own speed moved during the runs (on shared VMs, up to 2x)."""
+    start = time.process_time()
+    total = 0
+    for i in range(20000):
+        total += i * i
+    return time.process_time() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=31)
@@ -208,12 +218,14 @@ def main() -> None:
     args = parser.parse_args()
     lesson = load_lesson(args.lesson)
     results = {}
+    reference: list[float] = []
     for transport in ("memory", "loopback"):
         one_handshake(lesson, transport, crypto=True)  # warm-up: imports, caches
         runs, split = [], []
         for _ in range(args.runs):  # alternated, so that both see the same load
             runs.append(one_handshake(lesson, transport))
             split.append(one_handshake(lesson, transport, crypto=True))
+            reference.append(reference_work())
         r = {k: statistics.median(run[k] for run in runs) * 1000 for k in ("total", "dh", "not_dh", "cpu_not_dh", "setup")}
         r["crypto"] = statistics.median(run["crypto"] for run in split) * 1000
         r["other"] = r["not_dh"] - r["crypto"]
@@ -230,10 +242,14 @@ def main() -> None:
     for transport, r in results.items():
         print(f"{transport:10} {r['total']:8.3f} {r['dh']:8.3f} {r['crypto']:8.3f} {r['other']:8.3f} {r['not_dh']:8.3f}"
               f" {r['not_dh_min']:8.3f} {r['cpu_not_dh']:8.3f} {r['cpu_not_dh_min']:8.3f} {r['setup']:8.3f}")
+    noise = statistics.median(reference) / min(reference)
+    print(f"machine: a fixed piece of pure-Python work took {noise:.2f}x its minimum as median during these runs"
+          " (1.00: steady; the medians above carry that noise)")
     print("memory, CPU time of each step without DH (ms)       min   median")
     for label, cpu in step_cpu.items():
         print(f"  {label:46} {cpu['min']:8.3f} {cpu['median']:8.3f}")
     figures = {"runs": args.runs, "proposal": ike, "unit": "ms", "python": os.path.realpath(sys.executable), **{t: {k: round(v, 4) for k, v in r.items()} for t, r in results.items()}}
+    figures["reference_work_median_over_min"] = round(noise, 3)
     figures["memory_steps_cpu"] = {label: {k: round(v, 4) for k, v in cpu.items()} for label, cpu in step_cpu.items()}
     from ikelab.lab.lab import missing_privileges
     from ikelab.lab.strongswan import available

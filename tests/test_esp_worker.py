@@ -4,19 +4,18 @@ as the sender's kernel made it, with valid checksums, inside the MTUs."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
-import threading
 
 import pytest
-from conftest import lesson_with, needs_lab
+from conftest import lesson_with, needs_lab, tcp_stream_through_lab
 from scapy.layers.inet import IP, TCP
 from scapy.layers.ipsec import ESP, SecurityAssociation
 from scapy.utils import rdpcap
 
 from ikelab.lab.esp_worker import Inbound, Selectors
 from ikelab.lab.lab import Lab
-from ikelab.lab.netns import in_namespace
 from ikelab.lab.session import Session
 from ikelab.trace import ChildSaEvent
 
@@ -82,32 +81,13 @@ def test_tcp_through_the_tunnel_is_merged_on_receive_and_standard_on_the_wire(tm
     lesson = lesson_with(both={"esp": esp})
     capture = tmp_path / "veth.pcap"
     payload = os.urandom(2 << 20)
-    received = bytearray()
     with Lab(lesson, capture=capture) as lab:
         session = Session(lesson, lab.transport, seed=3, datapath=lab.datapath, namespaces=lab.namespaces)
         session.run()
-        listener = in_namespace(lab.namespaces["right"], lambda: socket.create_server(("203.0.113.1", 0)))
-
-        def serve() -> None:
-            connection, _ = listener.accept()
-            with connection:
-                while chunk := connection.recv(1 << 16):
-                    received.extend(chunk)
-
-        server = threading.Thread(target=serve)
-        server.start()
-        port = listener.getsockname()[1]
-        client = in_namespace(
-            lab.namespaces["left"],
-            lambda: socket.create_connection(("203.0.113.1", port), timeout=30, source_address=("198.51.100.1", 0)),
-        )
-        with client:
-            client.sendall(payload)
-        server.join(timeout=30)
-        listener.close()
+        received = tcp_stream_through_lab(lab, payload)
         right = lab.datapath.workers["right"].call(op="counters")
         lab.stop_capture()
-    assert bytes(received) == payload
+    assert received == hashlib.sha256(payload).digest()
     assert right["gro"]["segments"] > 2 * right["gro"]["packets"] > 0, right["gro"]  # merged, often
 
     child = session.trace.of(ChildSaEvent, "left")[0]

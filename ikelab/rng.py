@@ -50,6 +50,7 @@ class SeededRandom:
         self._key = seed.to_bytes(32, "big")
         self._stream = stream
         self._used: dict[str, int] = {}  # bytes already handed out, per purpose
+        self._labels: dict[str, bytes] = {}  # len(stream) | stream | len(purpose) | purpose, per purpose
         # The key is processed once; each block copies it (less than half the cost of a new HMAC).
         self._keyed = hmac.HMAC(self._key, hashes.SHA256())
 
@@ -58,10 +59,14 @@ class SeededRandom:
             raise ValueError(f"cannot draw {n} bytes")
         start = self._used.get(purpose, 0)
         self._used[purpose] = start + n
+        label = self._labels.get(purpose)
+        if label is None:  # a purpose is drawn from again and again (a nonce per handshake): made once
+            label = self._labels[purpose] = _length_prefixed(self._stream) + _length_prefixed(purpose)
         first, last = start // _BLOCK, (start + n + _BLOCK - 1) // _BLOCK
-        label = _length_prefixed(self._stream) + _length_prefixed(purpose)
-        stream = b"".join(_block(self._keyed, label, j) for j in range(first, last))
         offset = start - first * _BLOCK
+        if last - first == 1:  # most draws (SPIs, nonces, IVs) fit in one block
+            return _block(self._keyed, label, first)[offset : offset + n]
+        stream = b"".join([_block(self._keyed, label, j) for j in range(first, last)])
         return stream[offset : offset + n]
 
 

@@ -12,6 +12,7 @@ import dataclasses
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from ikelab.effects import DeleteChildSa, IkeSaFailed, IkeSaUp, InstallChildSa, NatKeepalive, Send
 from ikelab.esp.sa import ChildSa
@@ -29,7 +30,19 @@ HOP_TIME = 0.001  # virtual seconds a datagram spends between the peers
 
 
 def peer_config(spec: PeerSpec, credentials: Credentials | None = None) -> Ikev2Config:
-    pki = credentials.config_fields() if credentials is not None else {}
+    if credentials is None:
+        return _config_without_credentials(spec)
+    return _config(spec, credentials.config_fields())
+
+
+@lru_cache(maxsize=64)
+def _config_without_credentials(spec: PeerSpec) -> Ikev2Config:
+    """Made once per peer of a lesson: both are frozen, and every run of a lesson (stepping back
+    replays one) would build the same configuration again, some 40k instructions of field setting."""
+    return _config(spec, {})
+
+
+def _config(spec: PeerSpec, pki: dict) -> Ikev2Config:
     return Ikev2Config(
         name=spec.name,
         local_id=spec.identity,

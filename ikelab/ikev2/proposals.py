@@ -84,7 +84,16 @@ def spec_transforms(spec: ProposalSpec, protocol: int, dh_first: int | None = No
 
 def offer(specs: tuple[ProposalSpec, ...], protocol: int, spi: bytes = b"", dh_first: int | None = None) -> list[Proposal]:
     """Proposals numbered from 1. `dh_first` moves that group to the front (the group our KE uses)."""
-    return [Proposal(number, protocol, spi, spec_transforms(spec, protocol, dh_first)) for number, spec in enumerate(specs, start=1)]
+    offered = _offered_transforms(specs, protocol, dh_first)
+    return [Proposal(number, protocol, spi, list(transforms)) for number, transforms in enumerate(offered, start=1)]
+
+
+@lru_cache(maxsize=256)
+def _offered_transforms(specs: tuple[ProposalSpec, ...], protocol: int, dh_first: int | None) -> tuple[tuple[Transform, ...], ...]:
+    """The transforms of each proposal, made once per configuration (the specs are frozen): a
+    configuration offers the same ones in every handshake, only the SPI changes. Nobody changes a
+    Transform once it is made, so proposals share them."""
+    return tuple(tuple(spec_transforms(spec, protocol, dh_first)) for spec in specs)
 
 
 def describe_transform(t: Transform) -> str:

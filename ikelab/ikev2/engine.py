@@ -89,16 +89,25 @@ class Ikev2Peer:
         return self._run(now, self._receive, bytes(data), src, dst)
 
     def next_timer(self) -> float | None:
-        deadlines = [sa.pending.deadline for sa in self.sas.values() if sa.pending]
-        deadlines += [when for sa in self.sas.values() for when, _ in sa.timers]
-        return min(deadlines) if deadlines else None
+        """The earliest retransmission deadline or timer of our IKE SAs; None when there is none."""
+        nearest = None
+        for sa in self.sas.values():  # plain loops: no comprehension (a call each) for a few SAs
+            if sa.pending and (nearest is None or sa.pending.deadline < nearest):
+                nearest = sa.pending.deadline
+            for when, _ in sa.timers:
+                if nearest is None or when < nearest:
+                    nearest = when
+        return nearest
 
     def on_timer(self, now: float) -> list[Effect]:
         return self._run(now, self._timers_due)
 
     def busy(self) -> bool:
         """A request of ours waits for its response (so its retransmission timer matters)."""
-        return any(sa.pending for sa in self.sas.values())
+        for sa in self.sas.values():  # a plain loop, as next_timer
+            if sa.pending:
+                return True
+        return False
 
     def established(self) -> list[IkeSa]:
         return [sa for sa in self.sas.values() if sa.state is State.ESTABLISHED]

@@ -228,12 +228,15 @@ class Session:
     def _next_due(self) -> float | None:
         """The next timer or lesson action that belongs to the run: retransmissions always do (a
         request is waiting), rekeys, liveness checks and actions only up to `until`."""
-        due = [t for t in (p.next_timer() for p in self.peers.values()) if t is not None]
-        due += [at for at, _, _ in self._actions[:1]]
-        if not due:
+        nearest = self._actions[0][0] if self._actions else None
+        waiting = False
+        for peer in self.peers.values():  # plain loops, as next_timer
+            due = peer.next_timer()
+            if due is not None and (nearest is None or due < nearest):
+                nearest = due
+            waiting = waiting or peer.busy()
+        if nearest is None:
             return None
-        waiting = any(peer.busy() for peer in self.peers.values())
-        nearest = min(due)
         return nearest if waiting or nearest <= self.until else None
 
     def _record(self, kind: str, label: str, first: int) -> Step:

@@ -15,7 +15,7 @@ import traceback
 from functools import partial
 from typing import Callable
 
-from ikelab.effects import ACTIONS, DeleteChildSa, Effect, Endpoint, IkeSaFailed, NatKeepalive, Send
+from ikelab.effects import ACTIONS, ENDPOINT_TEXT, DeleteChildSa, Effect, Endpoint, IkeSaFailed, NatKeepalive, Send
 from ikelab.esp.udp_encap import KEEPALIVE
 from ikelab.ikev2.config import Ikev2Config
 from ikelab.ikev2.ike_sa import IkeSa, PendingRequest, Received, State  # Received: the exchanges' view of a message
@@ -335,7 +335,7 @@ class Ikev2Peer:
         # dict (some 450 instructions a keyword), and a handshake records eight messages.
         self.record(MessageEvent(
             self.config.name, self.now, direction, ike_version, exchange, header.message_id, header.is_response,
-            summary, str(src), str(dst), data, plaintext, protection,
+            summary, ENDPOINT_TEXT[src], ENDPOINT_TEXT[dst], data, plaintext, protection,
         ))
 
     def _receive(self, data: bytes, src: Endpoint, dst: Endpoint) -> None:

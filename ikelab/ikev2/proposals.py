@@ -160,7 +160,9 @@ def select(offered: list[Proposal], configured: tuple[ProposalSpec, ...], protoc
             chosen, why = _match(p, spec, protocol)
             verdicts.append((p, spec, why))
             if chosen is not None:
-                return Selection(chosen[0], chosen[1], DeferredList(lambda: [_reason(*v) for v in verdicts]))
+                transforms, negotiated = chosen
+                reply = Proposal(p.number, p.protocol, p.spi, transforms)
+                return Selection(reply, negotiated, DeferredList(lambda: [_reason(*v) for v in verdicts]))
     return Selection(None, None, [_reason(*v) for v in verdicts])
 
 
@@ -187,7 +189,9 @@ def choice_event(peer: str, now: float, protocol: str, offered: list[Proposal], 
 TYPES_OF = {IKE: (ENCR, PRF, INTEG, DH), ESP: (ENCR, INTEG, DH, ESN)}
 
 
-def _match(p: Proposal, spec: ProposalSpec, protocol: int):
+def _match(p: Proposal, spec: ProposalSpec, protocol: int) -> tuple[tuple[list[Transform], Negotiated] | None, str]:
+    """((one transform of each type, what they negotiate), "") when `p` offers something `spec` accepts
+    for every type; else (None, why not). The caller makes the reply proposal, if it needs one."""
     offered_by_type: dict[int, list[Transform]] = {}
     for t in p.transforms:
         offered_by_type.setdefault(t.type, []).append(t)
@@ -210,7 +214,7 @@ def _match(p: Proposal, spec: ProposalSpec, protocol: int):
         transforms.append(found[0])
         chosen[ttype] = found[1]
     negotiated = Negotiated(chosen.get(ENCR), chosen.get(INTEG), chosen.get(PRF), chosen.get(DH), bool(chosen.get(ESN)))
-    return (Proposal(p.number, p.protocol, p.spi, transforms), negotiated), ""
+    return (transforms, negotiated), ""
 
 
 def _first_wanted(ttype: int, wanted: tuple, offered: list[Transform]) -> tuple[Transform, object] | None:
@@ -224,10 +228,16 @@ def _first_wanted(ttype: int, wanted: tuple, offered: list[Transform]) -> tuple[
 
 def accept_reply(reply: Proposal, sent: list[Proposal], configured: tuple[ProposalSpec, ...], protocol: int) -> Selection:
     """The initiator checks the responder's single chosen proposal against what it offered."""
-    if sum(1 for t in reply.transforms if t.type == ENCR) != 1:
+    # Plain loops rather than generators (a call each): every handshake checks two replies.
+    ciphers = 0
+    for t in reply.transforms:
+        ciphers += t.type == ENCR
+    if ciphers != 1:
         return Selection(None, None, [f"reply {describe(reply)} must carry exactly one transform of each type"])
-    ours = next((p for p in sent if p.number == reply.number), None)
-    if ours is None:
+    for ours in sent:
+        if ours.number == reply.number:
+            break
+    else:
         return Selection(None, None, [f"reply {describe(reply)} names a proposal number we never offered"])
     offered_ids = {(t.type, t.id, t.key_length) for t in ours.transforms}
     for t in reply.transforms:

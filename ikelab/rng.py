@@ -48,9 +48,8 @@ class SeededRandom:
     def __init__(self, seed: int, stream: str) -> None:
         if not 0 <= seed < 2**256:
             raise ValueError(f"seed must be in [0, 2**256), got {seed}")
-        self._stream = stream
         self._used: dict[str, int] = {}  # bytes already handed out, per purpose
-        self._labels: dict[str, bytes] = {}  # len(stream) | stream | len(purpose) | purpose, per purpose
+        self._stream_label = _length_prefixed(stream)  # the first half of every label
         self._keyed = _keyed_by_seed(seed)
 
     def bytes(self, n: int, purpose: str) -> bytes:
@@ -58,9 +57,7 @@ class SeededRandom:
             raise ValueError(f"cannot draw {n} bytes")
         start = self._used.get(purpose, 0)
         self._used[purpose] = start + n
-        label = self._labels.get(purpose)
-        if label is None:  # a purpose is drawn from again and again (a nonce per handshake): made once
-            label = self._labels[purpose] = _length_prefixed(self._stream) + _length_prefixed(purpose)
+        label = self._stream_label + _length_prefixed(purpose)  # len(stream) | stream | len(purpose) | purpose
         first, last = start // _BLOCK, (start + n + _BLOCK - 1) // _BLOCK
         offset = start - first * _BLOCK
         if last - first == 1:  # most draws (SPIs, nonces, IVs) fit in one block
@@ -83,6 +80,8 @@ def _block(keyed: hmac.HMAC, label: bytes, index: int) -> bytes:
     return mac.finalize()
 
 
+@lru_cache(maxsize=256)
 def _length_prefixed(text: str) -> bytes:
+    """len(text) | text, UTF-8: the parts of a label, a handful of texts each run draws under again."""
     data = text.encode()
     return len(data).to_bytes(4, "big") + data

@@ -8,7 +8,6 @@ through object.__setattr__, which makes it about three times as costly to build.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import NamedTuple, Union
 
 from ikelab.esp.sa import ChildSa
@@ -19,13 +18,23 @@ class Endpoint(NamedTuple):
     port: int
 
     def __str__(self) -> str:
-        return _endpoint_text(self.host, self.port)
+        return ENDPOINT_TEXT[self]
 
 
-@lru_cache(maxsize=1024)
-def _endpoint_text(host: str, port: int) -> str:
-    """"192.0.2.1:500", "[2001:db8::1]:4500": every message event names two, of a handful of endpoints."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+class _EndpointTexts(dict):
+    """Endpoint -> "192.0.2.1:500" or "[2001:db8::1]:4500", written once per endpoint. Read by
+    subscript (ENDPOINT_TEXT[endpoint]), a known text costs a dict lookup and no Python call: every
+    message event names two endpoints, of a handful."""
+
+    def __missing__(self, endpoint: Endpoint) -> str:
+        if len(self) >= 1024:  # a long run with ever new ports: start again rather than grow
+            self.clear()
+        host, port = endpoint
+        text = self[endpoint] = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        return text
+
+
+ENDPOINT_TEXT = _EndpointTexts()
 
 
 @dataclass

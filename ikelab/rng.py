@@ -7,6 +7,7 @@ RandomSource and names its purpose, so traces can say where each byte came from.
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 from typing import Protocol
 
 from cryptography.hazmat.primitives import hashes, hmac
@@ -47,22 +48,30 @@ class SeededRandom:
     def __init__(self, seed: int, stream: str) -> None:
         if not 0 <= seed < 2**256:
             raise ValueError(f"seed must be in [0, 2**256), got {seed}")
-        self._key = seed.to_bytes(32, "big")
-        self._stream = stream
         self._used: dict[str, int] = {}  # bytes already handed out, per purpose
-        # The key is processed once; each block copies it (less than half the cost of a new HMAC).
-        self._keyed = hmac.HMAC(self._key, hashes.SHA256())
+        self._stream_label = _length_prefixed(stream)  # the first half of every label
+        self._keyed = _keyed_by_seed(seed)
 
     def bytes(self, n: int, purpose: str) -> bytes:
         if n < 0:
             raise ValueError(f"cannot draw {n} bytes")
         start = self._used.get(purpose, 0)
         self._used[purpose] = start + n
+        label = self._stream_label + _length_prefixed(purpose)  # len(stream) | stream | len(purpose) | purpose
         first, last = start // _BLOCK, (start + n + _BLOCK - 1) // _BLOCK
-        label = _length_prefixed(self._stream) + _length_prefixed(purpose)
-        stream = b"".join(_block(self._keyed, label, j) for j in range(first, last))
         offset = start - first * _BLOCK
+        if last - first == 1:  # most draws (SPIs, nonces, IVs) fit in one block
+            return _block(self._keyed, label, first)[offset : offset + n]
+        stream = b"".join([_block(self._keyed, label, j) for j in range(first, last)])
         return stream[offset : offset + n]
+
+
+@lru_cache(maxsize=64)
+def _keyed_by_seed(seed: int) -> hmac.HMAC:
+    """HMAC-SHA256 keyed with the seed, never finalized: each block copies it (less than half the cost
+    of a new HMAC). One per seed, shared by its streams: a run has one stream per peer, and a replay
+    (stepping back) draws from the same seed again, so the key is processed once, not per stream."""
+    return hmac.HMAC(seed.to_bytes(32, "big"), hashes.SHA256())
 
 
 def _block(keyed: hmac.HMAC, label: bytes, index: int) -> bytes:
@@ -71,6 +80,8 @@ def _block(keyed: hmac.HMAC, label: bytes, index: int) -> bytes:
     return mac.finalize()
 
 
+@lru_cache(maxsize=256)
 def _length_prefixed(text: str) -> bytes:
+    """len(text) | text, UTF-8: the parts of a label, a handful of texts each run draws under again."""
     data = text.encode()
     return len(data).to_bytes(4, "big") + data

@@ -345,6 +345,19 @@ class Trace:
             lock.release()
         return event
 
+    def extend(self, events: list[Event]) -> None:
+        """Append events in their order, numbered as emit numbers each: all of them under one lock."""
+        lock = self._lock
+        lock.acquire()
+        try:
+            seq = len(self.events)
+            for event in events:
+                event.seq = seq
+                seq += 1
+            self.events.extend(events)
+        finally:
+            lock.release()
+
     def __iter__(self) -> Iterator[Event]:
         return iter(self.events)
 

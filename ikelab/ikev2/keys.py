@@ -27,7 +27,7 @@ def derive_ike_keys(peer: "Ikev2Peer", sa: "IkeSa") -> None:
     """SKEYSEED and the seven SK_* of a new IKE SA."""
     prf = sa.ike.prf
     skeyseed = ikev2_kdf.skeyseed(prf, sa.ni, sa.nr, sa.shared_secret)
-    peer.trace.emit(PrfEvent(
+    peer.record(PrfEvent(
         peer.config.name, peer.now, "SKEYSEED", "SKEYSEED = prf(Ni | Nr, g^ir)", prf.description,
         sa.ni + sa.nr, sa.shared_secret, skeyseed,
     ))
@@ -37,7 +37,7 @@ def derive_ike_keys(peer: "Ikev2Peer", sa: "IkeSa") -> None:
 def derive_rekeyed_ike_keys(peer: "Ikev2Peer", old: "IkeSa", new: "IkeSa") -> None:
     """The keys of an IKE SA made by rekeying: SKEYSEED = prf(SK_d (old), g^ir (new) | Ni | Nr)."""
     skeyseed = ikev2_kdf.rekey_skeyseed(old.ike.prf, old.keys.sk_d, new.shared_secret, new.ni, new.nr)
-    peer.trace.emit(PrfEvent(
+    peer.record(PrfEvent(
         peer.config.name, peer.now, "SKEYSEED (rekeyed IKE SA)", "SKEYSEED = prf(SK_d (old), g^ir (new) | Ni | Nr)",
         old.ike.prf.description, old.keys.sk_d, new.shared_secret + new.ni + new.nr, skeyseed,
     ))
@@ -52,12 +52,12 @@ def _sa_keys(peer: "Ikev2Peer", sa: "IkeSa", skeyseed: bytes, label: str) -> Non
     )
     split = keys.as_dict()
     seed = sa.ni + sa.nr + sa.spi_i + sa.spi_r
-    peer.trace.emit(PrfPlusEvent(
+    peer.record(PrfPlusEvent(
         peer.config.name, peer.now, label, IKE_KEYS_FORMULA, prf.description, skeyseed, seed, _blocks(stream), stream.output,
         split,
     ))
     sa.keys = keys
-    peer.trace.emit(IkeKeysEvent(
+    peer.record(IkeKeysEvent(
         peer.config.name, peer.now, sa.spi_i, sa.spi_r, cipher.name, integ.name if integ else "", prf.name, dict(split),
     ))
 
@@ -102,7 +102,7 @@ def derive_child_sa(
     if integ_len:
         split["integrity key r->i"] = ar
     formula = "KEYMAT = prf+(SK_d, g^ir (new) | Ni | Nr)" if g_ir else "KEYMAT = prf+(SK_d, Ni | Nr)"
-    peer.trace.emit(PrfPlusEvent(
+    peer.record(PrfPlusEvent(
         peer.config.name, peer.now, f"Child SA {peer.config.child_name} keys", formula, prf.description, sa.keys.sk_d, seed,
         _blocks(stream), material, split,
     ))
@@ -124,7 +124,7 @@ def derive_child_sa(
         outbound = esp_sa(spi_from_initiator, local, remote, er, ar, out_ports)  # r->i keys
         inbound = esp_sa(spi_from_responder, remote, local, ei, ai, in_ports)
     child = ChildSa(peer.config.child_name, inbound, outbound, tuple(local_ts), tuple(remote_ts))
-    peer.trace.emit(ChildSaEvent(
+    peer.record(ChildSaEvent(
         peer.config.name, peer.now, "installed", child.name, child.mode, "ESP", esp.keywords(), inbound.describe(),
         outbound.describe(), list(local_ts), list(remote_ts),
     ))

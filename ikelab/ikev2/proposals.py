@@ -84,7 +84,16 @@ def spec_transforms(spec: ProposalSpec, protocol: int, dh_first: int | None = No
 
 def offer(specs: tuple[ProposalSpec, ...], protocol: int, spi: bytes = b"", dh_first: int | None = None) -> list[Proposal]:
     """Proposals numbered from 1. `dh_first` moves that group to the front (the group our KE uses)."""
-    return [Proposal(number, protocol, spi, spec_transforms(spec, protocol, dh_first)) for number, spec in enumerate(specs, start=1)]
+    offered = _offered_transforms(specs, protocol, dh_first)
+    return [Proposal(number, protocol, spi, list(transforms)) for number, transforms in enumerate(offered, start=1)]
+
+
+@lru_cache(maxsize=256)
+def _offered_transforms(specs: tuple[ProposalSpec, ...], protocol: int, dh_first: int | None) -> tuple[tuple[Transform, ...], ...]:
+    """The transforms of each proposal, made once per configuration (the specs are frozen): a
+    configuration offers the same ones in every handshake, only the SPI changes. Nobody changes a
+    Transform once it is made, so proposals share them."""
+    return tuple(tuple(spec_transforms(spec, protocol, dh_first)) for spec in specs)
 
 
 def describe_transform(t: Transform) -> str:
@@ -151,7 +160,9 @@ def select(offered: list[Proposal], configured: tuple[ProposalSpec, ...], protoc
             chosen, why = _match(p, spec, protocol)
             verdicts.append((p, spec, why))
             if chosen is not None:
-                return Selection(chosen[0], chosen[1], DeferredList(lambda: [_reason(*v) for v in verdicts]))
+                transforms, negotiated = chosen
+                reply = Proposal(p.number, p.protocol, p.spi, transforms)
+                return Selection(reply, negotiated, DeferredList(lambda: [_reason(*v) for v in verdicts]))
     return Selection(None, None, [_reason(*v) for v in verdicts])
 
 
@@ -178,7 +189,9 @@ def choice_event(peer: str, now: float, protocol: str, offered: list[Proposal], 
 TYPES_OF = {IKE: (ENCR, PRF, INTEG, DH), ESP: (ENCR, INTEG, DH, ESN)}
 
 
-def _match(p: Proposal, spec: ProposalSpec, protocol: int):
+def _match(p: Proposal, spec: ProposalSpec, protocol: int) -> tuple[tuple[list[Transform], Negotiated] | None, str]:
+    """((one transform of each type, what they negotiate), "") when `p` offers something `spec` accepts
+    for every type; else (None, why not). The caller makes the reply proposal, if it needs one."""
     offered_by_type: dict[int, list[Transform]] = {}
     for t in p.transforms:
         offered_by_type.setdefault(t.type, []).append(t)
@@ -201,7 +214,7 @@ def _match(p: Proposal, spec: ProposalSpec, protocol: int):
         transforms.append(found[0])
         chosen[ttype] = found[1]
     negotiated = Negotiated(chosen.get(ENCR), chosen.get(INTEG), chosen.get(PRF), chosen.get(DH), bool(chosen.get(ESN)))
-    return (Proposal(p.number, p.protocol, p.spi, transforms), negotiated), ""
+    return (transforms, negotiated), ""
 
 
 def _first_wanted(ttype: int, wanted: tuple, offered: list[Transform]) -> tuple[Transform, object] | None:
@@ -215,10 +228,16 @@ def _first_wanted(ttype: int, wanted: tuple, offered: list[Transform]) -> tuple[
 
 def accept_reply(reply: Proposal, sent: list[Proposal], configured: tuple[ProposalSpec, ...], protocol: int) -> Selection:
     """The initiator checks the responder's single chosen proposal against what it offered."""
-    if sum(1 for t in reply.transforms if t.type == ENCR) != 1:
+    # Plain loops rather than generators (a call each): every handshake checks two replies.
+    ciphers = 0
+    for t in reply.transforms:
+        ciphers += t.type == ENCR
+    if ciphers != 1:
         return Selection(None, None, [f"reply {describe(reply)} must carry exactly one transform of each type"])
-    ours = next((p for p in sent if p.number == reply.number), None)
-    if ours is None:
+    for ours in sent:
+        if ours.number == reply.number:
+            break
+    else:
         return Selection(None, None, [f"reply {describe(reply)} names a proposal number we never offered"])
     offered_ids = {(t.type, t.id, t.key_length) for t in ours.transforms}
     for t in reply.transforms:

@@ -80,7 +80,8 @@ def narrow(offered: list[TrafficSelector], configured: list[TrafficSelector]) ->
     out = []
     for o in offered:
         for c in configured:
-            common = _intersect(o, c)
+            # Inside the configured one (the usual case), a selector is its own intersection: kept as it is.
+            common = o if _inside(o, c) else _intersect(o, c)
             if common is not None and common not in out:
                 out.append(common)
     return out
@@ -90,11 +91,22 @@ def covered(inner: list[TrafficSelector], outer: list[TrafficSelector]) -> bool:
     """True when every selector of `inner` lies inside one of `outer` (the initiator's check)."""
     for i in inner:
         for o in outer:
-            if _intersect(i, o) == i:
+            if _inside(i, o):
                 break
         else:
             return False  # inside none of them
     return True
+
+
+def _inside(i: TrafficSelector, o: TrafficSelector) -> bool:
+    """_intersect(i, o) == i, without making the intersection: `i` is a non-empty range of `o`'s type,
+    of `o`'s protocol (unless `o` allows any), and its addresses and ports lie within `o`'s."""
+    return (
+        i.ts_type == o.ts_type
+        and (not o.ip_protocol or o.ip_protocol == i.ip_protocol)
+        and o.start_address <= i.start_address <= i.end_address <= o.end_address
+        and o.start_port <= i.start_port <= i.end_port <= o.end_port
+    )
 
 
 @dataclass  # a value; not frozen (one per Child SA: a frozen dataclass costs three times as much to build)

@@ -12,6 +12,7 @@ import dataclasses
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from ikelab.effects import DeleteChildSa, IkeSaFailed, IkeSaUp, InstallChildSa, NatKeepalive, Send
 from ikelab.esp.sa import ChildSa
@@ -29,7 +30,19 @@ HOP_TIME = 0.001  # virtual seconds a datagram spends between the peers
 
 
 def peer_config(spec: PeerSpec, credentials: Credentials | None = None) -> Ikev2Config:
-    pki = credentials.config_fields() if credentials is not None else {}
+    if credentials is None:
+        return _config_without_credentials(spec)
+    return _config(spec, credentials.config_fields())
+
+
+@lru_cache(maxsize=64)
+def _config_without_credentials(spec: PeerSpec) -> Ikev2Config:
+    """Made once per peer of a lesson: both are frozen, and every run of a lesson (stepping back
+    replays one) would build the same configuration again, some 40k instructions of field setting."""
+    return _config(spec, {})
+
+
+def _config(spec: PeerSpec, pki: dict) -> Ikev2Config:
     return Ikev2Config(
         name=spec.name,
         local_id=spec.identity,
@@ -215,12 +228,15 @@ class Session:
     def _next_due(self) -> float | None:
         """The next timer or lesson action that belongs to the run: retransmissions always do (a
         request is waiting), rekeys, liveness checks and actions only up to `until`."""
-        due = [t for t in (p.next_timer() for p in self.peers.values()) if t is not None]
-        due += [at for at, _, _ in self._actions[:1]]
-        if not due:
+        nearest = self._actions[0][0] if self._actions else None
+        waiting = False
+        for peer in self.peers.values():  # plain loops, as next_timer
+            due = peer.next_timer()
+            if due is not None and (nearest is None or due < nearest):
+                nearest = due
+            waiting = waiting or peer.busy()
+        if nearest is None:
             return None
-        waiting = any(peer.busy() for peer in self.peers.values())
-        nearest = min(due)
         return nearest if waiting or nearest <= self.until else None
 
     def _record(self, kind: str, label: str, first: int) -> Step:

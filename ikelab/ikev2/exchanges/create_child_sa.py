@@ -63,7 +63,7 @@ def _shared(peer: "Ikev2Peer", pair: DhKeyPair, peer_public: bytes) -> bytes:
 
 
 def _trace_choice(peer: "Ikev2Peer", protocol: str, offered: list, configured, selection) -> None:
-    peer.trace.emit(proposals.choice_event(peer.config.name, peer.now, protocol, offered, configured, selection))
+    peer.record(proposals.choice_event(peer.config.name, peer.now, protocol, offered, configured, selection))
 
 
 def _install(peer: "Ikev2Peer", sa: IkeSa, child: ChildSa) -> None:

@@ -71,7 +71,7 @@ def _auth(peer: "Ikev2Peer", sa: IkeSa, *, of_initiator: bool, id_payload: IdPay
     ok = None if received is None else hmac.compare_digest(result.auth, received)
     of_role = "initiator" if of_initiator else "responder"
     # The fields by position, in AuthEvent's order (four a handshake: keywords reach a class as a dict).
-    peer.trace.emit(AuthEvent(
+    peer.record(AuthEvent(
         peer.config.name, peer.now, action, of_role, "SHARED_KEY_MIC (PSK)", message, nonce, result.id_body, label,
         result.maced_id, result.signed_octets, result.auth_key, result.auth, received, ok,
     ))
@@ -88,7 +88,7 @@ def _own_auth(peer: "Ikev2Peer", sa: IkeSa, *, of_initiator: bool, id_payload: I
     octets = signed_octets(sa.ike.prf, message, nonce, sk_p, id_payload.id_body())
     method, hash_choice = choose(cfg.private_key, sa.peer_hashes, prefer=cfg.signature)
     data = sign(method, cfg.private_key, octets.octets, hash_choice)
-    peer.trace.emit(AuthEvent(
+    peer.record(AuthEvent(
         peer.config.name, peer.now, action="computed", of_role="initiator" if of_initiator else "responder",
         method=describe_auth(method, data) + f" with {describe_key(cfg.private_key)}",
         message=message, nonce=nonce, id_body=octets.id_body, sk_p_label=label, maced_id=octets.maced_id,
@@ -125,7 +125,7 @@ def _check_signature(peer: "Ikev2Peer", sa: IkeSa, payloads: list, id_payload: I
     message, nonce, sk_p, label = _auth_inputs(sa, peer_is_initiator)
     octets = signed_octets(sa.ike.prf, message, nonce, sk_p, id_payload.id_body())
     result = verify(auth.method, checked.public_key, octets.octets, auth.data)
-    peer.trace.emit(AuthEvent(
+    peer.record(AuthEvent(
         peer.config.name, peer.now, action="verified", of_role=role,
         method=describe_auth(auth.method, auth.data) + f" with {describe_key(checked.public_key)}",
         message=message, nonce=nonce, id_body=octets.id_body, sk_p_label=label, maced_id=octets.maced_id,
@@ -138,7 +138,7 @@ def _check_signature(peer: "Ikev2Peer", sa: IkeSa, payloads: list, id_payload: I
 
 def _established(peer: "Ikev2Peer", sa: IkeSa) -> None:
     sa.state = State.ESTABLISHED
-    peer.trace.emit(IkeSaEvent(peer.config.name, peer.now, "established", sa.spi_i, sa.spi_r, sa.ike.keywords()))
+    peer.record(IkeSaEvent(peer.config.name, peer.now, "established", sa.spi_i, sa.spi_r, sa.ike.keywords()))
     peer.effect(IkeSaUp(sa.spi_i, sa.spi_r))
     peer.schedule(sa, peer.config.rekey_ike_after, "rekey-ike")
     peer.schedule(sa, peer.config.liveness_every, "liveness")
@@ -175,7 +175,7 @@ def _check_peer_auth(peer: "Ikev2Peer", sa: IkeSa, payloads: list, *, peer_is_in
 def _trace_selectors(peer: "Ikev2Peer", offered_tsi: list, offered_tsr: list, chosen_tsi: list, chosen_tsr: list, reason: str) -> None:
     text = selectors.to_text
     # The fields by position, in TrafficSelectorEvent's order (keywords reach a class as a dict: see engine.emit_message).
-    peer.trace.emit(TrafficSelectorEvent(
+    peer.record(TrafficSelectorEvent(
         peer.config.name, peer.now, list(map(text, offered_tsi)), list(map(text, offered_tsr)), list(peer.config.local_ts),
         list(peer.config.remote_ts), list(map(text, chosen_tsi)), list(map(text, chosen_tsr)), reason,
     ))
@@ -235,7 +235,7 @@ def _receive_response(peer: "Ikev2Peer", sa: IkeSa, response: "Received", offere
         return
     specs = _child_specs(peer)
     selection = proposals.accept_reply(sa_r.proposals[0], sa.offered_esp, specs, ESP)
-    peer.trace.emit(proposals.choice_event(peer.config.name, peer.now, "ESP", sa.offered_esp, specs, selection))
+    peer.record(proposals.choice_event(peer.config.name, peer.now, "ESP", sa.offered_esp, specs, selection))
     narrowed_ok = selectors.covered(tsi.selectors, offered_tsi) and selectors.covered(tsr.selectors, offered_tsr)
     reason = "within what we proposed" if narrowed_ok else "the responder widened our traffic selectors"
     _trace_selectors(peer, offered_tsi, offered_tsr, tsi.selectors, tsr.selectors, reason)
@@ -287,7 +287,7 @@ def _create_child(peer: "Ikev2Peer", sa: IkeSa, payloads: list) -> list:
         return [NotifyPayload(NotifyType.INVALID_SYNTAX)]
     specs = _child_specs(peer)
     selection = proposals.select(sa_i.proposals, specs, ESP)
-    peer.trace.emit(proposals.choice_event(peer.config.name, peer.now, "ESP", sa_i.proposals, specs, selection))
+    peer.record(proposals.choice_event(peer.config.name, peer.now, "ESP", sa_i.proposals, specs, selection))
     if selection.proposal is None:
         peer.note("error", "no offered ESP proposal matches ours: answering NO_PROPOSAL_CHOSEN, the IKE SA stays up")
         return [NotifyPayload(NotifyType.NO_PROPOSAL_CHOSEN)]

@@ -70,7 +70,7 @@ def _dh_purpose(peer: "Ikev2Peer", group: DhGroup) -> str:
 def _generate_dh(peer: "Ikev2Peer", sa: IkeSa, group: DhGroup) -> None:
     purpose = _dh_purpose(peer, group)
     sa.dh = peer.spare_dh.pop(purpose, None) or group.generate(peer.rng, purpose)
-    peer.trace.emit(DhKeyPairEvent(peer.config.name, peer.now, group.number, group.name, sa.dh.private, sa.dh.public))
+    peer.record(DhKeyPairEvent(peer.config.name, peer.now, group.number, group.name, sa.dh.private, sa.dh.public))
 
 
 def _nat_notifies(peer: "Ikev2Peer", sa: IkeSa, spi_r: bytes, local: Endpoint, remote: Endpoint) -> list[NotifyPayload]:
@@ -167,7 +167,7 @@ def _check_nat(peer: "Ikev2Peer", sa: IkeSa, received: "Received", notifies: dic
 def _compute_shared(peer: "Ikev2Peer", sa: IkeSa, peer_public: bytes) -> None:
     sa.shared_secret = sa.dh.shared_secret(peer_public)
     g = sa.dh.group
-    peer.trace.emit(DhSharedEvent(peer.config.name, peer.now, g.number, g.name, sa.dh.public, peer_public, sa.shared_secret))
+    peer.record(DhSharedEvent(peer.config.name, peer.now, g.number, g.name, sa.dh.public, peer_public, sa.shared_secret))
 
 
 # ------------------------------------------------------------------------- responder
@@ -241,7 +241,7 @@ def receive_request(peer: "Ikev2Peer", data: bytes, header: Header, src: Endpoin
         return
 
     selection = proposals.select(sa_payload.proposals, cfg.ike_proposals, IKE)
-    peer.trace.emit(proposals.choice_event(peer.config.name, peer.now, "IKE", sa_payload.proposals, cfg.ike_proposals, selection))
+    peer.record(proposals.choice_event(peer.config.name, peer.now, "IKE", sa_payload.proposals, cfg.ike_proposals, selection))
     if selection.proposal is None:
         peer.note("error", "no offered IKE proposal matches ours: answering NO_PROPOSAL_CHOSEN")
         peer.send_bare_response(header, [NotifyPayload(NotifyType.NO_PROPOSAL_CHOSEN)], src, dst)
@@ -309,7 +309,7 @@ def _receive_response(peer: "Ikev2Peer", sa: IkeSa, response: "Received") -> Non
         peer.fail(sa, "the IKE_SA_INIT response lacks SA (with exactly one proposal), KE or Nonce", "INVALID_SYNTAX")
         return
     selection = proposals.accept_reply(sa_payload.proposals[0], sa.offered_ike, cfg.ike_proposals, IKE)
-    peer.trace.emit(proposals.choice_event(peer.config.name, peer.now, "IKE", sa.offered_ike, cfg.ike_proposals, selection))
+    peer.record(proposals.choice_event(peer.config.name, peer.now, "IKE", sa.offered_ike, cfg.ike_proposals, selection))
     if selection.negotiated is None:
         peer.fail(sa, selection.reasons[-1], "NO_PROPOSAL_CHOSEN")
         return

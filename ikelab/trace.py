@@ -40,19 +40,24 @@ class DeferredText:
     one-line views of what an event already holds, such as a message's summary: like the payload
     trees, they are written when someone looks, not for every message whether or not anyone does."""
 
+    # The value lives in an ordinary attribute (getattr/setattr), not in event.__dict__: asking an
+    # object for its __dict__ makes CPython build one in place of the object's compact attribute
+    # values, and made building a MessageEvent half as costly again (1.0 µs instead of 0.66).
+
     def __set_name__(self, owner: type, name: str) -> None:
         self._key = f"_{name}_value"
 
     def __get__(self, event: object, owner: type | None = None) -> str | None:
         if event is None:
             raise AttributeError("no default")  # dataclass asks the class: the field stays required
-        value = event.__dict__[self._key]
+        value = getattr(event, self._key)
         if callable(value):
-            value = event.__dict__[self._key] = value()
+            value = value()
+            setattr(event, self._key, value)
         return value
 
     def __set__(self, event: object, value: "str | None | Callable[[], str]") -> None:
-        event.__dict__[self._key] = value
+        setattr(event, self._key, value)
 
 
 @dataclass

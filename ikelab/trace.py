@@ -34,25 +34,31 @@ class Event:
         return out
 
 
-class DeferredText:
-    """A text field of an event (or None) that may also be given as a function of no arguments,
-    called when the field is first read (a descriptor-typed dataclass field; it has no default). For
-    one-line views of what an event already holds, such as a message's summary: like the payload
-    trees, they are written when someone looks, not for every message whether or not anyone does."""
+class Deferred:
+    """A field of an event that may also be given as a function of no arguments, called when the
+    field is first read (a descriptor-typed dataclass field; it has no default). For views of what an
+    event already holds, such as a message's summary or a Child SA's description: like the payload
+    trees, they are written when someone looks, not for every event whether or not anyone does.
+    The value itself is never callable (a text, a dict, None)."""
+
+    # The value lives in an ordinary attribute (getattr/setattr), not in event.__dict__: asking an
+    # object for its __dict__ makes CPython build one in place of the object's compact attribute
+    # values, and made building a MessageEvent half as costly again (1.0 µs instead of 0.66).
 
     def __set_name__(self, owner: type, name: str) -> None:
         self._key = f"_{name}_value"
 
-    def __get__(self, event: object, owner: type | None = None) -> str | None:
+    def __get__(self, event: object, owner: type | None = None) -> Any:
         if event is None:
             raise AttributeError("no default")  # dataclass asks the class: the field stays required
-        value = event.__dict__[self._key]
+        value = getattr(event, self._key)
         if callable(value):
-            value = event.__dict__[self._key] = value()
+            value = value()
+            setattr(event, self._key, value)
         return value
 
-    def __set__(self, event: object, value: "str | None | Callable[[], str]") -> None:
-        event.__dict__[self._key] = value
+    def __set__(self, event: object, value: Any) -> None:
+        setattr(event, self._key, value)
 
 
 @dataclass
@@ -69,7 +75,7 @@ class MessageEvent(Event):
     exchange: str  # "IKE_SA_INIT"
     message_id: int
     is_response: bool
-    summary: str = DeferredText()  # "HDR, SA, KE, Ni, N(NAT_DETECTION_SOURCE_IP)"; see DeferredText
+    summary: str = Deferred()  # "HDR, SA, KE, Ni, N(NAT_DETECTION_SOURCE_IP)"; see Deferred
     src: str  # "192.0.2.1:500"
     dst: str
     data: bytes
@@ -225,7 +231,7 @@ class ProposalEvent(Event):
     protocol: str  # "IKE" or "ESP"
     offered: Sequence[str]  # a list, or a DeferredList
     configured: list[str]
-    chosen: str | None = DeferredText()  # see DeferredText
+    chosen: str | None = Deferred()  # see Deferred
     reasons: Sequence[str]
 
 
@@ -251,8 +257,8 @@ class ChildSaEvent(Event):
     mode: str
     protocol: str
     algorithms: str
-    inbound: dict[str, Any]
-    outbound: dict[str, Any]
+    inbound: dict[str, Any] = Deferred()  # EspSa.describe(); see Deferred
+    outbound: dict[str, Any] = Deferred()
     local_ts: list[str]
     remote_ts: list[str]
 

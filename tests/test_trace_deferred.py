@@ -1,4 +1,4 @@
-"""Trace fields written when first read (DeferredText, DeferredList): the same values as eager ones."""
+"""Trace fields written when first read (Deferred, DeferredList): the same values as eager ones."""
 
 from ikelab.trace import CommandEvent, DeferredList, Event, MessageEvent, Trace, to_jsonable
 
@@ -86,3 +86,19 @@ def test_a_refused_choice_has_no_chosen_text():
     event = proposals.choice_event("right", 0.0, "IKE", offered, ours, selection)
     assert event.chosen is None and selection.negotiated is None
     assert event.to_dict()["chosen"] is None and len(event.reasons) == 1
+
+
+def test_a_child_sa_described_when_read_equals_one_described_at_once():
+    from ikelab.crypto.cipher import cipher
+    from ikelab.crypto.integrity import integrity
+    from ikelab.esp.sa import EspSa
+    from ikelab.trace import ChildSaEvent
+
+    sa = EspSa(bytes.fromhex("c0ffee01"), "192.0.2.2", "192.0.2.1", cipher(12, 128), integrity(12), bytes(16), bytes(32))
+    def event(inbound, outbound):
+        return ChildSaEvent("left", 0.0, "installed", "net", "tunnel", "ESP", "aes128-sha256", inbound, outbound,
+                            ["198.51.100.0/24"], ["203.0.113.0/24"])
+    eager, deferred = event(sa.describe(), sa.describe()), event(sa.describe, sa.describe)
+    assert deferred == eager
+    assert deferred.to_dict() == eager.to_dict()
+    assert deferred.inbound["spi"] == "c0ffee01"

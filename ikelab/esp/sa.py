@@ -7,8 +7,12 @@ from dataclasses import dataclass
 from ikelab.crypto.cipher import Cipher
 from ikelab.crypto.integrity import Integrity
 
+# EspSa and ChildSa are plain dataclasses, not frozen ones: a frozen dataclass sets every field through
+# object.__setattr__ (some 12k instructions an EspSa), and a handshake makes four EspSa and two ChildSa.
+# Nothing changes them once made, and nothing hashes them (no set, dict key or cache holds one).
 
-@dataclass(frozen=True)
+
+@dataclass
 class EspSa:
     """One direction of ESP: packets from `src` to `dst` carrying `spi`."""
 
@@ -42,7 +46,7 @@ class EspSa:
         }
 
 
-@dataclass(frozen=True)
+@dataclass
 class ChildSa:
     """A pair of ESP SAs in tunnel mode between two protected subnets."""
 

@@ -124,8 +124,8 @@ def derive_child_sa(
         outbound = esp_sa(spi_from_initiator, local, remote, er, ar, out_ports)  # r->i keys
         inbound = esp_sa(spi_from_responder, remote, local, ei, ai, in_ports)
     child = ChildSa(peer.config.child_name, inbound, outbound, tuple(local_ts), tuple(remote_ts))
-    peer.record(ChildSaEvent(
-        peer.config.name, peer.now, "installed", child.name, child.mode, "ESP", esp.keywords(), inbound.describe(),
-        outbound.describe(), list(local_ts), list(remote_ts),
+    peer.record(ChildSaEvent(  # both SAs described when the trace is read (trace.Deferred)
+        peer.config.name, peer.now, "installed", child.name, child.mode, "ESP", esp.keywords(), inbound.describe,
+        outbound.describe, list(local_ts), list(remote_ts),
     ))
     return child

@@ -79,6 +79,7 @@ class Ikev2Peer:
     def prepare(self) -> None:
         """Work that needs no datagram, done before any arrives: the key pair of our first DH group is made."""
         ike_sa_init.prepare(self)
+        self._end_turn()  # not run through _run: anything it recorded reaches the trace now, not a turn later
 
     def initiate(self, remote: Endpoint, now: float) -> list[Effect]:
         """Start IKE_SA_INIT towards `remote`."""

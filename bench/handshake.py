@@ -243,31 +243,35 @@ def main() -> None:
     args = parser.parse_args()
     lesson = load_lesson(args.lesson)
     blocks = max(1, -(-args.runs // BLOCK))
-    results = {}
+    transports = ("memory", "loopback")
+    runs: dict[str, list[dict]] = {t: [] for t in transports}
+    split: dict[str, list[dict]] = {t: [] for t in transports}  # crypto calls timed one by one
     reference: list[float] = []
     warm: list[dict[str, float]] = []
     exponentiations: list[int] = []
-    for transport in ("memory", "loopback"):
+    for transport in transports:
         one_handshake(lesson, transport, crypto=True)  # warm-up: imports, caches
-        runs, split = [], []
-        for _ in range(blocks):  # blocks alternated, so that all see the same load
-            runs += [one_handshake(lesson, transport) for _ in range(BLOCK)]
-            split += [one_handshake(lesson, transport, crypto=True) for _ in range(BLOCK)]
-            reference += [reference_work() for _ in range(BLOCK)]
-            if transport == "memory":
-                # The same memory handshakes without long exponentiations: how fast the rest runs when
-                # no exponentiation has just cooled the CPU's caches and branch predictors (see the README).
-                with trivial_exponentiation() as exponentiations:
-                    warm += [one_handshake(lesson, "memory") for _ in range(BLOCK)]
-        r = {k: statistics.median(run[k] for run in runs) * 1000 for k in ("total", "dh", "not_dh", "cpu_not_dh", "setup")}
-        r["crypto"] = statistics.median(run["crypto"] for run in split) * 1000
+    for _ in range(blocks):  # a block of each kind in turn, so that all see the same load
+        for transport in transports:
+            runs[transport] += [one_handshake(lesson, transport) for _ in range(BLOCK)]
+            split[transport] += [one_handshake(lesson, transport, crypto=True) for _ in range(BLOCK)]
+        # The same memory handshakes without long exponentiations: how fast the rest runs when no
+        # exponentiation has just cooled the CPU's caches and branch predictors (see the README).
+        with trivial_exponentiation() as exponentiations:
+            warm += [one_handshake(lesson, "memory") for _ in range(BLOCK)]
+        reference += [reference_work() for _ in range(BLOCK)]
+    results = {}
+    for transport in transports:
+        done = runs[transport]
+        r = {k: statistics.median(run[k] for run in done) * 1000 for k in ("total", "dh", "not_dh", "cpu_not_dh", "setup")}
+        r["crypto"] = statistics.median(run["crypto"] for run in split[transport]) * 1000
         r["other"] = r["not_dh"] - r["crypto"]
-        r["not_dh_min"] = min(run["not_dh"] for run in runs) * 1000
-        r["cpu_not_dh_min"] = min(run["cpu_not_dh"] for run in runs) * 1000
+        r["not_dh_min"] = min(run["not_dh"] for run in done) * 1000
+        r["cpu_not_dh_min"] = min(run["cpu_not_dh"] for run in done) * 1000
         results[transport] = r
-        if transport == "memory":
-            step_cpu = {label: {"min": min(run["steps"][label] for run in runs) * 1000,
-                                "median": statistics.median(run["steps"][label] for run in runs) * 1000} for label in runs[0]["steps"]}
+    step_cpu = {label: {"min": min(run["steps"][label] for run in runs["memory"]) * 1000,
+                        "median": statistics.median(run["steps"][label] for run in runs["memory"]) * 1000}
+                for label in runs["memory"][0]["steps"]}
     ike = "-".join(s.keywords() for s in lesson.initiator.ike)
     print(f"IKEv2 handshake, {ike}, both peers, median of {blocks * BLOCK} runs in blocks of {BLOCK} (ms);"
           " not DH also as minimum and CPU time")
@@ -297,14 +301,14 @@ def main() -> None:
 
     if missing_privileges() is None and available() is None and args.wire_runs > 0:
         # Alternated, so that both see the same load on a shared machine.
-        runs: dict[str, list[dict[str, float]]] = {"ikelab": [], "strongswan": []}
+        on_wire: dict[str, list[dict[str, float]]] = {"ikelab": [], "strongswan": []}
         for _ in range(args.wire_runs):
-            runs["ikelab"].append(ikelab_on_the_wire(lesson))
-            runs["strongswan"].append(strongswan_on_the_wire())
-        totals = {name: [sum(r.values()) * 1000 for r in done] for name, done in runs.items()}
+            on_wire["ikelab"].append(ikelab_on_the_wire(lesson))
+            on_wire["strongswan"].append(strongswan_on_the_wire())
+        totals = {name: [sum(r.values()) * 1000 for r in done] for name, done in on_wire.items()}
         wire = {name: statistics.median(values) for name, values in totals.items()}
         wire["ratio"] = wire["ikelab"] / wire["strongswan"]
-        phases = {name: {p: statistics.median(r[p] for r in done) * 1000 for p in PHASES} for name, done in runs.items()}
+        phases = {name: {p: statistics.median(r[p] for r in done) * 1000 for p in PHASES} for name, done in on_wire.items()}
         print(f"on the wire (first IKE_SA_INIT request to last IKE_AUTH response), median of {args.wire_runs} alternated runs (ms):")
         print(f"  ikelab {wire['ikelab']:.2f} ms   strongSwan {wire['strongswan']:.2f} ms   ratio {wire['ratio']:.2f}")
         print(f"  {'phase':52} {'ikelab':>8} {'strongSwan':>10}")

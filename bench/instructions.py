@@ -65,6 +65,8 @@ def main() -> None:
     parser.add_argument("--lesson", default="ikev2-psk")
     parser.add_argument("--child", choices=("build", "run"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.handshakes < 1:
+        parser.error("--handshakes must be at least 1")
     if args.child:
         sessions(args.lesson, args.handshakes, run=args.child == "run")
         return

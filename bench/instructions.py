@@ -72,6 +72,13 @@ def main() -> None:
         return
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind not found: apt install valgrind")
+    sys.path.insert(0, str(ROOT))
+    from ikelab.lessons import LessonError, load_lesson
+
+    try:
+        load_lesson(args.lesson)  # a wrong name is said here, not inside valgrind's output
+    except LessonError as e:
+        raise SystemExit(f"bench/instructions.py: {e}") from None
     built = counted(args.lesson, args.handshakes, run=False)
     ran = counted(args.lesson, args.handshakes, run=True)
     per_handshake = (ran - built) // args.handshakes

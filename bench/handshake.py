@@ -94,7 +94,7 @@ def one_handshake(lesson, transport_name: str, *, crypto: bool = False) -> dict[
     watch = Stopwatch()
     try:
         with watch.installed(crypto):
-            start, start_cpu = time.perf_counter(), time.process_time()
+            start = time.perf_counter()
             session = Session(lesson, transport)
             built, built_cpu = time.perf_counter(), time.process_time()
             ahead, ahead_cpu = watch.totals["dh"], watch.cpu["dh"]  # the DH key pairs made while building (prepare)
@@ -248,7 +248,6 @@ def main() -> None:
     split: dict[str, list[dict]] = {t: [] for t in transports}  # crypto calls timed one by one
     reference: list[float] = []
     warm: list[dict[str, float]] = []
-    exponentiations: list[int] = []
     for transport in transports:
         one_handshake(lesson, transport, crypto=True)  # warm-up: imports, caches
     for _ in range(blocks):  # a block of each kind in turn, so that all see the same load

@@ -13,7 +13,7 @@ from ikelab.effects import Endpoint
 def nat_hash(spi_i: bytes, spi_r: bytes, endpoint: Endpoint) -> bytes:
     """SHA-1(SPIi | SPIr | IP | port); SPIr is zero in the IKE_SA_INIT request."""
     digest = _SHA1.copy()
-    digest.update(spi_i + spi_r + _packed(endpoint.host, endpoint.port))
+    digest.update(spi_i + spi_r + _packed_host(endpoint.host) + endpoint.port.to_bytes(2, "big"))
     return digest.finalize()
 
 
@@ -21,6 +21,7 @@ _SHA1 = hashes.Hash(hashes.SHA1())  # copied for each hash: cheaper than a new H
 
 
 @lru_cache(maxsize=256)
-def _packed(host: str, port: int) -> bytes:
-    """IP | port as the hash takes them, made once per endpoint (a handshake hashes eight times)."""
-    return ipaddress.ip_address(host).packed + port.to_bytes(2, "big")
+def _packed_host(host: str) -> bytes:
+    """The address as the hash takes it, parsed once per host (a handshake hashes eight times). Per
+    host, not per endpoint: over loopback every run's ports are new, its address is not."""
+    return ipaddress.ip_address(host).packed

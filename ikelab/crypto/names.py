@@ -9,7 +9,7 @@ cipher needs an integrity algorithm (encryption-only ESP is not offered).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import TypeVar
 
 from ikelab.crypto.cipher import CIPHERS, ENCR_AES_GCM_16, Cipher
@@ -76,6 +76,11 @@ _KINDS = (
 )
 
 
+# One spec object per text: both peers of a lesson usually configure the same proposals, and the
+# caches of a handshake's path are keyed by specs. With one object each lookup finds its key by
+# identity; with two equal ones it compares them field by field (the dataclass __eq__) every time.
+# Sharing is safe: a spec is frozen and made of frozen algorithms.
+@lru_cache(maxsize=256)
 def parse_proposal(text: str, *, ike: bool) -> ProposalSpec:
     """Parse one proposal, e.g. "aes128-sha256-modp2048" (ike=True) or "aes128gcm16" (ESP)."""
     encryption: list[Cipher] = []

@@ -112,3 +112,6 @@ def test_closing_the_terminal_mid_run_leaves_no_namespace():
     while [n for n in ikelab_namespaces() if n.startswith(f"ikelab-{pid}x")] and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not [n for n in ikelab_namespaces() if n.startswith(f"ikelab-{pid}x")]
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:  # and the app itself ends
+        time.sleep(0.1)
+    assert not Path(f"/proc/{pid}").exists(), "the app was still running after its terminal closed"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from collections.abc import Iterable
 
@@ -36,10 +37,10 @@ class IkelabApp(App):
         self.runners: list[Runner] = []  # every run opened, so all are closed on exit
 
     def on_mount(self) -> None:
-        # A closed terminal (SIGHUP) or a kill (SIGTERM) leaves like q does, so the lab is removed.
+        # A kill (SIGTERM) leaves like q does, so the lab is removed; so does a closed terminal (SIGHUP).
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGHUP, signal.SIGTERM):
-            loop.add_signal_handler(signum, self.exit)
+        loop.add_signal_handler(signal.SIGTERM, self.exit)
+        loop.add_signal_handler(signal.SIGHUP, self._hang_up)
         if self.lesson is not None:
             self.push_screen(self._screen(self.lesson))
         else:
@@ -63,6 +64,14 @@ class IkelabApp(App):
     def close_runners(self) -> None:
         for runner in self.runners:
             runner.close()
+
+    def _hang_up(self) -> None:
+        """The terminal is gone: remove the labs and end now. Textual's own shutdown could wait
+        forever for its output thread, which may have died writing to the closed terminal (seen
+        with Textual 8.2: one closed terminal in eight left the process hanging), and there is no
+        terminal left to restore."""
+        self.close_runners()
+        os._exit(128 + signal.SIGHUP)
 
     def on_unmount(self) -> None:
         # The app is going away (quit, or an error it caught): remove the labs before it is gone.

@@ -270,3 +270,53 @@ def test_ping_through_a_real_nat_in_udp(capsys, tmp_path):
     esp_in_udp = [p for p in packets if p.haslayer(UDP) and 4500 in (p[UDP].sport, p[UDP].dport)
                   and bytes(p[UDP].payload)[:4] != bytes(4)]
     assert len(esp_in_udp) == 6 and not [p for p in packets if p.haslayer(IP) and p[IP].proto == 50]
+
+
+def _children_alive() -> list[int]:
+    """This process's children still running (ESP workers, tcpdump, charon...)."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if int(stat[1]) == os.getpid() and stat[0] not in ("Z", "X"):
+            children.append(int(entry.name))
+    return children
+
+
+@pytest.mark.parametrize("slug, capture", [("ikev2-psk", False), ("ikev2-psk", True), ("ikev2-nat", False)])
+def test_interrupt_at_every_setup_command_leaves_nothing(monkeypatch, tmp_path, slug, capture):
+    """SIGTERM becomes KeyboardInterrupt (cli._terminate); it may land right after any command the
+    setup ran. Interrupt after the 1st, 2nd, ... command until the lab comes up whole."""
+    from ikelab.lab.netns import CommandLog
+    from ikelab.lessons import load_lesson
+
+    lesson = load_lesson(slug)
+    real_run = CommandLog.run
+    for n in range(1, 200):
+        calls = []
+
+        def interrupted_run(self, args, *, check=True):
+            result = real_run(self, args, check=check)
+            calls.append(args)
+            if len(calls) == n:
+                raise KeyboardInterrupt  # as if the signal came as the command returned
+            return result
+
+        monkeypatch.setattr(CommandLog, "run", interrupted_run)
+        lab = Lab(lesson, capture=tmp_path / "veth.pcap" if capture else None)
+        try:
+            with lab:
+                monkeypatch.setattr(CommandLog, "run", real_run)  # set up: only the setup is interrupted
+            finished = True
+        except KeyboardInterrupt:
+            finished = False
+        monkeypatch.setattr(CommandLog, "run", real_run)
+        assert not [ns for ns in ikelab_namespaces() if ns.startswith(f"ikelab-{lab.topology.rid}-")], f"after command {n}"
+        assert not _children_alive(), f"after command {n}: {calls[-1]}"
+        if finished:
+            break
+    assert finished and n > 10  # every setup step was interrupted once

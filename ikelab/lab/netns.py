@@ -171,8 +171,7 @@ class Topology:
             raise LabError("the `ip` command is missing: install iproute2 (apt-get install iproute2)")
         left, right = self.sides.values()
         for side in (left, right):
-            self.log.run(["ip", "netns", "add", side.namespace])
-            self._created.append(side.namespace)
+            self._add_namespace(side.namespace)
         prefix = 24
         if self.router is None:
             self.log.run(
@@ -196,10 +195,15 @@ class Topology:
             self.log.run(["ip", "-n", left.namespace, "route", "add", "192.0.2.128/25", "via", Router.LEFT_ADDRESS])
             self.log.run(["ip", "-n", right.namespace, "route", "add", "192.0.2.0/25", "via", Router.RIGHT_ADDRESS])
 
+    def _add_namespace(self, namespace: str) -> None:
+        # Recorded before it exists: a signal that lands right after `ip netns add` returns must
+        # still find it in down() (deleting one that was never made is harmless).
+        self._created.append(namespace)
+        self.log.run(["ip", "netns", "add", namespace])
+
     def _build_router(self, left: Side, right: Side) -> None:
         router = self.router_namespace
-        self.log.run(["ip", "netns", "add", router])
-        self._created.append(router)
+        self._add_namespace(router)
         for side, inner, address in ((left, "veth-rl", Router.LEFT_ADDRESS), (right, "veth-rr", Router.RIGHT_ADDRESS)):
             self.log.run(["ip", "link", "add", side.interface, "netns", side.namespace, "type", "veth",
                           "peer", "name", inner, "netns", router])

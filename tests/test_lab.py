@@ -320,3 +320,34 @@ def test_interrupt_at_every_setup_command_leaves_nothing(monkeypatch, tmp_path, 
         if finished:
             break
     assert finished and n > 10  # every setup step was interrupted once
+
+
+def _esp_workers_of(pid: int) -> list[int]:
+    workers = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            command = (entry / "cmdline").read_bytes()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if ppid == pid and b"ikelab.lab.esp_worker" in command:
+            workers.append(int(entry.name))
+    return workers
+
+
+def test_ctrl_c_while_the_esp_workers_start_prints_no_traceback():
+    """The terminal sends Ctrl-C's SIGINT to its whole foreground process group. The ESP workers
+    must not get it (they are stopped by the run): no traceback of theirs, only `interrupted`."""
+    run = subprocess.Popen([sys.executable, "-m", "ikelab.cli", "run", "ikev2-psk", "--headless", "--ping", "20"],
+                           cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 20
+    while not _esp_workers_of(run.pid) and time.monotonic() < deadline:
+        time.sleep(0.002)
+    time.sleep(0.05)  # in the middle of their start-up (imports, TUN device, warm-up)
+    os.killpg(run.pid, signal.SIGINT)  # as the terminal does
+    _, err = run.communicate(timeout=20)
+    assert "Traceback" not in err
+    assert "ikelab: interrupted" in err and run.returncode == 130
+    assert not [n for n in ikelab_namespaces() if n.startswith(f"ikelab-{run.pid}x")]

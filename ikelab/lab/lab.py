@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 import shutil
 import signal
 import subprocess
@@ -16,7 +15,7 @@ from typing import Callable
 from ikelab.esp.sa import ChildSa, EspSa
 from ikelab.lab.reuseport import steer_esp_in_udp
 from ikelab.lab import datapath as datapaths
-from ikelab.lab.netns import LabError, Router, Topology, in_namespace
+from ikelab.lab.netns import LabError, Router, Topology, in_namespace, run_directory
 from ikelab.lab.transports import IKE_PORT, NAT_T_PORT, UdpTransport, bound_udp_socket
 from ikelab.lessons import Lesson
 
@@ -120,15 +119,17 @@ PING_SUMMARY = re.compile(r"(\d+) packets transmitted, (\d+) (?:packets )?receiv
 class Lab:
     """`with Lab(lesson) as lab:` gives namespaces, a netns transport and a started datapath."""
 
-    def __init__(self, lesson: Lesson, *, capture: Path | None = None, prefer_datapath: str = "auto",
+    def __init__(self, lesson: Lesson, *, capture: Path | bool | None = None, prefer_datapath: str = "auto",
                  wait_for_datapath: bool = True) -> None:
         """wait_for_datapath=False: `with` returns while the ESP workers still start, so the caller's
-        own start-up (importing the IKE engines) overlaps theirs; call ready() before IKE runs."""
+        own start-up (importing the IKE engines) overlaps theirs; call ready() before IKE runs.
+        capture: the file tcpdump writes, or True for one in the run's directory (`self.capture.path`,
+        removed with the lab)."""
         self.lesson = lesson
         self.wait_for_datapath = wait_for_datapath
         router = Router(lesson.router.nat, lesson.router.block_udp_500) if lesson.router else None
         self.topology = Topology([(p.name, p.address, p.protected) for p in lesson.peers], router=router)
-        self.capture_path = capture
+        self.capture_path = capture or None  # False: no capture
         self.prefer_datapath = prefer_datapath
         self.transport: UdpTransport | None = None
         self.datapath = None
@@ -137,7 +138,13 @@ class Lab:
         # Certificates of every `auth = "pubkey"` side, issued once when a strongSwan side needs them,
         # so charon and the ikelab side trust the same lab CA (pass them on to the Session).
         self.credentials: dict = {}
-        self._workdir: tempfile.TemporaryDirectory | None = None
+        self._directory: Path | None = None  # see directory()
+
+    def directory(self) -> Path:
+        """The run's private directory, made on first use and removed by close()."""
+        if self._directory is None:
+            self._directory = run_directory(self.topology.rid)
+        return self._directory
 
     @property
     def namespaces(self) -> dict[str, str]:
@@ -153,7 +160,8 @@ class Lab:
             ours = [p.name for p in self.lesson.peers if p.implementation == "ikelab"]
             if self.capture_path is not None:
                 watched = self.topology.sides[ours[0]]
-                self.capture = Capture(watched.namespace, watched.interface, self.capture_path)
+                path = self.directory() / "veth.pcap" if self.capture_path is True else self.capture_path
+                self.capture = Capture(watched.namespace, watched.interface, path)
             for peer in self.lesson.external:
                 self._start_strongswan(peer)
             sockets = {}
@@ -184,11 +192,9 @@ class Lab:
         problem = available()
         if problem:
             raise LabError(f"the lesson puts strongSwan on the {peer.name} side, but {problem}")
-        if self._workdir is None:
-            self._workdir = tempfile.TemporaryDirectory(prefix="ikelab-strongswan-")
         other = next(p for p in self.lesson.peers if p is not peer)
-        workdir = Path(self._workdir.name) / peer.name
-        workdir.mkdir()
+        workdir = self.directory() / peer.name
+        workdir.mkdir(mode=0o700)
         remote_addr = other.address
         if self.lesson.router and self.lesson.router.nat and peer.name == "right":
             remote_addr = Router.RIGHT_ADDRESS  # left reaches us masqueraded as the router
@@ -233,9 +239,9 @@ class Lab:
                 charon.stop()
         finally:
             self.topology.down()
-            if self._workdir is not None:
-                self._workdir.cleanup()
-                self._workdir = None
+            if self._directory is not None:
+                shutil.rmtree(self._directory, ignore_errors=True)
+                self._directory = None
 
     def stop_capture(self) -> None:
         if self.capture is not None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -19,7 +21,7 @@ from conftest import lesson_with, needs_lab, needs_tshark
 from ikelab.cli import main
 from ikelab.esp.packet import OutboundSa
 from ikelab.lab.lab import Lab
-from ikelab.lab.netns import ikelab_namespaces, in_namespace
+from ikelab.lab.netns import LabError, ikelab_namespaces, in_namespace
 from ikelab.lab.session import Session
 from ikelab.trace import ChildSaEvent
 
@@ -351,3 +353,38 @@ def test_ctrl_c_while_the_esp_workers_start_prints_no_traceback():
     assert "Traceback" not in err
     assert "ikelab: interrupted" in err and run.returncode == 130
     assert not [n for n in ikelab_namespaces() if n.startswith(f"ikelab-{run.pid}x")]
+
+
+@pytest.mark.parametrize("side, key", [("left", "address"), ("right", "address"), ("right", "protected")])
+def test_ipv6_addresses_are_refused_before_anything_is_built(side, key):
+    value = "2001:db8::1" if key == "address" else "2001:db8:1::1"
+    lab = Lab(lesson_with(**{side: {key: value}}))
+    before = set(ikelab_namespaces())
+    with pytest.raises(LabError, match=rf"ikev2-psk.toml: \[{side}\] {key} = {re.escape(value)}: the namespace lab is IPv4 only"):
+        with lab:
+            pass
+    assert lab.commands == [] and set(ikelab_namespaces()) == before
+
+
+def test_ipv6_lesson_in_the_lab_is_one_line_and_exit_2(tmp_path, capsys):
+    text = (ROOT / "lessons" / "ikev2-psk.toml").read_text().replace('address = "192.0.2.1"', 'address = "2001:db8::1"')
+    assert "2001:db8::1" in text
+    (tmp_path / "v6.toml").write_text(text)
+    assert main(["run", str(tmp_path / "v6.toml"), "--headless"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert f"{tmp_path / 'v6.toml'}: [left] address = 2001:db8::1: the namespace lab is IPv4 only" in err
+
+
+def test_a_socket_that_cannot_be_opened_is_a_lab_error(monkeypatch):
+    from ikelab.lab import lab as lab_module
+
+    def unavailable(address):
+        raise OSError(errno.EADDRNOTAVAIL, os.strerror(errno.EADDRNOTAVAIL))
+
+    monkeypatch.setattr(lab_module, "lab_ike_sockets", unavailable)
+    lab = Lab(lesson_with())
+    with pytest.raises(LabError, match=r"cannot open UDP ports 500 and 4500 of left at 192\.0\.2\.1 in ikelab-.*-left: Cannot assign"):
+        with lab:
+            pass
+    assert not [n for n in ikelab_namespaces() if n.startswith(f"ikelab-{lab.topology.rid}-")]

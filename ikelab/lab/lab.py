@@ -45,6 +45,25 @@ def lab_ike_sockets(address: str) -> list:
         raise
 
 
+def ike_sockets_in(side) -> list:
+    """lab_ike_sockets in the side's namespace; LabError naming the address if they cannot be had."""
+    try:
+        return in_namespace(side.namespace, lambda: lab_ike_sockets(side.address))
+    except OSError as e:
+        raise LabError(f"cannot open UDP ports 500 and 4500 of {side.name} at {side.address} in {side.namespace}: "
+                       f"{e.strerror or e}") from None
+
+
+def refuse_ipv6(lesson: Lesson) -> None:
+    """The lab's link, routes and ESP workers are IPv4: say so before anything is built."""
+    for peer in lesson.peers:
+        for key in ("address", "protected"):
+            value = getattr(peer, key)
+            if value and ":" in value:
+                raise LabError(f"{lesson.path}: [{peer.name}] {key} = {value}: the namespace lab is IPv4 only "
+                               "(IPv6 addresses work with --transport memory)")
+
+
 def start_datapath(topology: Topology, lesson, prefer: str, sides: list[str], capturing: bool):
     """The datapath the probe picks for these sides, started. A userspace one is not waited for (its
     `ready()` does) and gets the routes for the lesson's remote selectors ahead of any SA."""
@@ -155,6 +174,7 @@ class Lab:
         return self.topology.log.lines
 
     def __enter__(self) -> "Lab":
+        refuse_ipv6(self.lesson)
         try:
             self.topology.up()
             ours = [p.name for p in self.lesson.peers if p.implementation == "ikelab"]
@@ -167,12 +187,15 @@ class Lab:
             sockets = {}
             for name in ours:
                 side = self.topology.sides[name]
-                sockets[name] = in_namespace(side.namespace, lambda a=side.address: lab_ike_sockets(a))
+                sockets[name] = ike_sockets_in(side)
             self.transport = UdpTransport(sockets)
             self.transport.name = "netns"
             self.datapath = start_datapath(self.topology, self.lesson, self.prefer_datapath, ours, self.capture is not None)
             if self.wait_for_datapath:
                 self.ready()
+        except OSError as e:  # a system call the lab makes itself failed: one line, no traceback
+            self.close()
+            raise LabError(f"the lab could not start: {e}") from None
         except BaseException:
             self.close()
             raise

@@ -35,3 +35,12 @@ def test_without_the_lab_a_router_lesson_falls_back_to_memory(no_lab):
     choice = choose_transport(None, load_lesson("ikev2-blocked-500"))
     assert choice.name == "memory" and choice.lab_unavailable == "the lab needs root (simulated)"
     assert choose_transport(None, load_lesson("ikev2-psk")).name == "loopback"
+
+
+def test_without_root_the_strongswan_lesson_gives_the_whole_reason(monkeypatch, capsys):
+    monkeypatch.setattr(lab_module.os, "geteuid", lambda: 1000)
+    reason = lab_module.missing_privileges()
+    assert reason and reason.startswith("the lab needs root")
+    assert main(["run", "ikev2-strongswan", "--headless"]) == 2
+    err = capsys.readouterr().err
+    assert f"it needs the namespace lab ({reason})" in err

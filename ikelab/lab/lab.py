@@ -82,12 +82,13 @@ def start_datapath(topology: Topology, lesson, prefer: str, sides: list[str], ca
 def missing_privileges() -> str | None:
     """Why the namespace lab cannot run here, or None if it can."""
     if os.geteuid() != 0:
-        return ("the lab needs root: network namespaces, veth and TUN devices are privileged here "
-                "(/dev/net/tun is not usable by ordinary users); run it with sudo")
+        # No parentheses in these: callers put the reason inside their own.
+        return ("the lab needs root: network namespaces, veth and TUN devices are privileged here, "
+                "and /dev/net/tun is not usable by ordinary users; run it with sudo")
     if shutil.which("ip") is None:
         return "the `ip` command is missing: install iproute2"
     if not os.path.exists("/dev/net/tun"):
-        return "/dev/net/tun is missing: load the tun module (modprobe tun)"
+        return "/dev/net/tun is missing: load the tun module with modprobe tun"
     return None
 
 

@@ -388,3 +388,17 @@ def test_a_socket_that_cannot_be_opened_is_a_lab_error(monkeypatch):
         with lab:
             pass
     assert not [n for n in ikelab_namespaces() if n.startswith(f"ikelab-{lab.topology.rid}-")]
+
+
+def test_a_lab_removed_under_a_running_ping_is_an_error_not_zero_replies():
+    from ikelab.lab.netns import kill_processes
+
+    lesson = lesson_with()
+    with Lab(lesson) as lab:
+        session = Session(lesson, lab.transport, seed=5, datapath=lab.datapath, namespaces=lab.namespaces)
+        session.run()
+        for namespace in lab.namespaces.values():  # what `ikelab lab cleanup --all` does to this run
+            kill_processes(namespace)
+            subprocess.run(["ip", "netns", "del", namespace], check=True)
+        with pytest.raises(LabError, match="the lab was removed while the run was using it"):
+            lab.ping(2)

@@ -15,7 +15,7 @@ from typing import Callable
 from ikelab.esp.sa import ChildSa, EspSa
 from ikelab.lab.reuseport import steer_esp_in_udp
 from ikelab.lab import datapath as datapaths
-from ikelab.lab.netns import LabError, Router, Topology, in_namespace, run_directory
+from ikelab.lab.netns import NETNS_DIR, LabError, Router, Topology, in_namespace, run_directory
 from ikelab.lab.transports import IKE_PORT, NAT_T_PORT, UdpTransport, bound_udp_socket
 from ikelab.lessons import Lesson
 
@@ -274,7 +274,17 @@ class Lab:
     def ping(self, count: int, on_line: Callable[[str], None] = lambda line: None) -> PingResult:
         """Real ping from the initiator's protected address to the responder's, line by line."""
         src, dst = self.lesson.left, self.lesson.right
-        return ping(self.topology.sides[src.name].namespace, src.protected, dst.protected, count, on_line, self.topology.log)
+        result = ping(self.topology.sides[src.name].namespace, src.protected, dst.protected, count, on_line, self.topology.log)
+        self.check_still_there()
+        return result
+
+    def check_still_there(self) -> None:
+        """LabError if the lab's namespaces were removed under the run (`ikelab lab cleanup --all`):
+        what it measured then is not a result."""
+        gone = [n for n in self.namespaces.values() if not os.path.exists(os.path.join(NETNS_DIR, n))]
+        if gone:
+            raise LabError(f"the lab was removed while the run was using it ({', '.join(gone)} gone; "
+                           "`ikelab lab cleanup --all` removes live runs too)")
 
 
 def ping(namespace: str, src: str, dst: str, count: int, on_line: Callable[[str], None], log) -> PingResult:

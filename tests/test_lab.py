@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -19,7 +21,7 @@ from conftest import lesson_with, needs_lab, needs_tshark
 from ikelab.cli import main
 from ikelab.esp.packet import OutboundSa
 from ikelab.lab.lab import Lab
-from ikelab.lab.netns import ikelab_namespaces, in_namespace
+from ikelab.lab.netns import LabError, ikelab_namespaces, in_namespace
 from ikelab.lab.session import Session
 from ikelab.trace import ChildSaEvent
 
@@ -270,3 +272,133 @@ def test_ping_through_a_real_nat_in_udp(capsys, tmp_path):
     esp_in_udp = [p for p in packets if p.haslayer(UDP) and 4500 in (p[UDP].sport, p[UDP].dport)
                   and bytes(p[UDP].payload)[:4] != bytes(4)]
     assert len(esp_in_udp) == 6 and not [p for p in packets if p.haslayer(IP) and p[IP].proto == 50]
+
+
+def _children_alive() -> list[int]:
+    """This process's children still running (ESP workers, tcpdump, charon...)."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if int(stat[1]) == os.getpid() and stat[0] not in ("Z", "X"):
+            children.append(int(entry.name))
+    return children
+
+
+@pytest.mark.parametrize("slug, capture", [("ikev2-psk", False), ("ikev2-psk", True), ("ikev2-nat", False)])
+def test_interrupt_at_every_setup_command_leaves_nothing(monkeypatch, tmp_path, slug, capture):
+    """SIGTERM becomes KeyboardInterrupt (cli._terminate); it may land right after any command the
+    setup ran. Interrupt after the 1st, 2nd, ... command until the lab comes up whole."""
+    from ikelab.lab.netns import CommandLog
+    from ikelab.lessons import load_lesson
+
+    lesson = load_lesson(slug)
+    real_run = CommandLog.run
+    for n in range(1, 200):
+        calls = []
+
+        def interrupted_run(self, args, *, check=True):
+            result = real_run(self, args, check=check)
+            calls.append(args)
+            if len(calls) == n:
+                raise KeyboardInterrupt  # as if the signal came as the command returned
+            return result
+
+        monkeypatch.setattr(CommandLog, "run", interrupted_run)
+        lab = Lab(lesson, capture=tmp_path / "veth.pcap" if capture else None)
+        try:
+            with lab:
+                monkeypatch.setattr(CommandLog, "run", real_run)  # set up: only the setup is interrupted
+            finished = True
+        except KeyboardInterrupt:
+            finished = False
+        monkeypatch.setattr(CommandLog, "run", real_run)
+        assert not [ns for ns in ikelab_namespaces() if ns.startswith(f"ikelab-{lab.topology.rid}-")], f"after command {n}"
+        assert not _children_alive(), f"after command {n}: {calls[-1]}"
+        if finished:
+            break
+    assert finished and n > 10  # every setup step was interrupted once
+
+
+def _esp_workers_of(pid: int) -> list[int]:
+    workers = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            command = (entry / "cmdline").read_bytes()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if ppid == pid and b"ikelab.lab.esp_worker" in command:
+            workers.append(int(entry.name))
+    return workers
+
+
+def test_ctrl_c_while_the_esp_workers_start_prints_no_traceback():
+    """The terminal sends Ctrl-C's SIGINT to its whole foreground process group. The ESP workers
+    must not get it (they are stopped by the run): no traceback of theirs, only `interrupted`."""
+    run = subprocess.Popen([sys.executable, "-m", "ikelab.cli", "run", "ikev2-psk", "--headless", "--ping", "20"],
+                           cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 20
+    while not _esp_workers_of(run.pid) and time.monotonic() < deadline:
+        time.sleep(0.002)
+    time.sleep(0.05)  # in the middle of their start-up (imports, TUN device, warm-up)
+    os.killpg(run.pid, signal.SIGINT)  # as the terminal does
+    _, err = run.communicate(timeout=20)
+    assert "Traceback" not in err
+    assert "ikelab: interrupted" in err and run.returncode == 130
+    assert not [n for n in ikelab_namespaces() if n.startswith(f"ikelab-{run.pid}x")]
+
+
+@pytest.mark.parametrize("side, key", [("left", "address"), ("right", "address"), ("right", "protected")])
+def test_ipv6_addresses_are_refused_before_anything_is_built(side, key):
+    value = "2001:db8::1" if key == "address" else "2001:db8:1::1"
+    lab = Lab(lesson_with(**{side: {key: value}}))
+    before = set(ikelab_namespaces())
+    with pytest.raises(LabError, match=rf"ikev2-psk.toml: \[{side}\] {key} = {re.escape(value)}: the namespace lab is IPv4 only"):
+        with lab:
+            pass
+    assert lab.commands == [] and set(ikelab_namespaces()) == before
+
+
+def test_ipv6_lesson_in_the_lab_is_one_line_and_exit_2(tmp_path, capsys):
+    text = (ROOT / "lessons" / "ikev2-psk.toml").read_text().replace('address = "192.0.2.1"', 'address = "2001:db8::1"')
+    assert "2001:db8::1" in text
+    (tmp_path / "v6.toml").write_text(text)
+    assert main(["run", str(tmp_path / "v6.toml"), "--headless"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert f"{tmp_path / 'v6.toml'}: [left] address = 2001:db8::1: the namespace lab is IPv4 only" in err
+
+
+def test_a_socket_that_cannot_be_opened_is_a_lab_error(monkeypatch):
+    from ikelab.lab import lab as lab_module
+
+    def unavailable(address):
+        raise OSError(errno.EADDRNOTAVAIL, os.strerror(errno.EADDRNOTAVAIL))
+
+    monkeypatch.setattr(lab_module, "lab_ike_sockets", unavailable)
+    lab = Lab(lesson_with())
+    with pytest.raises(LabError, match=r"cannot open UDP ports 500 and 4500 of left at 192\.0\.2\.1 in ikelab-.*-left: Cannot assign"):
+        with lab:
+            pass
+    assert not [n for n in ikelab_namespaces() if n.startswith(f"ikelab-{lab.topology.rid}-")]
+
+
+def test_a_lab_removed_under_a_running_ping_is_an_error_not_zero_replies():
+    from ikelab.lab.netns import kill_processes
+
+    lesson = lesson_with()
+    with Lab(lesson) as lab:
+        session = Session(lesson, lab.transport, seed=5, datapath=lab.datapath, namespaces=lab.namespaces)
+        session.run()
+        for namespace in lab.namespaces.values():  # what `ikelab lab cleanup --all` does to this run
+            kill_processes(namespace)
+            subprocess.run(["ip", "netns", "del", namespace], check=True)
+        with pytest.raises(LabError, match="the lab was removed while the run was using it"):
+            lab.ping(2)

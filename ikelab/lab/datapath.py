@@ -117,7 +117,10 @@ class _WorkerHandle:
         cpu_args += [] if udp_gso else ["--no-udp-gso"]
         args = ["ip", "netns", "exec", side.namespace, sys.executable, "-m", "ikelab.lab.esp_worker",
                 "--control-fd", str(child.fileno()), "--tun", TUN_NAME, "--encap-address", side.address, *cpu_args]
-        self.process = subprocess.Popen(args, pass_fds=[child.fileno()], stdin=subprocess.DEVNULL)
+        # Its own session: a Ctrl-C at the terminal goes to the foreground process group, and a worker
+        # in it would die with a KeyboardInterrupt traceback; the lab stops its workers itself (and a
+        # killed lab's worker reads EOF on the control socket and stops), `lab cleanup` finds it by namespace.
+        self.process = subprocess.Popen(args, pass_fds=[child.fileno()], stdin=subprocess.DEVNULL, start_new_session=True)
         child.close()
         self._buffer = b""
         self._lock = threading.Lock()  # the live stage installs SAs while the ping reads counters

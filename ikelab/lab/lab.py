@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 import shutil
 import signal
 import subprocess
@@ -16,7 +15,7 @@ from typing import Callable
 from ikelab.esp.sa import ChildSa, EspSa
 from ikelab.lab.reuseport import steer_esp_in_udp
 from ikelab.lab import datapath as datapaths
-from ikelab.lab.netns import LabError, Router, Topology, in_namespace
+from ikelab.lab.netns import NETNS_DIR, LabError, Router, Topology, in_namespace, run_directory
 from ikelab.lab.transports import IKE_PORT, NAT_T_PORT, UdpTransport, bound_udp_socket
 from ikelab.lessons import Lesson
 
@@ -46,6 +45,25 @@ def lab_ike_sockets(address: str) -> list:
         raise
 
 
+def ike_sockets_in(side) -> list:
+    """lab_ike_sockets in the side's namespace; LabError naming the address if they cannot be had."""
+    try:
+        return in_namespace(side.namespace, lambda: lab_ike_sockets(side.address))
+    except OSError as e:
+        raise LabError(f"cannot open UDP ports 500 and 4500 of {side.name} at {side.address} in {side.namespace}: "
+                       f"{e.strerror or e}") from None
+
+
+def refuse_ipv6(lesson: Lesson) -> None:
+    """The lab's link, routes and ESP workers are IPv4: say so before anything is built."""
+    for peer in lesson.peers:
+        for key in ("address", "protected"):
+            value = getattr(peer, key)
+            if value and ":" in value:
+                raise LabError(f"{lesson.path}: [{peer.name}] {key} = {value}: the namespace lab is IPv4 only "
+                               "(IPv6 addresses work with --transport memory)")
+
+
 def start_datapath(topology: Topology, lesson, prefer: str, sides: list[str], capturing: bool):
     """The datapath the probe picks for these sides, started. A userspace one is not waited for (its
     `ready()` does) and gets the routes for the lesson's remote selectors ahead of any SA."""
@@ -64,12 +82,13 @@ def start_datapath(topology: Topology, lesson, prefer: str, sides: list[str], ca
 def missing_privileges() -> str | None:
     """Why the namespace lab cannot run here, or None if it can."""
     if os.geteuid() != 0:
-        return ("the lab needs root: network namespaces, veth and TUN devices are privileged here "
-                "(/dev/net/tun is not usable by ordinary users); run it with sudo")
+        # No parentheses in these: callers put the reason inside their own.
+        return ("the lab needs root: network namespaces, veth and TUN devices are privileged here, "
+                "and /dev/net/tun is not usable by ordinary users; run it with sudo")
     if shutil.which("ip") is None:
         return "the `ip` command is missing: install iproute2"
     if not os.path.exists("/dev/net/tun"):
-        return "/dev/net/tun is missing: load the tun module (modprobe tun)"
+        return "/dev/net/tun is missing: load the tun module with modprobe tun"
     return None
 
 
@@ -120,15 +139,17 @@ PING_SUMMARY = re.compile(r"(\d+) packets transmitted, (\d+) (?:packets )?receiv
 class Lab:
     """`with Lab(lesson) as lab:` gives namespaces, a netns transport and a started datapath."""
 
-    def __init__(self, lesson: Lesson, *, capture: Path | None = None, prefer_datapath: str = "auto",
+    def __init__(self, lesson: Lesson, *, capture: Path | bool | None = None, prefer_datapath: str = "auto",
                  wait_for_datapath: bool = True) -> None:
         """wait_for_datapath=False: `with` returns while the ESP workers still start, so the caller's
-        own start-up (importing the IKE engines) overlaps theirs; call ready() before IKE runs."""
+        own start-up (importing the IKE engines) overlaps theirs; call ready() before IKE runs.
+        capture: the file tcpdump writes, or True for one in the run's directory (`self.capture.path`,
+        removed with the lab)."""
         self.lesson = lesson
         self.wait_for_datapath = wait_for_datapath
         router = Router(lesson.router.nat, lesson.router.block_udp_500) if lesson.router else None
         self.topology = Topology([(p.name, p.address, p.protected) for p in lesson.peers], router=router)
-        self.capture_path = capture
+        self.capture_path = capture or None  # False: no capture
         self.prefer_datapath = prefer_datapath
         self.transport: UdpTransport | None = None
         self.datapath = None
@@ -137,7 +158,13 @@ class Lab:
         # Certificates of every `auth = "pubkey"` side, issued once when a strongSwan side needs them,
         # so charon and the ikelab side trust the same lab CA (pass them on to the Session).
         self.credentials: dict = {}
-        self._workdir: tempfile.TemporaryDirectory | None = None
+        self._directory: Path | None = None  # see directory()
+
+    def directory(self) -> Path:
+        """The run's private directory, made on first use and removed by close()."""
+        if self._directory is None:
+            self._directory = run_directory(self.topology.rid)
+        return self._directory
 
     @property
     def namespaces(self) -> dict[str, str]:
@@ -148,23 +175,28 @@ class Lab:
         return self.topology.log.lines
 
     def __enter__(self) -> "Lab":
+        refuse_ipv6(self.lesson)
         try:
             self.topology.up()
             ours = [p.name for p in self.lesson.peers if p.implementation == "ikelab"]
             if self.capture_path is not None:
                 watched = self.topology.sides[ours[0]]
-                self.capture = Capture(watched.namespace, watched.interface, self.capture_path)
+                path = self.directory() / "veth.pcap" if self.capture_path is True else self.capture_path
+                self.capture = Capture(watched.namespace, watched.interface, path)
             for peer in self.lesson.external:
                 self._start_strongswan(peer)
             sockets = {}
             for name in ours:
                 side = self.topology.sides[name]
-                sockets[name] = in_namespace(side.namespace, lambda a=side.address: lab_ike_sockets(a))
+                sockets[name] = ike_sockets_in(side)
             self.transport = UdpTransport(sockets)
             self.transport.name = "netns"
             self.datapath = start_datapath(self.topology, self.lesson, self.prefer_datapath, ours, self.capture is not None)
             if self.wait_for_datapath:
                 self.ready()
+        except OSError as e:  # a system call the lab makes itself failed: one line, no traceback
+            self.close()
+            raise LabError(f"the lab could not start: {e}") from None
         except BaseException:
             self.close()
             raise
@@ -184,11 +216,9 @@ class Lab:
         problem = available()
         if problem:
             raise LabError(f"the lesson puts strongSwan on the {peer.name} side, but {problem}")
-        if self._workdir is None:
-            self._workdir = tempfile.TemporaryDirectory(prefix="ikelab-strongswan-")
         other = next(p for p in self.lesson.peers if p is not peer)
-        workdir = Path(self._workdir.name) / peer.name
-        workdir.mkdir()
+        workdir = self.directory() / peer.name
+        workdir.mkdir(mode=0o700)
         remote_addr = other.address
         if self.lesson.router and self.lesson.router.nat and peer.name == "right":
             remote_addr = Router.RIGHT_ADDRESS  # left reaches us masqueraded as the router
@@ -233,9 +263,9 @@ class Lab:
                 charon.stop()
         finally:
             self.topology.down()
-            if self._workdir is not None:
-                self._workdir.cleanup()
-                self._workdir = None
+            if self._directory is not None:
+                shutil.rmtree(self._directory, ignore_errors=True)
+                self._directory = None
 
     def stop_capture(self) -> None:
         if self.capture is not None:
@@ -244,7 +274,17 @@ class Lab:
     def ping(self, count: int, on_line: Callable[[str], None] = lambda line: None) -> PingResult:
         """Real ping from the initiator's protected address to the responder's, line by line."""
         src, dst = self.lesson.left, self.lesson.right
-        return ping(self.topology.sides[src.name].namespace, src.protected, dst.protected, count, on_line, self.topology.log)
+        result = ping(self.topology.sides[src.name].namespace, src.protected, dst.protected, count, on_line, self.topology.log)
+        self.check_still_there()
+        return result
+
+    def check_still_there(self) -> None:
+        """LabError if the lab's namespaces were removed under the run (`ikelab lab cleanup --all`):
+        what it measured then is not a result."""
+        gone = [n for n in self.namespaces.values() if not os.path.exists(os.path.join(NETNS_DIR, n))]
+        if gone:
+            raise LabError(f"the lab was removed while the run was using it ({', '.join(gone)} gone; "
+                           "`ikelab lab cleanup --all` removes live runs too)")
 
 
 def ping(namespace: str, src: str, dst: str, count: int, on_line: Callable[[str], None], log) -> PingResult:

@@ -20,8 +20,10 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, TypeVar
 
 PREFIX = "ikelab-"
@@ -42,6 +44,13 @@ def run_id() -> str:
 
 def namespace_name(rid: str, side: str) -> str:
     return f"{PREFIX}{rid}-{side}"
+
+
+def run_directory(rid: str) -> Path:
+    """A private temporary directory (mode 0700) for the files of run `rid` (strongSwan's
+    configuration and log, which hold the PSK; the raw capture). Named like the run's namespaces,
+    so `ikelab lab cleanup` can tell a killed run's directory from a live one's."""
+    return Path(tempfile.mkdtemp(prefix=f"{PREFIX}{rid}-files-"))
 
 
 def _libc():
@@ -171,8 +180,7 @@ class Topology:
             raise LabError("the `ip` command is missing: install iproute2 (apt-get install iproute2)")
         left, right = self.sides.values()
         for side in (left, right):
-            self.log.run(["ip", "netns", "add", side.namespace])
-            self._created.append(side.namespace)
+            self._add_namespace(side.namespace)
         prefix = 24
         if self.router is None:
             self.log.run(
@@ -196,10 +204,15 @@ class Topology:
             self.log.run(["ip", "-n", left.namespace, "route", "add", "192.0.2.128/25", "via", Router.LEFT_ADDRESS])
             self.log.run(["ip", "-n", right.namespace, "route", "add", "192.0.2.0/25", "via", Router.RIGHT_ADDRESS])
 
+    def _add_namespace(self, namespace: str) -> None:
+        # Recorded before it exists: a signal that lands right after `ip netns add` returns must
+        # still find it in down() (deleting one that was never made is harmless).
+        self._created.append(namespace)
+        self.log.run(["ip", "netns", "add", namespace])
+
     def _build_router(self, left: Side, right: Side) -> None:
         router = self.router_namespace
-        self.log.run(["ip", "netns", "add", router])
-        self._created.append(router)
+        self._add_namespace(router)
         for side, inner, address in ((left, "veth-rl", Router.LEFT_ADDRESS), (right, "veth-rr", Router.RIGHT_ADDRESS)):
             self.log.run(["ip", "link", "add", side.interface, "netns", side.namespace, "type", "veth",
                           "peer", "name", inner, "netns", router])
@@ -246,8 +259,9 @@ def ikelab_namespaces() -> list[str]:
     return [n for n in names if n.startswith(PREFIX)]
 
 
-def owner_alive(namespace: str) -> bool:
-    match = re.match(rf"{re.escape(PREFIX)}(\d+)x", namespace)
+def owner_alive(name: str) -> bool:
+    """Whether the process that made this namespace or run directory still runs."""
+    match = re.match(rf"{re.escape(PREFIX)}(\d+)x", name)
     if not match:
         return False
     try:
@@ -259,12 +273,32 @@ def owner_alive(namespace: str) -> bool:
     return True
 
 
-def cleanup(*, include_live: bool = False) -> list[str]:
-    """Remove namespaces of ikelab runs whose process is gone (all of them with include_live)."""
+_RUN_DIRECTORY = re.compile(rf"{re.escape(PREFIX)}\d+x\d+-files-\w+")
+
+
+def run_directories(root: Path | None = None) -> list[Path]:
+    """The run directories (see run_directory) in `root`: ours by name, real directories (never
+    a symbolic link), owned by this user."""
+    root = Path(root or tempfile.gettempdir())
+    found = []
+    for path in root.iterdir():
+        if _RUN_DIRECTORY.fullmatch(path.name) and not path.is_symlink() and path.is_dir() \
+                and path.stat().st_uid == os.geteuid():
+            found.append(path)
+    return sorted(found)
+
+
+def cleanup(*, include_live: bool = False, root: Path | None = None) -> list[str]:
+    """Remove the namespaces (and what runs in them) and run directories of ikelab runs whose
+    process is gone (of all of them with include_live). What was removed, by name."""
     removed = []
     for namespace in ikelab_namespaces():
         if include_live or not owner_alive(namespace):
             kill_processes(namespace)
             subprocess.run(["ip", "netns", "del", namespace], capture_output=True)
             removed.append(namespace)
+    for directory in run_directories(root):
+        if include_live or not owner_alive(directory.name):
+            shutil.rmtree(directory, ignore_errors=True)
+            removed.append(str(directory))
     return removed

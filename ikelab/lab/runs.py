@@ -24,17 +24,20 @@ T = TypeVar("T")
 @dataclass(frozen=True)
 class TransportChoice:
     name: str  # "netns", "loopback" or "memory"
-    lab_unavailable: str | None = None  # why the lab could not be used: loopback stands in
+    lab_unavailable: str | None = None  # why the lab could not be used: `name` stands in
 
 
 class TransportUnavailable(Exception):
     """The transport asked for cannot run here; str() says why."""
 
 
-def choose_transport(requested: str | None) -> TransportChoice:
-    """The lab where it can start, else loopback with the reason; an explicit choice is kept."""
+def choose_transport(requested: str | None, lesson: Lesson | None = None) -> TransportChoice:
+    """The lab where it can start, else loopback with the reason (memory for a lesson with a
+    [router], which loopback cannot model); an explicit choice is kept, if it can run the lesson."""
     from ikelab.lab.lab import missing_privileges
 
+    if requested == "loopback" and lesson is not None and lesson.router:
+        raise TransportUnavailable(loopback_without_router(lesson))
     if requested in ("memory", "loopback"):
         return TransportChoice(requested)
     problem = missing_privileges()
@@ -42,14 +45,21 @@ def choose_transport(requested: str | None) -> TransportChoice:
         return TransportChoice("netns")
     if requested == "netns":
         raise TransportUnavailable(f"the lab cannot start: {problem}")
-    return TransportChoice("loopback", problem)
+    return TransportChoice("memory" if lesson is not None and lesson.router else "loopback", problem)
+
+
+def loopback_without_router(lesson: Lesson) -> str:
+    return (f"{lesson.slug} puts a [router] between the peers (NAT, blocked ports), which loopback UDP cannot "
+            "model: use --transport memory, or the lab (netns, as root)")
 
 
 def plain_transport(lesson: Lesson, name: str):
     """The transport of a run outside the lab: UDP on 127.0.0.1, or in memory. Raises TransportError."""
-    from ikelab.lab.transports import LoopbackTransport, MemoryTransport
+    from ikelab.lab.transports import LoopbackTransport, MemoryTransport, TransportError
 
     if name == "loopback":
+        if lesson.router:  # loopback would carry what the router drops or rewrites, and the lesson would lie
+            raise TransportError(loopback_without_router(lesson))
         return LoopbackTransport([p.name for p in lesson.peers])
     return MemoryTransport.for_lesson(lesson)
 

@@ -210,6 +210,13 @@ connections {{
 {_secrets(peer)}"""
 
 
+def _private(path: Path) -> int:
+    """A descriptor of `path`, emptied, that only its owner may read (mode 0600, even if it existed)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    return fd
+
+
 class Charon:
     """`with Charon(peer) as charon:` a running, configured charon; stopped on every exit path."""
 
@@ -242,9 +249,11 @@ class Charon:
         run_dir.mkdir(exist_ok=True)
         args = [*self._in_namespace, "sh", "-c", 'mount --bind "$0" /run && exec "$@"', str(run_dir), CHARON]
         self.log.lines.append(" ".join(_quote(a) for a in args))
-        with open(self.workdir / "charon.out", "wb") as out:
-            # ip netns exec, env and sh all exec: self.process.pid is charon's own pid.
-            self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+        with open(_private(self.workdir / "charon.out"), "wb") as out:
+            # ip netns exec, env and sh all exec: self.process.pid is charon's own pid. umask: the
+            # log charon creates holds every key it derives.
+            self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                            umask=0o077)
         self._wait_for_vici()
         self._swanctl("--load-all")
 
@@ -293,9 +302,10 @@ class Charon:
         swanctl = self.workdir / "swanctl"
         for name in SWANCTL_DIRS:
             (swanctl / name).mkdir(parents=True, exist_ok=True)
-        (self.workdir / "strongswan.conf").write_text(
-            strongswan_conf(self.workdir, self.peer.aggressive, self.peer.nat_keepalive_every, self.peer.fragment_size))
-        (swanctl / "swanctl.conf").write_text(swanctl_conf(self.peer))
+        with open(_private(self.workdir / "strongswan.conf"), "w") as conf:
+            conf.write(strongswan_conf(self.workdir, self.peer.aggressive, self.peer.nat_keepalive_every, self.peer.fragment_size))
+        with open(_private(swanctl / "swanctl.conf"), "w") as conf:
+            conf.write(swanctl_conf(self.peer))  # the PSK is in it
         self._write_credentials(swanctl)
         # A previous run's log or socket in the same workdir would mislead keys() and the start-up wait.
         for stale in (self.logs(), self.workdir / "charon.vici"):

@@ -179,29 +179,59 @@ def find_lesson(name: str) -> Path:
     """A slug from lessons/ or a path to a lesson file."""
     candidate = Path(name)
     if candidate.suffix == ".toml" or os.sep in name:
+        _refuse_directory(candidate)
         if not candidate.is_file():
             raise LessonError(name, "", "no such lesson file")
         return candidate
     path = LESSONS_DIR / f"{name}.toml"
     if not path.is_file():
-        known = ", ".join(p.stem for p in sorted(LESSONS_DIR.glob("*.toml"))) or "none"
+        _refuse_directory(candidate)
+        known = ", ".join(p.stem for p in sorted(_lesson_files())) or "none"
         raise LessonError(name, "", f"no lesson with this slug (known: {known})")
     return path
 
 
+def _refuse_directory(path: Path) -> None:
+    if path.is_dir():
+        raise LessonError(path, "", "is a directory, not a lesson file")
+
+
+def _lesson_files() -> list[Path]:
+    if not LESSONS_DIR.is_dir():
+        raise LessonError(LESSONS_DIR, "", "no such lessons directory (set by IKELAB_LESSONS)"
+                          if "IKELAB_LESSONS" in os.environ else "no such lessons directory")
+    return sorted(LESSONS_DIR.glob("*.toml"))
+
+
 def list_lessons() -> list[Lesson]:
-    return [load_lesson(p) for p in sorted(LESSONS_DIR.glob("*.toml"))]
+    return [load_lesson(p) for p in _lesson_files()]
 
 
 def load_lesson(name: str | Path) -> Lesson:
     path = find_lesson(str(name))
-    text = path.read_text(encoding="utf-8")
+    text = _read_text(path)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         line = re.search(r"line (\d+)", str(e))
         raise LessonError(path, "", f"not valid TOML: {e}", int(line.group(1)) if line else None) from None
+    except RecursionError:  # tomllib parses nested arrays and inline tables recursively
+        raise LessonError(path, "", "not valid TOML: arrays or tables nested too deeply") from None
     return _Parser(path, text).lesson(data)
+
+
+def _read_text(path: Path) -> str:
+    """The file as text; a UTF-8 byte-order mark, which editors on Windows add, is dropped."""
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise LessonError(path, "", f"cannot read the file: {e.strerror or e}") from None
+    try:
+        return raw.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise LessonError(path, "", f"not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start}): "
+                          "TOML files are UTF-8", line) from None
 
 
 class _Parser:

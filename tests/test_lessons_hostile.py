@@ -1,0 +1,71 @@
+"""Hostile lesson files: whatever the file holds, the check answers with one line naming the problem."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+import ikelab.lessons
+from ikelab.cli import main
+from ikelab.lessons import LESSONS_DIR, LessonError, load_lesson
+
+LESSON_1 = (LESSONS_DIR / "ikev2-psk.toml").read_text()
+
+
+def write(tmp_path: Path, text: str | bytes, name: str = "hostile.toml") -> Path:
+    path = tmp_path / name
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    return path
+
+
+def error_of(path: Path | str) -> LessonError:
+    with pytest.raises(LessonError) as info:
+        load_lesson(path)
+    assert "\n" not in str(info.value)
+    return info.value
+
+
+def edited(tmp_path: Path, old: str, new: str, base: str = LESSON_1) -> LessonError:
+    assert old in base
+    return error_of(write(tmp_path, base.replace(old, new, 1)))
+
+
+def test_a_file_that_is_not_utf8_names_the_byte_and_line(tmp_path):
+    error = error_of(write(tmp_path, LESSON_1.encode().replace(b"IKEv2 with", b"IKEv2 \xff with", 1)))
+    assert "not UTF-8" in str(error) and "0xff" in str(error)
+    assert error.line == next(i for i, line in enumerate(LESSON_1.splitlines(), 1) if "IKEv2 with" in line)
+
+
+def test_a_byte_order_mark_is_accepted(tmp_path):
+    assert load_lesson(write(tmp_path, "\ufeff" + LESSON_1)).title == load_lesson("ikev2-psk").title
+
+
+def test_an_unreadable_file_is_one_line(tmp_path, monkeypatch):
+    path = write(tmp_path, LESSON_1)
+
+    def refuse(self):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "read_bytes", refuse)
+    assert str(error_of(path)) == f"{path}: cannot read the file: Permission denied"
+
+
+def test_deep_nesting_is_not_a_recursion_error(tmp_path):
+    error = error_of(write(tmp_path, "title = " + "[" * 5000 + "]" * 5000 + "\n"))
+    assert "nested too deeply" in str(error)
+
+
+@pytest.mark.parametrize("name", ["adir", "adir.toml"])
+def test_a_directory_is_named_as_one(tmp_path, monkeypatch, name):
+    (tmp_path / name).mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert "is a directory" in str(error_of(name))
+    assert "is a directory" in str(error_of(tmp_path / name))
+
+
+def test_a_missing_lessons_directory_is_a_usage_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(ikelab.lessons, "LESSONS_DIR", tmp_path / "nonexistent")
+    assert main(["lessons"]) == 2
+    assert "nonexistent: no such lessons directory" in capsys.readouterr().err

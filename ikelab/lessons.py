@@ -305,6 +305,8 @@ class _Parser:
 
     def peer(self, data: dict, name: str, *, manual: bool) -> PeerSpec:
         table = data.get(name)
+        if name in data and not isinstance(table, dict):
+            raise self.error(name, f"must be a table [{name}] describing the {name} peer, not {type(table).__name__}")
         if not isinstance(table, dict):
             raise self.error(name, f"missing table [{name}] describing the {name} peer")
         w = f"{name}."
@@ -432,6 +434,12 @@ class _Parser:
             raise self.error("router.block", f"the router can block [\"udp/500\"], not {block!r}")
         return RouterSpec(nat=self._bool(table, "nat", "router."), block_udp_500="udp/500" in block)
 
+    def _array_of_tables(self, data: dict, key: str) -> list:
+        value = data.get(key, [])
+        if not isinstance(value, list):
+            raise self.error(key, f"must be [[{key}]] tables, not {type(value).__name__}")
+        return value
+
     def _bool(self, table: dict, key: str, where: str) -> bool:
         value = table.get(key, False)
         if not isinstance(value, bool):
@@ -456,7 +464,7 @@ class _Parser:
 
     def actions(self, data: dict) -> tuple[Action, ...]:
         out = []
-        for i, a in enumerate(data.get("action", [])):
+        for i, a in enumerate(self._array_of_tables(data, "action")):
             if not isinstance(a, dict) or set(a) != {"at", "peer", "do"}:
                 raise self.error("action", f"action {i + 1} needs exactly `at`, `peer` and `do`")
             at = self._seconds(a, "at", "action.")
@@ -541,12 +549,12 @@ class _Parser:
                 raise self.error("action.do", "swanctl has no command that makes strongSwan check liveness; "
                                  "give that action to the ikelab side")
         steps = []
-        for i, step in enumerate(data.get("step", [])):
+        for i, step in enumerate(self._array_of_tables(data, "step")):
             if not isinstance(step, dict) or not isinstance(step.get("match"), str) or not isinstance(step.get("text"), str):
                 raise self.error("step", f"step {i + 1} needs `match` and `text` strings")
             steps.append(StepText(step["match"], step["text"].strip()))
         checkpoints = []
-        for i, cp in enumerate(data.get("checkpoint", [])):
+        for i, cp in enumerate(self._array_of_tables(data, "checkpoint")):
             if not isinstance(cp, dict) or not isinstance(cp.get("text"), str):
                 raise self.error("checkpoint", f"checkpoint {i + 1} needs a `text` string")
             checkpoints.append(cp["text"].strip())

@@ -12,6 +12,7 @@ from ikelab.cli import main
 from ikelab.lessons import LESSONS_DIR, LessonError, load_lesson
 
 LESSON_1 = (LESSONS_DIR / "ikev2-psk.toml").read_text()
+NO_STORY = LESSON_1.split("[[step]]")[0]  # the peers without steps and checkpoints
 
 
 def write(tmp_path: Path, text: str | bytes, name: str = "hostile.toml") -> Path:
@@ -69,3 +70,19 @@ def test_a_missing_lessons_directory_is_a_usage_error(tmp_path, monkeypatch, cap
     monkeypatch.setattr(ikelab.lessons, "LESSONS_DIR", tmp_path / "nonexistent")
     assert main(["lessons"]) == 2
     assert "nonexistent: no such lessons directory" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("setting,words", [
+    ("action = 5", "action: must be [[action]] tables, not int"),
+    ("step = 5", "step: must be [[step]] tables, not int"),
+    ("checkpoint = 7", "checkpoint: must be [[checkpoint]] tables, not int"),
+])
+def test_arrays_of_tables_of_the_wrong_type(tmp_path, setting, words):
+    error = error_of(write(tmp_path, f"{setting}\n{NO_STORY}"))
+    assert words in str(error) and error.line == 1
+
+
+def test_a_peer_that_is_not_a_table(tmp_path):
+    text = NO_STORY.split("[left]")[0] + 'left = "oops"\n[right]' + NO_STORY.split("[right]")[1]
+    error = error_of(write(tmp_path, text))
+    assert "left: must be a table [left] describing the left peer, not str" in str(error)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import math
 import os
 import re
 import tomllib
@@ -419,7 +420,7 @@ class _Parser:
 
     def _port(self, table: dict, where: str) -> int:
         value = table.get("port", 500)
-        if value not in (500, 4500):
+        if not _whole(value) or value not in (500, 4500):
             raise self.error(where + "port", f"IKE runs on port 500 or 4500, not {value!r}")
         return value
 
@@ -458,7 +459,8 @@ class _Parser:
         value = table.get(key)
         if value is None:
             return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        # inf and nan are TOML floats too; a clock never reaches them, and swanctl needs a whole number.
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
             raise self.error(where + key, f"must be a positive number of seconds, not {value!r}")
         return float(value)
 
@@ -522,7 +524,7 @@ class _Parser:
             raise self.error("keying", f"must be 'ike' or 'manual', not {keying!r}")
         manual = keying == "manual"
         version = data.get("ike_version", 2)
-        if version not in (1, 2):
+        if not _whole(version) or version not in (1, 2):
             raise self.error("ike_version", f"must be 1 or 2, not {version!r}")
         mode = self._str(data, "mode", "", default="main")
         if mode not in ("main", "aggressive"):
@@ -598,6 +600,11 @@ class _Parser:
             if data[side].get("implementation", "ikelab") != "ikelab":
                 raise self.error(f"{side}.implementation", "a comparison runs ikelab on both sides")
         return tuple(value)
+
+
+def _whole(value) -> bool:
+    """An integer: TOML's true and false are Python ints (True == 1), and 2.0 == 2."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _inside(value, network) -> bool:

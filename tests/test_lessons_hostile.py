@@ -86,3 +86,23 @@ def test_a_peer_that_is_not_a_table(tmp_path):
     text = NO_STORY.split("[left]")[0] + 'left = "oops"\n[right]' + NO_STORY.split("[right]")[1]
     error = error_of(write(tmp_path, text))
     assert "left: must be a table [left] describing the left peer, not str" in str(error)
+
+
+STRONGSWAN = (LESSONS_DIR / "ikev2-strongswan.toml").read_text()
+
+
+@pytest.mark.parametrize("value", ["inf", "nan"])
+@pytest.mark.parametrize("base", [LESSON_1, STRONGSWAN], ids=["ikelab", "strongswan"])
+def test_seconds_are_finite(tmp_path, base, value):
+    error = edited(tmp_path, 'esp = "aes128-sha256"\nlocal_ts = "203.0.113.0/24"',
+                   f'esp = "aes128-sha256"\nrekey_child_after = {value}\nlocal_ts = "203.0.113.0/24"', base)
+    assert f"right.rekey_child_after: must be a positive number of seconds, not {value}" in str(error)
+
+
+@pytest.mark.parametrize("old,new,words", [
+    ("ike_version = 2\n", "ike_version = true\n", "ike_version: must be 1 or 2, not True"),
+    ("ike_version = 2\n", "ike_version = 2.0\n", "ike_version: must be 1 or 2, not 2.0"),
+    ('protected = "198.51.100.1"', 'protected = "198.51.100.1"\nport = 500.0', "left.port: IKE runs on port 500 or 4500, not 500.0"),
+])
+def test_whole_numbers_are_not_booleans_or_floats(tmp_path, old, new, words):
+    assert words in str(edited(tmp_path, old, new))

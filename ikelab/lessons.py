@@ -20,6 +20,7 @@ from ikelab.crypto.names import ProposalSpec, UnknownAlgorithm, parse_proposal
 from ikelab.effects import ACTIONS
 from ikelab.ikev2.config import Identity
 from ikelab.ikev2.fragmentation import DEFAULT_FRAGMENT_SIZE, MIN_FRAGMENT_SIZE
+from ikelab.wire.ikev2_constants import IdType
 
 LESSONS_DIR = Path(os.environ.get("IKELAB_LESSONS", Path(__file__).resolve().parent.parent / "lessons"))
 
@@ -30,6 +31,13 @@ PROTOCOLS = {"ikev2": (2, "main"), "ikev1-main": (1, "main"), "ikev1-aggressive"
 DOCUMENTATION_NETWORKS = [
     ipaddress.ip_network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32")
 ]
+
+
+# FQDNs are at most 253 characters (RFC 1035 §2.3.4), e-mail addresses 254 (RFC 5321 §4.5.3.1.3);
+# an identity far longer would not fit in an ID payload (65535 bytes with its header).
+MAX_IDENTITY = 255
+MAX_COMMON_NAME = 64  # RFC 5280's ub-common-name; `cryptography` refuses a longer or empty CN
+EARLIEST_CERTIFICATE_TIME = dt.datetime(1950, 1, 1, tzinfo=dt.timezone.utc)
 
 
 class LessonError(ValueError):
@@ -243,6 +251,12 @@ class _Parser:
         return LessonError(self.path, key, problem, self._line_of(key))
 
     def _line_of(self, key: str) -> int | None:
+        line = self._line_setting(key)
+        if line is None and key.count(".") >= 2:  # inside an inline table: `certificate = { key = ... }`
+            line = self._line_setting(key.rpartition(".")[0])
+        return line
+
+    def _line_setting(self, key: str) -> int | None:
         """The line that sets `key` ("left.psk" -> the `psk =` line after `[left]`)."""
         *tables, leaf = key.split(".")
         table = ".".join(tables)
@@ -299,10 +313,20 @@ class _Parser:
         return tuple(out)
 
     def _identity(self, key: str, text: str) -> Identity:
+        if len(text) > MAX_IDENTITY:
+            raise self.error(key, f"must be at most {MAX_IDENTITY} characters, not {len(text)}")
         try:
             return Identity.parse(text)
         except ValueError as e:
             raise self.error(key, str(e)) from None
+
+    def _certified_identity(self, key: str, identity: Identity) -> Identity:
+        """The lab CA names the certificate after the identity (credentials.py): it must fit in a CN."""
+        name = identity.text.lstrip("@")
+        if identity.id_type != IdType.ID_DER_ASN1_DN and len(name) > MAX_COMMON_NAME:
+            raise self.error(key, f"with auth = \"pubkey\" the identity is the certificate's common name, "
+                             f"at most {MAX_COMMON_NAME} characters (RFC 5280), not {len(name)}")
+        return identity
 
     def peer(self, data: dict, name: str, *, manual: bool) -> PeerSpec:
         table = data.get(name)
@@ -337,9 +361,10 @@ class _Parser:
         auth = self._str(table, "auth", w, default="psk")
         if auth not in ("psk", "pubkey"):
             raise self.error(w + "auth", f"must be 'psk' or 'pubkey', not {auth!r}")
+        identity = self._identity(w + "id", self._str(table, "id", w))
         return PeerSpec(
             **common,
-            identity=self._identity(w + "id", self._str(table, "id", w)),
+            identity=self._certified_identity(w + "id", identity) if auth == "pubkey" else identity,
             remote_identity=self._identity(w + "remote_id", self._str(table, "remote_id", w)) if remote_id is not None else None,
             psk=self._str(table, "psk", w).encode() if auth == "psk" else b"",
             auth=auth,
@@ -376,16 +401,34 @@ class _Parser:
             san = [san]
         if not isinstance(san, list) or not all(isinstance(v, str) for v in san):
             raise self.error(w + "san", "must be a list of DNS names, IP addresses or e-mail addresses")
-        times = {}
-        for name in ("not_before", "not_after"):
-            value = spec.get(name)
-            if value is not None and not isinstance(value, dt.datetime):
-                raise self.error(w + name, "must be a TOML date-time such as 2026-01-01T00:00:00Z")
-            times[name] = value.replace(tzinfo=value.tzinfo or dt.timezone.utc) if value else None
-        issuer = spec.get("issuer")
-        if issuer is not None and not isinstance(issuer, str):
-            raise self.error(w + "issuer", "must be the name of a CA")
+        times = {name: self._certificate_time(spec, name, w) for name in ("not_before", "not_after")}
+        if None not in times.values() and times["not_after"] <= times["not_before"]:
+            raise self.error(w + "not_after", f"must be later than not_before ({times['not_before']:%Y-%m-%dT%H:%M:%SZ})")
+        issuer = self._common_name(spec, "issuer", w, None) if "issuer" in spec else None
         return CertSpec(key, tuple(san), times["not_before"], times["not_after"], issuer)
+
+    def _certificate_time(self, spec: dict, name: str, where: str) -> dt.datetime | None:
+        value = spec.get(name)
+        if value is None:
+            return None
+        if not isinstance(value, dt.datetime):
+            raise self.error(where + name, "must be a TOML date-time such as 2026-01-01T00:00:00Z")
+        try:
+            value = value.replace(tzinfo=value.tzinfo or dt.timezone.utc).astimezone(dt.timezone.utc)
+        except OverflowError:  # 9999-12-31T23:00:00-05:00 is in the year 10000 in UTC
+            value = None
+        # X.509 writes validity as UTCTime (1950 to 2049) or GeneralizedTime (RFC 5280 §4.1.2.5), and
+        # `cryptography` refuses anything before 1950.
+        if value is None or value < EARLIEST_CERTIFICATE_TIME:
+            raise self.error(where + name, f"must be from 1950-01-01 to 9999-12-31 (UTC), not {spec[name]}")
+        return value
+
+    def _common_name(self, table: dict, key: str, where: str, default: str | None) -> str:
+        """A CA's name, which becomes its certificate's CN: RFC 5280's ub-common-name is 64 characters."""
+        value = self._str(table, key, where, default=default)
+        if not 1 <= len(value) <= MAX_COMMON_NAME:
+            raise self.error(where + key, f"must be 1 to {MAX_COMMON_NAME} characters (an X.509 common name), not {len(value)}")
+        return value
 
     def pki(self, data: dict) -> PkiSpec:
         from ikelab.pki.keys import KEY_TYPES
@@ -396,7 +439,7 @@ class _Parser:
         key = self._str(table, "key", "pki.", default="ecdsa256")
         if key not in KEY_TYPES:
             raise self.error("pki.key", f"unknown key type {key!r} (known: {', '.join(KEY_TYPES)})")
-        return PkiSpec(self._str(table, "ca", "pki.", default="ikelab Lab CA"), key)
+        return PkiSpec(self._common_name(table, "ca", "pki.", default="ikelab Lab CA"), key)
 
     def _implementation(self, table: dict, where: str, auth: str) -> str:
         value = self._str(table, "implementation", where, default="ikelab")

@@ -106,3 +106,45 @@ def test_seconds_are_finite(tmp_path, base, value):
 ])
 def test_whole_numbers_are_not_booleans_or_floats(tmp_path, old, new, words):
     assert words in str(edited(tmp_path, old, new))
+
+
+CERTS = (LESSONS_DIR / "ikev2-certs.toml").read_text()
+LEFT_CERT = 'certificate = { key = "ecdsa256", san = ["left.example", "192.0.2.1"] }'
+
+
+def left_certificate(settings: str) -> str:
+    return f'certificate = {{ key = "ecdsa256", san = ["left.example"], {settings} }}'
+
+
+@pytest.mark.parametrize("old,new,key,words", [
+    ('ca = "ikelab Lab CA"', f'ca = "{"C" * 100}"', "pki.ca", "must be 1 to 64 characters (an X.509 common name), not 100"),
+    ('ca = "ikelab Lab CA"', 'ca = ""', "pki.ca", "must be 1 to 64 characters (an X.509 common name), not 0"),
+    (LEFT_CERT, left_certificate(f'issuer = "{"I" * 100}"'), "left.certificate.issuer", "must be 1 to 64 characters"),
+    (LEFT_CERT, left_certificate("not_before = 2030-01-01T00:00:00Z, not_after = 2029-01-01T00:00:00Z"),
+     "left.certificate.not_after", "must be later than not_before (2030-01-01T00:00:00Z)"),
+    (LEFT_CERT, left_certificate("not_before = 2030-01-01T00:00:00Z, not_after = 2030-01-01T00:00:00Z"),
+     "left.certificate.not_after", "must be later than not_before"),
+    (LEFT_CERT, left_certificate("not_before = 0001-01-01T00:00:00Z"), "left.certificate.not_before", "must be from 1950-01-01"),
+    (LEFT_CERT, left_certificate("not_after = 1949-12-31T23:59:59Z"), "left.certificate.not_after", "must be from 1950-01-01"),
+    (LEFT_CERT, left_certificate("not_after = 9999-12-31T23:00:00-05:00"), "left.certificate.not_after", "must be from 1950-01-01 to 9999-12-31 (UTC)"),
+    (LEFT_CERT, left_certificate('key = "dsa"').replace('key = "ecdsa256", ', ""), "left.certificate.key", "unknown key type"),
+    ('id = "left.example"', f'id = "{"a" * 60}.example"', "left.id", 'with auth = "pubkey" the identity is the certificate\'s common name, at most 64'),
+])
+def test_certificate_settings_that_x509_refuses(tmp_path, old, new, key, words):
+    """Each of these passed the check and then crashed the run in `cryptography`."""
+    error = edited(tmp_path, old, new, CERTS)
+    assert f": {key}: {words}" in str(error)
+    assert error.line == next(i for i, line in enumerate(CERTS.replace(old, new, 1).splitlines(), 1) if line == new)
+
+
+def test_certificate_dates_in_order_load(tmp_path):
+    text = CERTS.replace(LEFT_CERT, left_certificate("not_before = 1950-01-01T00:00:00Z, not_after = 9999-12-31T23:59:59Z"))
+    cert = load_lesson(write(tmp_path, text)).left.certificate
+    assert (cert.not_before.year, cert.not_after.year) == (1950, 9999)
+
+
+def test_identities_are_limited_to_255_characters(tmp_path):
+    error = edited(tmp_path, 'id = "left.example"', f'id = "{"a" * 70000}.example"')
+    assert "left.id: must be at most 255 characters, not 70008" in str(error)
+    longest = f'{"a" * 63}.{"b" * 63}.{"c" * 63}.{"d" * 55}.example'  # 255 characters, an FQDN DNS could hold
+    assert load_lesson(write(tmp_path, LESSON_1.replace('id = "left.example"', f'id = "{longest}"', 1))).left.identity.text == longest

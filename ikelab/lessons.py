@@ -39,6 +39,9 @@ MAX_IDENTITY = 255
 MAX_COMMON_NAME = 64  # RFC 5280's ub-common-name; `cryptography` refuses a longer or empty CN
 EARLIEST_CERTIFICATE_TIME = dt.datetime(1950, 1, 1, tzinfo=dt.timezone.utc)
 
+# The link between the peers (netns.py): an IPv4 /24 with IPv6 switched off.
+LAB_LINK = ipaddress.ip_network("192.0.2.0/24")
+
 
 class LessonError(ValueError):
     """A lesson file that cannot be used; str() is one line: file:line: key: problem."""
@@ -291,6 +294,8 @@ class _Parser:
         return value
 
     def _documentation(self, key: str, text: str, *, network: bool) -> str:
+        if "%" in text:  # Python accepts "2001:db8::1%eth0"; the part after % names a host's interface
+            raise self.error(key, f"{text!r} has a scope id (after %): a lesson's addresses belong to no interface")
         try:
             value = ipaddress.ip_network(text, strict=False) if network else ipaddress.ip_address(text)
         except ValueError:
@@ -302,6 +307,22 @@ class _Parser:
                 "(192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24, 2001:db8::/32)",
             )
         return text
+
+    def _link_address(self, key: str, text: str) -> str:
+        self._documentation(key, text, network=False)
+        address = ipaddress.ip_address(text)
+        if address not in LAB_LINK or address in (LAB_LINK.network_address, LAB_LINK.broadcast_address):
+            raise self.error(key, f"{text} is not a host address on the lab's link {LAB_LINK} (192.0.2.1 to 192.0.2.254)")
+        return text
+
+    def _check_protected(self, key: str, text: str, local_ts: tuple[str, ...], address: str) -> None:
+        """ping goes from this address through the tunnel: only a packet inside local_ts enters it."""
+        protected = ipaddress.ip_address(text)
+        networks = [ipaddress.ip_network(n, strict=False) for n in local_ts]
+        if not any(protected.version == n.version and protected in n for n in networks):
+            raise self.error(key, f"{text} is outside this side's local_ts ({', '.join(local_ts)}), so ping would not use the tunnel")
+        if protected == ipaddress.ip_address(address):
+            raise self.error(key, f"{text} is this side's outer address; the protected host needs its own")
 
     def _proposals(self, table: dict, key: str, where: str, *, ike: bool) -> tuple[ProposalSpec, ...]:
         out = []
@@ -350,11 +371,12 @@ class _Parser:
         common = dict(
             name=name,
             role=role,
-            address=self._documentation(w + "address", self._str(table, "address", w), network=False),
+            address=self._link_address(w + "address", self._str(table, "address", w)),
             local_ts=tuple(self._documentation(w + "local_ts", n, network=True) for n in self._str_list(table, "local_ts", w)),
             remote_ts=tuple(self._documentation(w + "remote_ts", n, network=True) for n in self._str_list(table, "remote_ts", w)),
             protected=self._documentation(w + "protected", self._str(table, "protected", w), network=False),
         )
+        self._check_protected(w + "protected", common["protected"], common["local_ts"], common["address"])
         if manual:
             return PeerSpec(**common)
         remote_id = table.get("remote_id")
@@ -579,6 +601,10 @@ class _Parser:
             raise self.error("right.role", "one peer must be the initiator and the other the responder")
         if left.address == right.address:
             raise self.error("right.address", "the two peers need different addresses")
+        for peer, other in ((left, right), (right, left)):
+            if peer.protected in (other.address, other.protected):
+                raise self.error(f"{peer.name}.protected", f"{peer.protected} is the {other.name} peer's address; "
+                                 "each protected host needs an address of its own")
         if left.implementation == right.implementation == "strongswan":
             raise self.error("right.implementation", "at least one side must be ikelab")
         router = self.router(data)

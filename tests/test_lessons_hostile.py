@@ -148,3 +148,34 @@ def test_identities_are_limited_to_255_characters(tmp_path):
     assert "left.id: must be at most 255 characters, not 70008" in str(error)
     longest = f'{"a" * 63}.{"b" * 63}.{"c" * 63}.{"d" * 55}.example'  # 255 characters, an FQDN DNS could hold
     assert load_lesson(write(tmp_path, LESSON_1.replace('id = "left.example"', f'id = "{longest}"', 1))).left.identity.text == longest
+
+
+@pytest.mark.parametrize("address", ["198.51.100.7", "192.0.2.255", "192.0.2.0", "2001:db8::1"])
+def test_outer_addresses_are_hosts_on_the_lab_link(tmp_path, address):
+    error = edited(tmp_path, 'address = "192.0.2.1"', f'address = "{address}"')
+    assert f"left.address: {address} is not a host address on the lab's link 192.0.2.0/24" in str(error)
+
+
+@pytest.mark.parametrize("key,old,new", [
+    ("address", 'address = "192.0.2.1"', 'address = "2001:db8::1%eth0"'),
+    ("local_ts", 'local_ts = "198.51.100.0/24"', 'local_ts = "2001:db8::%eth0/64"'),
+])
+def test_scope_ids_are_refused(tmp_path, key, old, new):
+    assert f"left.{key}: '2001:db8::" in str(error := edited(tmp_path, old, new)) and "has a scope id" in str(error)
+
+
+@pytest.mark.parametrize("old,new,words", [
+    ('protected = "198.51.100.1"', 'protected = "203.0.113.5"', "left.protected: 203.0.113.5 is outside this side's local_ts (198.51.100.0/24)"),
+    ('local_ts = "198.51.100.0/24"', 'local_ts = "2001:db8:1::/48"', "left.protected: 198.51.100.1 is outside this side's local_ts (2001:db8:1::/48)"),
+    ('local_ts = "198.51.100.0/24"\nremote_ts = "203.0.113.0/24"\nprotected = "198.51.100.1"',
+     'local_ts = ["198.51.100.0/24", "192.0.2.0/24"]\nremote_ts = "203.0.113.0/24"\nprotected = "192.0.2.1"',
+     "left.protected: 192.0.2.1 is this side's outer address"),
+    ('local_ts = "198.51.100.0/24"\nremote_ts = "203.0.113.0/24"\nprotected = "198.51.100.1"',
+     'local_ts = ["198.51.100.0/24", "192.0.2.0/24"]\nremote_ts = "203.0.113.0/24"\nprotected = "192.0.2.2"',
+     "left.protected: 192.0.2.2 is the right peer's address"),
+    ('local_ts = "198.51.100.0/24"\nremote_ts = "203.0.113.0/24"\nprotected = "198.51.100.1"',
+     'local_ts = ["198.51.100.0/24", "203.0.113.0/24"]\nremote_ts = "203.0.113.0/24"\nprotected = "203.0.113.1"',
+     "left.protected: 203.0.113.1 is the right peer's address"),
+])
+def test_protected_is_a_host_of_its_own_inside_local_ts(tmp_path, old, new, words):
+    assert words in str(edited(tmp_path, old, new))

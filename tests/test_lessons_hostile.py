@@ -179,3 +179,33 @@ def test_scope_ids_are_refused(tmp_path, key, old, new):
 ])
 def test_protected_is_a_host_of_its_own_inside_local_ts(tmp_path, old, new, words):
     assert words in str(edited(tmp_path, old, new))
+
+
+def test_esn_is_refused_because_the_lab_datapath_lacks_it(tmp_path):
+    error = edited(tmp_path, 'esp = "aes128-sha256"', 'esp = ["aes128-sha256", "aes128gcm16-esn"]')
+    assert "left.esp: 'aes128gcm16-esn' allows extended sequence numbers (esn)" in str(error)
+    assert load_lesson(write(tmp_path, LESSON_1.replace('esp = "aes128-sha256"', 'esp = "aes128-sha256-noesn"', 1))).left.esp
+
+
+def test_flood_is_at_most_1000(tmp_path):
+    cookie = (LESSONS_DIR / "ikev2-cookie.toml").read_text()
+    assert "flood = 12" in cookie
+    assert "flood: must be a whole number from 0 to 1000, not 1001" in str(edited(tmp_path, "flood = 12", "flood = 1001", cookie))
+    assert load_lesson(write(tmp_path, cookie.replace("flood = 12", "flood = 1000"))).flood == 1000
+
+
+@pytest.mark.parametrize("base", [LESSON_1, STRONGSWAN], ids=["ikelab", "strongswan"])
+def test_an_empty_psk_is_refused(tmp_path, base):
+    old = 'psk = "correct horse battery staple"' if base is LESSON_1 else 'psk = "interop-test-psk"'
+    assert "left.psk: must not be empty" in str(edited(tmp_path, old, 'psk = ""', base))
+
+
+def test_a_strongswan_side_takes_a_psk_of_at_most_4096_bytes(tmp_path):
+    def right_psk(psk: str) -> str:
+        head, tail = STRONGSWAN.split("[right]")
+        return head + "[right]" + tail.replace('psk = "interop-test-psk"', f'psk = "{psk}"', 1)
+
+    error = error_of(write(tmp_path, right_psk("é" * 2049)))  # 4098 bytes in UTF-8
+    assert "right.psk: strongSwan's side takes a PSK of at most 4096 bytes here, not 4098" in str(error)
+    assert load_lesson(write(tmp_path, right_psk("k" * 4096))).right.psk == b"k" * 4096
+    assert load_lesson(write(tmp_path, LESSON_1.replace("correct horse battery staple", "k" * 200000))).left.psk == b"k" * 200000

@@ -622,9 +622,10 @@ class _Parser:
         if left.address == right.address:
             raise self.error("right.address", "the two peers need different addresses")
         for peer, other in ((left, right), (right, left)):
-            if peer.protected in (other.address, other.protected):
-                raise self.error(f"{peer.name}.protected", f"{peer.protected} is the {other.name} peer's address; "
-                                 "each protected host needs an address of its own")
+            for what, theirs in (("outer", other.address), ("protected", other.protected)):
+                if ipaddress.ip_address(peer.protected) == ipaddress.ip_address(theirs):
+                    raise self.error(f"{peer.name}.protected", f"{peer.protected} is the {other.name} peer's {what} address too; "
+                                     "each protected host needs an address of its own")
         if left.implementation == right.implementation == "strongswan":
             raise self.error("right.implementation", "at least one side must be ikelab")
         router = self.router(data)

@@ -172,10 +172,10 @@ def test_scope_ids_are_refused(tmp_path, key, old, new):
      "left.protected: 192.0.2.1 is this side's outer address"),
     ('local_ts = "198.51.100.0/24"\nremote_ts = "203.0.113.0/24"\nprotected = "198.51.100.1"',
      'local_ts = ["198.51.100.0/24", "192.0.2.0/24"]\nremote_ts = "203.0.113.0/24"\nprotected = "192.0.2.2"',
-     "left.protected: 192.0.2.2 is the right peer's address"),
+     "left.protected: 192.0.2.2 is the right peer's outer address too"),
     ('local_ts = "198.51.100.0/24"\nremote_ts = "203.0.113.0/24"\nprotected = "198.51.100.1"',
      'local_ts = ["198.51.100.0/24", "203.0.113.0/24"]\nremote_ts = "203.0.113.0/24"\nprotected = "203.0.113.1"',
-     "left.protected: 203.0.113.1 is the right peer's address"),
+     "left.protected: 203.0.113.1 is the right peer's protected address too"),
 ])
 def test_protected_is_a_host_of_its_own_inside_local_ts(tmp_path, old, new, words):
     assert words in str(edited(tmp_path, old, new))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import math
 import os
 import re
 import tomllib
@@ -19,6 +20,7 @@ from ikelab.crypto.names import ProposalSpec, UnknownAlgorithm, parse_proposal
 from ikelab.effects import ACTIONS
 from ikelab.ikev2.config import Identity
 from ikelab.ikev2.fragmentation import DEFAULT_FRAGMENT_SIZE, MIN_FRAGMENT_SIZE
+from ikelab.wire.ikev2_constants import IdType
 
 LESSONS_DIR = Path(os.environ.get("IKELAB_LESSONS", Path(__file__).resolve().parent.parent / "lessons"))
 
@@ -29,6 +31,23 @@ PROTOCOLS = {"ikev2": (2, "main"), "ikev1-main": (1, "main"), "ikev1-aggressive"
 DOCUMENTATION_NETWORKS = [
     ipaddress.ip_network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32")
 ]
+
+
+# FQDNs are at most 253 characters (RFC 1035 §2.3.4), e-mail addresses 254 (RFC 5321 §4.5.3.1.3);
+# an identity far longer would not fit in an ID payload (65535 bytes with its header).
+MAX_IDENTITY = 255
+MAX_COMMON_NAME = 64  # RFC 5280's ub-common-name; `cryptography` refuses a longer or empty CN
+EARLIEST_CERTIFICATE_TIME = dt.datetime(1950, 1, 1, tzinfo=dt.timezone.utc)
+# Each half-open request costs the responder a DH computation and the transcript a couple of hundred
+# lines, and the time grows faster than the count: in memory 1000 took 4 to 6 s, 2000 up to 18 s, and
+# 10000 ran a minute without ever finishing the handshake.
+MAX_FLOOD = 1000
+# strongSwan 5.9.8 in the lab took PSKs up to 65000 bytes and refused 65536; far more than a person
+# types, so a lesson stays well inside what was tried.
+MAX_STRONGSWAN_PSK = 4096
+
+# The link between the peers (netns.py): an IPv4 /24 with IPv6 switched off.
+LAB_LINK = ipaddress.ip_network("192.0.2.0/24")
 
 
 class LessonError(ValueError):
@@ -179,29 +198,59 @@ def find_lesson(name: str) -> Path:
     """A slug from lessons/ or a path to a lesson file."""
     candidate = Path(name)
     if candidate.suffix == ".toml" or os.sep in name:
+        _refuse_directory(candidate)
         if not candidate.is_file():
             raise LessonError(name, "", "no such lesson file")
         return candidate
     path = LESSONS_DIR / f"{name}.toml"
     if not path.is_file():
-        known = ", ".join(p.stem for p in sorted(LESSONS_DIR.glob("*.toml"))) or "none"
+        _refuse_directory(candidate)
+        known = ", ".join(p.stem for p in sorted(_lesson_files())) or "none"
         raise LessonError(name, "", f"no lesson with this slug (known: {known})")
     return path
 
 
+def _refuse_directory(path: Path) -> None:
+    if path.is_dir():
+        raise LessonError(path, "", "is a directory, not a lesson file")
+
+
+def _lesson_files() -> list[Path]:
+    if not LESSONS_DIR.is_dir():
+        raise LessonError(LESSONS_DIR, "", "no such lessons directory (set by IKELAB_LESSONS)"
+                          if "IKELAB_LESSONS" in os.environ else "no such lessons directory")
+    return sorted(LESSONS_DIR.glob("*.toml"))
+
+
 def list_lessons() -> list[Lesson]:
-    return [load_lesson(p) for p in sorted(LESSONS_DIR.glob("*.toml"))]
+    return [load_lesson(p) for p in _lesson_files()]
 
 
 def load_lesson(name: str | Path) -> Lesson:
     path = find_lesson(str(name))
-    text = path.read_text(encoding="utf-8")
+    text = _read_text(path)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         line = re.search(r"line (\d+)", str(e))
         raise LessonError(path, "", f"not valid TOML: {e}", int(line.group(1)) if line else None) from None
+    except RecursionError:  # tomllib parses nested arrays and inline tables recursively
+        raise LessonError(path, "", "not valid TOML: arrays or tables nested too deeply") from None
     return _Parser(path, text).lesson(data)
+
+
+def _read_text(path: Path) -> str:
+    """The file as text; a UTF-8 byte-order mark, which editors on Windows add, is dropped."""
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise LessonError(path, "", f"cannot read the file: {e.strerror or e}") from None
+    try:
+        return raw.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise LessonError(path, "", f"not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start}): "
+                          "TOML files are UTF-8", line) from None
 
 
 class _Parser:
@@ -212,6 +261,12 @@ class _Parser:
         return LessonError(self.path, key, problem, self._line_of(key))
 
     def _line_of(self, key: str) -> int | None:
+        line = self._line_setting(key)
+        if line is None and key.count(".") >= 2:  # inside an inline table: `certificate = { key = ... }`
+            line = self._line_setting(key.rpartition(".")[0])
+        return line
+
+    def _line_setting(self, key: str) -> int | None:
         """The line that sets `key` ("left.psk" -> the `psk =` line after `[left]`)."""
         *tables, leaf = key.split(".")
         table = ".".join(tables)
@@ -246,6 +301,8 @@ class _Parser:
         return value
 
     def _documentation(self, key: str, text: str, *, network: bool) -> str:
+        if "%" in text:  # Python accepts "2001:db8::1%eth0"; the part after % names a host's interface
+            raise self.error(key, f"{text!r} has a scope id (after %): a lesson's addresses belong to no interface")
         try:
             value = ipaddress.ip_network(text, strict=False) if network else ipaddress.ip_address(text)
         except ValueError:
@@ -258,23 +315,55 @@ class _Parser:
             )
         return text
 
+    def _link_address(self, key: str, text: str) -> str:
+        self._documentation(key, text, network=False)
+        address = ipaddress.ip_address(text)
+        if address not in LAB_LINK or address in (LAB_LINK.network_address, LAB_LINK.broadcast_address):
+            raise self.error(key, f"{text} is not a host address on the lab's link {LAB_LINK} (192.0.2.1 to 192.0.2.254)")
+        return text
+
+    def _check_protected(self, key: str, text: str, local_ts: tuple[str, ...], address: str) -> None:
+        """ping goes from this address through the tunnel: only a packet inside local_ts enters it."""
+        protected = ipaddress.ip_address(text)
+        networks = [ipaddress.ip_network(n, strict=False) for n in local_ts]
+        if not any(protected.version == n.version and protected in n for n in networks):
+            raise self.error(key, f"{text} is outside this side's local_ts ({', '.join(local_ts)}), so ping would not use the tunnel")
+        if protected == ipaddress.ip_address(address):
+            raise self.error(key, f"{text} is this side's outer address; the protected host needs its own")
+
     def _proposals(self, table: dict, key: str, where: str, *, ike: bool) -> tuple[ProposalSpec, ...]:
         out = []
         for text in self._str_list(table, key, where):
             try:
-                out.append(parse_proposal(text, ike=ike))
+                spec = parse_proposal(text, ike=ike)
             except (UnknownAlgorithm, ValueError) as e:
                 raise self.error(f"{where}{key}", str(e).strip("'\"")) from None
+            if True in spec.esn:  # esp/packet.py refuses such an SA, so the lab could never ping
+                raise self.error(f"{where}{key}", f"{text!r} allows extended sequence numbers (esn), which the lab's "
+                                 "userspace ESP datapath does not implement: leave esn out")
+            out.append(spec)
         return tuple(out)
 
     def _identity(self, key: str, text: str) -> Identity:
+        if len(text) > MAX_IDENTITY:
+            raise self.error(key, f"must be at most {MAX_IDENTITY} characters, not {len(text)}")
         try:
             return Identity.parse(text)
         except ValueError as e:
             raise self.error(key, str(e)) from None
 
+    def _certified_identity(self, key: str, identity: Identity) -> Identity:
+        """The lab CA names the certificate after the identity (credentials.py): it must fit in a CN."""
+        name = identity.text.lstrip("@")
+        if identity.id_type != IdType.ID_DER_ASN1_DN and len(name) > MAX_COMMON_NAME:
+            raise self.error(key, f"with auth = \"pubkey\" the identity is the certificate's common name, "
+                             f"at most {MAX_COMMON_NAME} characters (RFC 5280), not {len(name)}")
+        return identity
+
     def peer(self, data: dict, name: str, *, manual: bool) -> PeerSpec:
         table = data.get(name)
+        if name in data and not isinstance(table, dict):
+            raise self.error(name, f"must be a table [{name}] describing the {name} peer, not {type(table).__name__}")
         if not isinstance(table, dict):
             raise self.error(name, f"missing table [{name}] describing the {name} peer")
         w = f"{name}."
@@ -293,22 +382,24 @@ class _Parser:
         common = dict(
             name=name,
             role=role,
-            address=self._documentation(w + "address", self._str(table, "address", w), network=False),
+            address=self._link_address(w + "address", self._str(table, "address", w)),
             local_ts=tuple(self._documentation(w + "local_ts", n, network=True) for n in self._str_list(table, "local_ts", w)),
             remote_ts=tuple(self._documentation(w + "remote_ts", n, network=True) for n in self._str_list(table, "remote_ts", w)),
             protected=self._documentation(w + "protected", self._str(table, "protected", w), network=False),
         )
+        self._check_protected(w + "protected", common["protected"], common["local_ts"], common["address"])
         if manual:
             return PeerSpec(**common)
         remote_id = table.get("remote_id")
         auth = self._str(table, "auth", w, default="psk")
         if auth not in ("psk", "pubkey"):
             raise self.error(w + "auth", f"must be 'psk' or 'pubkey', not {auth!r}")
+        identity = self._identity(w + "id", self._str(table, "id", w))
         return PeerSpec(
             **common,
-            identity=self._identity(w + "id", self._str(table, "id", w)),
+            identity=self._certified_identity(w + "id", identity) if auth == "pubkey" else identity,
             remote_identity=self._identity(w + "remote_id", self._str(table, "remote_id", w)) if remote_id is not None else None,
-            psk=self._str(table, "psk", w).encode() if auth == "psk" else b"",
+            psk=self._psk(table, w) if auth == "psk" else b"",
             auth=auth,
             certificate=self._certificate(table, w) if auth == "pubkey" else None,
             ike=self._proposals(table, "ike", w, ike=True),
@@ -324,6 +415,15 @@ class _Parser:
             fragmentation=self._bool(table, "fragmentation", w) if "fragmentation" in table else True,
             fragment_size=self._fragment_size(table, w),
         )
+
+    def _psk(self, table: dict, where: str) -> bytes:
+        psk = self._str(table, "psk", where).encode()
+        if not psk:
+            raise self.error(where + "psk", "must not be empty: a pre-shared key needs secret entropy (RFC 7296 §2.15), "
+                             "and strongSwan refuses an empty one")
+        if table.get("implementation") == "strongswan" and len(psk) > MAX_STRONGSWAN_PSK:
+            raise self.error(where + "psk", f"strongSwan's side takes a PSK of at most {MAX_STRONGSWAN_PSK} bytes here, not {len(psk)}")
+        return psk
 
     def _certificate(self, table: dict, where: str) -> CertSpec:
         from ikelab.pki.keys import KEY_TYPES
@@ -343,16 +443,34 @@ class _Parser:
             san = [san]
         if not isinstance(san, list) or not all(isinstance(v, str) for v in san):
             raise self.error(w + "san", "must be a list of DNS names, IP addresses or e-mail addresses")
-        times = {}
-        for name in ("not_before", "not_after"):
-            value = spec.get(name)
-            if value is not None and not isinstance(value, dt.datetime):
-                raise self.error(w + name, "must be a TOML date-time such as 2026-01-01T00:00:00Z")
-            times[name] = value.replace(tzinfo=value.tzinfo or dt.timezone.utc) if value else None
-        issuer = spec.get("issuer")
-        if issuer is not None and not isinstance(issuer, str):
-            raise self.error(w + "issuer", "must be the name of a CA")
+        times = {name: self._certificate_time(spec, name, w) for name in ("not_before", "not_after")}
+        if None not in times.values() and times["not_after"] <= times["not_before"]:
+            raise self.error(w + "not_after", f"must be later than not_before ({times['not_before']:%Y-%m-%dT%H:%M:%SZ})")
+        issuer = self._common_name(spec, "issuer", w, None) if "issuer" in spec else None
         return CertSpec(key, tuple(san), times["not_before"], times["not_after"], issuer)
+
+    def _certificate_time(self, spec: dict, name: str, where: str) -> dt.datetime | None:
+        value = spec.get(name)
+        if value is None:
+            return None
+        if not isinstance(value, dt.datetime):
+            raise self.error(where + name, "must be a TOML date-time such as 2026-01-01T00:00:00Z")
+        try:
+            value = value.replace(tzinfo=value.tzinfo or dt.timezone.utc).astimezone(dt.timezone.utc)
+        except OverflowError:  # 9999-12-31T23:00:00-05:00 is in the year 10000 in UTC
+            value = None
+        # X.509 writes validity as UTCTime (1950 to 2049) or GeneralizedTime (RFC 5280 §4.1.2.5), and
+        # `cryptography` refuses anything before 1950.
+        if value is None or value < EARLIEST_CERTIFICATE_TIME:
+            raise self.error(where + name, f"must be from 1950-01-01 to 9999-12-31 (UTC), not {spec[name]}")
+        return value
+
+    def _common_name(self, table: dict, key: str, where: str, default: str | None) -> str:
+        """A CA's name, which becomes its certificate's CN: RFC 5280's ub-common-name is 64 characters."""
+        value = self._str(table, key, where, default=default)
+        if not 1 <= len(value) <= MAX_COMMON_NAME:
+            raise self.error(where + key, f"must be 1 to {MAX_COMMON_NAME} characters (an X.509 common name), not {len(value)}")
+        return value
 
     def pki(self, data: dict) -> PkiSpec:
         from ikelab.pki.keys import KEY_TYPES
@@ -363,7 +481,7 @@ class _Parser:
         key = self._str(table, "key", "pki.", default="ecdsa256")
         if key not in KEY_TYPES:
             raise self.error("pki.key", f"unknown key type {key!r} (known: {', '.join(KEY_TYPES)})")
-        return PkiSpec(self._str(table, "ca", "pki.", default="ikelab Lab CA"), key)
+        return PkiSpec(self._common_name(table, "ca", "pki.", default="ikelab Lab CA"), key)
 
     def _implementation(self, table: dict, where: str, auth: str) -> str:
         value = self._str(table, "implementation", where, default="ikelab")
@@ -387,7 +505,7 @@ class _Parser:
 
     def _port(self, table: dict, where: str) -> int:
         value = table.get("port", 500)
-        if value not in (500, 4500):
+        if not _whole(value) or value not in (500, 4500):
             raise self.error(where + "port", f"IKE runs on port 500 or 4500, not {value!r}")
         return value
 
@@ -402,31 +520,38 @@ class _Parser:
             raise self.error("router.block", f"the router can block [\"udp/500\"], not {block!r}")
         return RouterSpec(nat=self._bool(table, "nat", "router."), block_udp_500="udp/500" in block)
 
+    def _array_of_tables(self, data: dict, key: str) -> list:
+        value = data.get(key, [])
+        if not isinstance(value, list):
+            raise self.error(key, f"must be [[{key}]] tables, not {type(value).__name__}")
+        return value
+
     def _bool(self, table: dict, key: str, where: str) -> bool:
         value = table.get(key, False)
         if not isinstance(value, bool):
             raise self.error(where + key, f"must be true or false, not {value!r}")
         return value
 
-    def _count(self, table: dict, key: str, where: str) -> int | None:
+    def _count(self, table: dict, key: str, where: str, maximum: int = 10000) -> int | None:
         value = table.get(key)
         if value is None:
             return None
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 10000:
-            raise self.error(where + key, f"must be a whole number from 0 to 10000, not {value!r}")
+        if not _whole(value) or not 0 <= value <= maximum:
+            raise self.error(where + key, f"must be a whole number from 0 to {maximum}, not {value!r}")
         return value
 
     def _seconds(self, table: dict, key: str, where: str) -> float | None:
         value = table.get(key)
         if value is None:
             return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        # inf and nan are TOML floats too; a clock never reaches them, and swanctl needs a whole number.
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
             raise self.error(where + key, f"must be a positive number of seconds, not {value!r}")
         return float(value)
 
     def actions(self, data: dict) -> tuple[Action, ...]:
         out = []
-        for i, a in enumerate(data.get("action", [])):
+        for i, a in enumerate(self._array_of_tables(data, "action")):
             if not isinstance(a, dict) or set(a) != {"at", "peer", "do"}:
                 raise self.error("action", f"action {i + 1} needs exactly `at`, `peer` and `do`")
             at = self._seconds(a, "at", "action.")
@@ -484,7 +609,7 @@ class _Parser:
             raise self.error("keying", f"must be 'ike' or 'manual', not {keying!r}")
         manual = keying == "manual"
         version = data.get("ike_version", 2)
-        if version not in (1, 2):
+        if not _whole(version) or version not in (1, 2):
             raise self.error("ike_version", f"must be 1 or 2, not {version!r}")
         mode = self._str(data, "mode", "", default="main")
         if mode not in ("main", "aggressive"):
@@ -496,6 +621,11 @@ class _Parser:
             raise self.error("right.role", "one peer must be the initiator and the other the responder")
         if left.address == right.address:
             raise self.error("right.address", "the two peers need different addresses")
+        for peer, other in ((left, right), (right, left)):
+            for what, theirs in (("outer", other.address), ("protected", other.protected)):
+                if ipaddress.ip_address(peer.protected) == ipaddress.ip_address(theirs):
+                    raise self.error(f"{peer.name}.protected", f"{peer.protected} is the {other.name} peer's {what} address too; "
+                                     "each protected host needs an address of its own")
         if left.implementation == right.implementation == "strongswan":
             raise self.error("right.implementation", "at least one side must be ikelab")
         router = self.router(data)
@@ -511,12 +641,12 @@ class _Parser:
                 raise self.error("action.do", "swanctl has no command that makes strongSwan check liveness; "
                                  "give that action to the ikelab side")
         steps = []
-        for i, step in enumerate(data.get("step", [])):
+        for i, step in enumerate(self._array_of_tables(data, "step")):
             if not isinstance(step, dict) or not isinstance(step.get("match"), str) or not isinstance(step.get("text"), str):
                 raise self.error("step", f"step {i + 1} needs `match` and `text` strings")
             steps.append(StepText(step["match"], step["text"].strip()))
         checkpoints = []
-        for i, cp in enumerate(data.get("checkpoint", [])):
+        for i, cp in enumerate(self._array_of_tables(data, "checkpoint")):
             if not isinstance(cp, dict) or not isinstance(cp.get("text"), str):
                 raise self.error("checkpoint", f"checkpoint {i + 1} needs a `text` string")
             checkpoints.append(cp["text"].strip())
@@ -533,7 +663,7 @@ class _Parser:
             manual=self.manual(data) if manual else None,
             duration=self._seconds(data, "duration", "") or 0.0,
             actions=actions,
-            flood=self._count(data, "flood", "") or 0,
+            flood=self._count(data, "flood", "", maximum=MAX_FLOOD) or 0,
             pki=self.pki(data),
             mode=mode,
             router=router,
@@ -560,6 +690,11 @@ class _Parser:
             if data[side].get("implementation", "ikelab") != "ikelab":
                 raise self.error(f"{side}.implementation", "a comparison runs ikelab on both sides")
         return tuple(value)
+
+
+def _whole(value) -> bool:
+    """An integer: TOML's true and false are Python ints (True == 1), and 2.0 == 2."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _inside(value, network) -> bool:

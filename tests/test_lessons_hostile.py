@@ -1,0 +1,211 @@
+"""Hostile lesson files: whatever the file holds, the check answers with one line naming the problem."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+import ikelab.lessons
+from ikelab.cli import main
+from ikelab.lessons import LESSONS_DIR, LessonError, load_lesson
+
+LESSON_1 = (LESSONS_DIR / "ikev2-psk.toml").read_text()
+NO_STORY = LESSON_1.split("[[step]]")[0]  # the peers without steps and checkpoints
+
+
+def write(tmp_path: Path, text: str | bytes, name: str = "hostile.toml") -> Path:
+    path = tmp_path / name
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    return path
+
+
+def error_of(path: Path | str) -> LessonError:
+    with pytest.raises(LessonError) as info:
+        load_lesson(path)
+    assert "\n" not in str(info.value)
+    return info.value
+
+
+def edited(tmp_path: Path, old: str, new: str, base: str = LESSON_1) -> LessonError:
+    assert old in base
+    return error_of(write(tmp_path, base.replace(old, new, 1)))
+
+
+def test_a_file_that_is_not_utf8_names_the_byte_and_line(tmp_path):
+    error = error_of(write(tmp_path, LESSON_1.encode().replace(b"IKEv2 with", b"IKEv2 \xff with", 1)))
+    assert "not UTF-8" in str(error) and "0xff" in str(error)
+    assert error.line == next(i for i, line in enumerate(LESSON_1.splitlines(), 1) if "IKEv2 with" in line)
+
+
+def test_a_byte_order_mark_is_accepted(tmp_path):
+    assert load_lesson(write(tmp_path, "\ufeff" + LESSON_1)).title == load_lesson("ikev2-psk").title
+
+
+def test_an_unreadable_file_is_one_line(tmp_path, monkeypatch):
+    path = write(tmp_path, LESSON_1)
+
+    def refuse(self):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "read_bytes", refuse)
+    assert str(error_of(path)) == f"{path}: cannot read the file: Permission denied"
+
+
+def test_deep_nesting_is_not_a_recursion_error(tmp_path):
+    error = error_of(write(tmp_path, "title = " + "[" * 5000 + "]" * 5000 + "\n"))
+    assert "nested too deeply" in str(error)
+
+
+@pytest.mark.parametrize("name", ["adir", "adir.toml"])
+def test_a_directory_is_named_as_one(tmp_path, monkeypatch, name):
+    (tmp_path / name).mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert "is a directory" in str(error_of(name))
+    assert "is a directory" in str(error_of(tmp_path / name))
+
+
+def test_a_missing_lessons_directory_is_a_usage_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(ikelab.lessons, "LESSONS_DIR", tmp_path / "nonexistent")
+    assert main(["lessons"]) == 2
+    assert "nonexistent: no such lessons directory" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("setting,words", [
+    ("action = 5", "action: must be [[action]] tables, not int"),
+    ("step = 5", "step: must be [[step]] tables, not int"),
+    ("checkpoint = 7", "checkpoint: must be [[checkpoint]] tables, not int"),
+])
+def test_arrays_of_tables_of_the_wrong_type(tmp_path, setting, words):
+    error = error_of(write(tmp_path, f"{setting}\n{NO_STORY}"))
+    assert words in str(error) and error.line == 1
+
+
+def test_a_peer_that_is_not_a_table(tmp_path):
+    text = NO_STORY.split("[left]")[0] + 'left = "oops"\n[right]' + NO_STORY.split("[right]")[1]
+    error = error_of(write(tmp_path, text))
+    assert "left: must be a table [left] describing the left peer, not str" in str(error)
+
+
+STRONGSWAN = (LESSONS_DIR / "ikev2-strongswan.toml").read_text()
+
+
+@pytest.mark.parametrize("value", ["inf", "nan"])
+@pytest.mark.parametrize("base", [LESSON_1, STRONGSWAN], ids=["ikelab", "strongswan"])
+def test_seconds_are_finite(tmp_path, base, value):
+    error = edited(tmp_path, 'esp = "aes128-sha256"\nlocal_ts = "203.0.113.0/24"',
+                   f'esp = "aes128-sha256"\nrekey_child_after = {value}\nlocal_ts = "203.0.113.0/24"', base)
+    assert f"right.rekey_child_after: must be a positive number of seconds, not {value}" in str(error)
+
+
+@pytest.mark.parametrize("old,new,words", [
+    ("ike_version = 2\n", "ike_version = true\n", "ike_version: must be 1 or 2, not True"),
+    ("ike_version = 2\n", "ike_version = 2.0\n", "ike_version: must be 1 or 2, not 2.0"),
+    ('protected = "198.51.100.1"', 'protected = "198.51.100.1"\nport = 500.0', "left.port: IKE runs on port 500 or 4500, not 500.0"),
+])
+def test_whole_numbers_are_not_booleans_or_floats(tmp_path, old, new, words):
+    assert words in str(edited(tmp_path, old, new))
+
+
+CERTS = (LESSONS_DIR / "ikev2-certs.toml").read_text()
+LEFT_CERT = 'certificate = { key = "ecdsa256", san = ["left.example", "192.0.2.1"] }'
+
+
+def left_certificate(settings: str) -> str:
+    return f'certificate = {{ key = "ecdsa256", san = ["left.example"], {settings} }}'
+
+
+@pytest.mark.parametrize("old,new,key,words", [
+    ('ca = "ikelab Lab CA"', f'ca = "{"C" * 100}"', "pki.ca", "must be 1 to 64 characters (an X.509 common name), not 100"),
+    ('ca = "ikelab Lab CA"', 'ca = ""', "pki.ca", "must be 1 to 64 characters (an X.509 common name), not 0"),
+    (LEFT_CERT, left_certificate(f'issuer = "{"I" * 100}"'), "left.certificate.issuer", "must be 1 to 64 characters"),
+    (LEFT_CERT, left_certificate("not_before = 2030-01-01T00:00:00Z, not_after = 2029-01-01T00:00:00Z"),
+     "left.certificate.not_after", "must be later than not_before (2030-01-01T00:00:00Z)"),
+    (LEFT_CERT, left_certificate("not_before = 2030-01-01T00:00:00Z, not_after = 2030-01-01T00:00:00Z"),
+     "left.certificate.not_after", "must be later than not_before"),
+    (LEFT_CERT, left_certificate("not_before = 0001-01-01T00:00:00Z"), "left.certificate.not_before", "must be from 1950-01-01"),
+    (LEFT_CERT, left_certificate("not_after = 1949-12-31T23:59:59Z"), "left.certificate.not_after", "must be from 1950-01-01"),
+    (LEFT_CERT, left_certificate("not_after = 9999-12-31T23:00:00-05:00"), "left.certificate.not_after", "must be from 1950-01-01 to 9999-12-31 (UTC)"),
+    (LEFT_CERT, left_certificate('key = "dsa"').replace('key = "ecdsa256", ', ""), "left.certificate.key", "unknown key type"),
+    ('id = "left.example"', f'id = "{"a" * 60}.example"', "left.id", 'with auth = "pubkey" the identity is the certificate\'s common name, at most 64'),
+])
+def test_certificate_settings_that_x509_refuses(tmp_path, old, new, key, words):
+    """Each of these passed the check and then crashed the run in `cryptography`."""
+    error = edited(tmp_path, old, new, CERTS)
+    assert f": {key}: {words}" in str(error)
+    assert error.line == next(i for i, line in enumerate(CERTS.replace(old, new, 1).splitlines(), 1) if line == new)
+
+
+def test_certificate_dates_in_order_load(tmp_path):
+    text = CERTS.replace(LEFT_CERT, left_certificate("not_before = 1950-01-01T00:00:00Z, not_after = 9999-12-31T23:59:59Z"))
+    cert = load_lesson(write(tmp_path, text)).left.certificate
+    assert (cert.not_before.year, cert.not_after.year) == (1950, 9999)
+
+
+def test_identities_are_limited_to_255_characters(tmp_path):
+    error = edited(tmp_path, 'id = "left.example"', f'id = "{"a" * 70000}.example"')
+    assert "left.id: must be at most 255 characters, not 70008" in str(error)
+    longest = f'{"a" * 63}.{"b" * 63}.{"c" * 63}.{"d" * 55}.example'  # 255 characters, an FQDN DNS could hold
+    assert load_lesson(write(tmp_path, LESSON_1.replace('id = "left.example"', f'id = "{longest}"', 1))).left.identity.text == longest
+
+
+@pytest.mark.parametrize("address", ["198.51.100.7", "192.0.2.255", "192.0.2.0", "2001:db8::1"])
+def test_outer_addresses_are_hosts_on_the_lab_link(tmp_path, address):
+    error = edited(tmp_path, 'address = "192.0.2.1"', f'address = "{address}"')
+    assert f"left.address: {address} is not a host address on the lab's link 192.0.2.0/24" in str(error)
+
+
+@pytest.mark.parametrize("key,old,new", [
+    ("address", 'address = "192.0.2.1"', 'address = "2001:db8::1%eth0"'),
+    ("local_ts", 'local_ts = "198.51.100.0/24"', 'local_ts = "2001:db8::%eth0/64"'),
+])
+def test_scope_ids_are_refused(tmp_path, key, old, new):
+    assert f"left.{key}: '2001:db8::" in str(error := edited(tmp_path, old, new)) and "has a scope id" in str(error)
+
+
+@pytest.mark.parametrize("old,new,words", [
+    ('protected = "198.51.100.1"', 'protected = "203.0.113.5"', "left.protected: 203.0.113.5 is outside this side's local_ts (198.51.100.0/24)"),
+    ('local_ts = "198.51.100.0/24"', 'local_ts = "2001:db8:1::/48"', "left.protected: 198.51.100.1 is outside this side's local_ts (2001:db8:1::/48)"),
+    ('local_ts = "198.51.100.0/24"\nremote_ts = "203.0.113.0/24"\nprotected = "198.51.100.1"',
+     'local_ts = ["198.51.100.0/24", "192.0.2.0/24"]\nremote_ts = "203.0.113.0/24"\nprotected = "192.0.2.1"',
+     "left.protected: 192.0.2.1 is this side's outer address"),
+    ('local_ts = "198.51.100.0/24"\nremote_ts = "203.0.113.0/24"\nprotected = "198.51.100.1"',
+     'local_ts = ["198.51.100.0/24", "192.0.2.0/24"]\nremote_ts = "203.0.113.0/24"\nprotected = "192.0.2.2"',
+     "left.protected: 192.0.2.2 is the right peer's outer address too"),
+    ('local_ts = "198.51.100.0/24"\nremote_ts = "203.0.113.0/24"\nprotected = "198.51.100.1"',
+     'local_ts = ["198.51.100.0/24", "203.0.113.0/24"]\nremote_ts = "203.0.113.0/24"\nprotected = "203.0.113.1"',
+     "left.protected: 203.0.113.1 is the right peer's protected address too"),
+])
+def test_protected_is_a_host_of_its_own_inside_local_ts(tmp_path, old, new, words):
+    assert words in str(edited(tmp_path, old, new))
+
+
+def test_esn_is_refused_because_the_lab_datapath_lacks_it(tmp_path):
+    error = edited(tmp_path, 'esp = "aes128-sha256"', 'esp = ["aes128-sha256", "aes128gcm16-esn"]')
+    assert "left.esp: 'aes128gcm16-esn' allows extended sequence numbers (esn)" in str(error)
+    assert load_lesson(write(tmp_path, LESSON_1.replace('esp = "aes128-sha256"', 'esp = "aes128-sha256-noesn"', 1))).left.esp
+
+
+def test_flood_is_at_most_1000(tmp_path):
+    cookie = (LESSONS_DIR / "ikev2-cookie.toml").read_text()
+    assert "flood = 12" in cookie
+    assert "flood: must be a whole number from 0 to 1000, not 1001" in str(edited(tmp_path, "flood = 12", "flood = 1001", cookie))
+    assert load_lesson(write(tmp_path, cookie.replace("flood = 12", "flood = 1000"))).flood == 1000
+
+
+@pytest.mark.parametrize("base", [LESSON_1, STRONGSWAN], ids=["ikelab", "strongswan"])
+def test_an_empty_psk_is_refused(tmp_path, base):
+    old = 'psk = "correct horse battery staple"' if base is LESSON_1 else 'psk = "interop-test-psk"'
+    assert "left.psk: must not be empty" in str(edited(tmp_path, old, 'psk = ""', base))
+
+
+def test_a_strongswan_side_takes_a_psk_of_at_most_4096_bytes(tmp_path):
+    def right_psk(psk: str) -> str:
+        head, tail = STRONGSWAN.split("[right]")
+        return head + "[right]" + tail.replace('psk = "interop-test-psk"', f'psk = "{psk}"', 1)
+
+    error = error_of(write(tmp_path, right_psk("é" * 2049)))  # 4098 bytes in UTF-8
+    assert "right.psk: strongSwan's side takes a PSK of at most 4096 bytes here, not 4098" in str(error)
+    assert load_lesson(write(tmp_path, right_psk("k" * 4096))).right.psk == b"k" * 4096
+    assert load_lesson(write(tmp_path, LESSON_1.replace("correct horse battery staple", "k" * 200000))).left.psk == b"k" * 200000

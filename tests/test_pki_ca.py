@@ -92,6 +92,18 @@ def test_issue_validity_email_and_errors(rsa_ca: LabCa) -> None:
         rsa_ca.issue("c", key_type="dsa1024")
 
 
+def test_one_bound_given_sets_the_other_where_the_default_would_contradict_it(rsa_ca: LabCa) -> None:
+    past, future = NOW - dt.timedelta(days=30), NOW + dt.timedelta(days=3650)
+    expired, _ = rsa_ca.issue("c", key_type="ecdsa256", not_after=past)  # a lesson's expired certificate
+    assert expired.not_valid_after_utc == past
+    assert expired.not_valid_before_utc == past - dt.timedelta(days=1825)
+    not_yet, _ = rsa_ca.issue("c", key_type="ecdsa256", not_before=future)
+    assert not_yet.not_valid_before_utc == future
+    assert not_yet.not_valid_after_utc == future + dt.timedelta(days=1825)
+    usual, _ = rsa_ca.issue("c", key_type="ecdsa256", not_after=future)  # no contradiction: defaults as before
+    assert usual.not_valid_before_utc == NOW - dt.timedelta(hours=1)
+
+
 def test_unseeded_cas_differ() -> None:
     a = LabCa.create(key="ecdsa256", now=NOW)
     b = LabCa.create(key="ecdsa256", now=NOW, rng=SystemRandom())

@@ -71,6 +71,24 @@ def _utc(when: dt.datetime | None) -> dt.datetime:
     return when.astimezone(UTC).replace(microsecond=0)  # X.509 times have whole seconds
 
 
+def _validity(now: dt.datetime, not_before: dt.datetime | None, not_after: dt.datetime | None) -> tuple[dt.datetime, dt.datetime]:
+    """The validity period: [now - 1 h, now + 5 years] for each bound not given. A bound left out
+    is set from the given one where that default would contradict it: a lesson makes an expired
+    certificate with only `not_after` in the past, a not-yet-valid one with only `not_before`
+    after the default end."""
+    start = _utc(not_before) if not_before is not None else None
+    end = _utc(not_after) if not_after is not None else None
+    if start is None:
+        start = now - BACKDATE
+        if end is not None and end <= start:
+            start = end - CERT_LIFETIME
+    if end is None:
+        end = now + CERT_LIFETIME
+        if end <= start:
+            end = start + CERT_LIFETIME
+    return start, end
+
+
 def _serial(rng: RandomSource | None, purpose: str) -> int:
     if rng is None or isinstance(rng, SystemRandom):
         return x509.random_serial_number()
@@ -198,8 +216,7 @@ class LabCa:
         """
         if private_key is None:
             private_key = generate_key(check_key_type(key_type), self.rng, f"certificate {subject_cn!r} key")
-        not_before = _utc(not_before) if not_before is not None else self.now - BACKDATE
-        not_after = _utc(not_after) if not_after is not None else self.now + CERT_LIFETIME
+        not_before, not_after = _validity(self.now, not_before, not_after)
         if not_after <= not_before:
             raise ValueError(f"not_after ({not_after}) must be after not_before ({not_before})")
         alt_names: list[x509.GeneralName] = [x509.DNSName(d) for d in san_dns]

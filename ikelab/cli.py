@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
+from typing import TypeVar
 
 from ikelab import __version__
+from ikelab.crypto.errors import UnknownAlgorithm
+
+T = TypeVar("T")
 
 SEED_WARNING = (
     "warning: --seed {seed} makes this run deterministic: SPIs, nonces, Diffie-Hellman private values and "
@@ -88,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
         v1.add_argument(f"--{name}", type=_hex, required=True, metavar="HEX", help=help_text)
     v1.add_argument("--hash", default="sha256", metavar="NAME", help="the negotiated hash: sha1, sha256, sha384, sha512")
     v1.add_argument("--encr", default="aes128", metavar="NAME", help="the negotiated cipher, sets Ka's length (default aes128)")
-    v1.add_argument("--psk", metavar="TEXT", help="pre-shared key; without it SKEYID is the signature form prf(Ni_b | Nr_b, g^xy)")
+    v1.add_argument("--psk", metavar="TEXT", help="pre-shared key, its bytes as given; without it SKEYID is the signature form prf(Ni_b | Nr_b, g^xy)")
     v1.add_argument("--gxi", type=_hex, metavar="HEX", default=b"", help="initiator KE value, for the phase 1 IV")
     v1.add_argument("--gxr", type=_hex, metavar="HEX", default=b"", help="responder KE value, for the phase 1 IV")
     v1.add_argument("--json", action="store_true", help="print a JSON object keyed SKEYID, SKEYID_d, ...")
@@ -192,22 +197,13 @@ def cmd_lessons(args) -> int:
 
 def cmd_keys_ikev2(args) -> int:
     from ikelab.crypto import ikev2_kdf
-    from ikelab.crypto.names import ProposalError, UnknownAlgorithm, parse_proposal
+    from ikelab.crypto.names import _ENCRYPTION, _INTEGRITY, _PRF
 
-    def spec_for(integ: str | None):
-        return parse_proposal("-".join(p for p in (args.encr, integ, args.prf, "modp2048") if p), ike=True)
-
-    try:
-        try:
-            spec = spec_for(args.integ)
-        except ProposalError:
-            if args.integ is not None:
-                raise
-            spec = spec_for("sha256")  # a non-AEAD cipher needs integrity: the default
-    except (UnknownAlgorithm, ValueError) as e:
-        raise UsageError(str(e).strip("'\"")) from None
-    cipher, prf = spec.encryption[0], spec.prf[0]
-    integrity = spec.integrity[0] if spec.integrity else None
+    prf = _keyword("--prf", args.prf, "PRF", _PRF)
+    cipher = _keyword("--encr", args.encr, "encryption algorithm", _ENCRYPTION)
+    if cipher.is_aead and args.integ is not None:
+        raise UsageError(f"--integ: {cipher.name} has its own integrity; drop --integ")
+    integrity = None if cipher.is_aead else _keyword("--integ", args.integ or "sha256", "integrity algorithm", _INTEGRITY)
     skeyseed = ikev2_kdf.skeyseed(prf, args.ni, args.nr, args.gir)
     keys, _ = ikev2_kdf.ike_sa_keys(
         prf, skeyseed, args.ni, args.nr, args.spii, args.spir, cipher.key_length, integrity.key_length if integrity else 0
@@ -222,6 +218,14 @@ def cmd_keys_ikev2(args) -> int:
     for name, value in values.items():
         print(f"{name:8} = {value.hex() or '(empty)'}")
     return 0
+
+
+def _keyword(option: str, text: str, kind: str, table: dict[str, T]) -> T:
+    """The one algorithm `text` names in `table` (strongSwan keywords), or a usage error naming the option."""
+    try:
+        return table[text.strip().lower()]
+    except KeyError:
+        raise UsageError(f"{option}: {UnknownAlgorithm(kind, text, table)}") from None
 
 
 def cmd_lab_cleanup(args) -> int:
@@ -336,17 +340,14 @@ def _pick_transport(args) -> tuple[str, str | None]:
 
 def cmd_keys_ikev1(args) -> int:
     from ikelab.crypto import ikev1_kdf
-    from ikelab.crypto.names import ProposalError, UnknownAlgorithm, parse_proposal
+    from ikelab.crypto.names import _ENCRYPTION, _INTEGRITY, _PRF
 
-    try:
-        spec = parse_proposal(f"{args.encr}-{args.hash}-modp2048", ike=True)
-    except (UnknownAlgorithm, ProposalError, ValueError) as e:
-        raise UsageError(str(e).strip("'\"")) from None
-    cipher, prf = spec.encryption[0], spec.prf[0]
+    cipher = _keyword("--encr", args.encr, "encryption algorithm", _ENCRYPTION)
     if cipher.is_aead:
-        raise UsageError("IKEv1 phase 1 has no AEAD ciphers here: use aes128, aes192 or aes256")
+        raise UsageError("--encr: IKEv1 phase 1 has no AEAD ciphers here: use aes128, aes192 or aes256")
+    prf = _PRF["prf" + _keyword("--hash", args.hash, "hash", _INTEGRITY).name]  # IKEv1's prf is the hash's HMAC
     values = ikev1_kdf.phase1_keys(prf, args.ni, args.nr, args.gxy, args.ckyi, args.ckyr, cipher.key_length,
-                                   psk=args.psk.encode() if args.psk is not None else None, g_xi=args.gxi, g_xr=args.gxr)
+                                   psk=os.fsencode(args.psk) if args.psk is not None else None, g_xi=args.gxi, g_xr=args.gxr)
     if args.json:
         print(json.dumps({k: v.hex() for k, v in values.items()}, indent=2))
         return 0

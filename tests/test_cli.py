@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from scapy.layers.inet import UDP
@@ -157,3 +158,45 @@ def test_peer_that_cannot_bind_its_address_says_so(capsys):
     assert main(["peer", "ikev2-psk", "--role", "initiator", "--remote", "192.0.2.2"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("ikelab: error: cannot listen on 192.0.2.1 ports 500 and 4500 here") and err.count("\n") == 1
+
+
+KEYS_V2 = ["keys", "ikev2", "--ni", "00", "--nr", "22", "--gir", "44", "--spii", "01", "--spir", "02"]
+KEYS_V1 = ["keys", "ikev1", "--ni", "00", "--nr", "22", "--gxy", "44", "--ckyi", "01", "--ckyr", "02"]
+
+
+@pytest.mark.parametrize("options,error", [
+    (["--prf", "modp2048"], "--prf: unknown PRF 'modp2048'"),
+    (["--prf", ""], "--prf: unknown PRF ''"),
+    (["--prf", "sha256"], "--prf: unknown PRF 'sha256'"),
+    (["--prf", "prfsha256", "--encr", "aes128-sha1"], "--encr: unknown encryption algorithm 'aes128-sha1'"),
+    (["--prf", "prfsha256", "--encr", "x25519"], "--encr: unknown encryption algorithm 'x25519'"),
+    (["--prf", "prfsha256", "--integ", "sha256-sha512"], "--integ: unknown integrity algorithm 'sha256-sha512'"),
+    (["--prf", "prfsha256", "--integ", "esn"], "--integ: unknown integrity algorithm 'esn'"),
+    (["--prf", "prfsha256", "--encr", "aes256gcm16", "--integ", "sha256"], "--integ: aes256gcm16 has its own integrity; drop --integ"),
+])
+def test_keys_ikev2_takes_one_keyword_of_its_kind_per_option(capsys, options, error):
+    assert main(KEYS_V2 + options) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"ikelab: error: {error}") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("options,error", [
+    (["--hash", "prfsha256"], "--hash: unknown hash 'prfsha256'"),
+    (["--hash", "sha256-sha1"], "--hash: unknown hash 'sha256-sha1'"),
+    (["--encr", "aes128-sha1"], "--encr: unknown encryption algorithm 'aes128-sha1'"),
+    (["--encr", "aes128gcm16"], "--encr: IKEv1 phase 1 has no AEAD ciphers"),
+])
+def test_keys_ikev1_takes_one_keyword_of_its_kind_per_option(capsys, options, error):
+    assert main(KEYS_V1 + options) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"ikelab: error: {error}") and err.count("\n") == 1
+
+
+def test_keys_ikev1_takes_the_psk_bytes_as_given(capsys):
+    """A PSK that is not UTF-8 arrives as surrogate escapes (os.fsdecode); its bytes are the key."""
+    from ikelab.crypto.ikev1_kdf import phase1_keys
+    from ikelab.crypto.prf import PRFS
+
+    assert main(KEYS_V1 + ["--psk", os.fsdecode(b"\xff\xfe"), "--json"]) == 0
+    expected = phase1_keys(PRFS[5], b"\x00", b"\x22", b"\x44", b"\x01", b"\x02", 16, psk=b"\xff\xfe")
+    assert json.loads(capsys.readouterr().out)["SKEYID"] == expected["SKEYID"].hex()

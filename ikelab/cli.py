@@ -32,6 +32,26 @@ def _hex(text: str) -> bytes:
         raise argparse.ArgumentTypeError(f"{text!r} is not hexadecimal") from None
 
 
+def _whole_number(lowest: int, highest: int, highest_shown: str):
+    """An argparse type: a whole number from lowest to highest, both included."""
+
+    def parse(text: str) -> int:
+        try:
+            number = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not lowest <= number <= highest:
+            raise argparse.ArgumentTypeError(f"{text} is outside {lowest} to {highest_shown}")
+        return number
+
+    return parse
+
+
+MAX_PINGS = 10000  # far more than a lesson needs; ping(8) would refuse huge counts in its own words
+_seed = _whole_number(0, 2**256 - 1, "2**256 - 1")  # what the seeded generator takes (ikelab.rng)
+_ping_count = _whole_number(0, MAX_PINGS, str(MAX_PINGS))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ikelab",
@@ -42,21 +62,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     tui = sub.add_parser("tui", help="step through a lesson in the terminal UI")
     tui.add_argument("lesson", help="a lesson slug (see `ikelab lessons`) or a lesson file")
-    tui.add_argument("--seed", type=int, help="make the run repeatable (not secure); random when not given")
+    tui.add_argument("--seed", type=_seed, help="make the run repeatable (not secure); random when not given")
     tui.add_argument("--transport", choices=["netns", "loopback", "memory"], help="default: the lab where it can start")
 
     run = sub.add_parser("run", help="run a lesson: both peers, to the end")
     run.add_argument("lesson", help="a lesson slug (see `ikelab lessons`) or a lesson file")
     run.add_argument("--headless", action="store_true", help="no terminal UI: print the transcript")
     run.add_argument("--json", action="store_true", help="print the trace as JSON lines instead of text")
-    run.add_argument("--seed", type=int, help="make the run byte-for-byte repeatable (not secure)")
+    run.add_argument("--seed", type=_seed, help="make the run byte-for-byte repeatable (not secure)")
     run.add_argument(
         "--transport",
         choices=["netns", "loopback", "memory"],
         help="how datagrams travel: netns (the lab: two namespaces joined by veth, the default where it can start), "
         "loopback (UDP on 127.0.0.1, no privileges) or memory (in-process)",
     )
-    run.add_argument("--ping", type=int, metavar="N", default=0, help="after the handshake, send N pings through the tunnel (netns only)")
+    run.add_argument("--ping", type=_ping_count, metavar="N", default=0, help=f"after the handshake, send N pings (at most {MAX_PINGS}) through the tunnel (netns only)")
     run.add_argument("--datapath", choices=["auto", "kernel", "userspace"], default="auto", help="how the lab installs Child SAs (default: probe the kernel)")
     run.add_argument("--pcap", type=Path, metavar="FILE", help="write an annotated pcapng and Wireshark's decryption tables beside it")
 
@@ -75,10 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
     peer.add_argument("--role", choices=["initiator", "responder"], required=True, help="which side of the lesson ikelab plays")
     peer.add_argument("--remote", required=True, metavar="ADDRESS", help="the other peer's address (a documentation address)")
     peer.add_argument("--local", metavar="ADDRESS", help="our address (default: the lesson's address for this side)")
-    peer.add_argument("--seed", type=int, help="make our side's choices repeatable (not secure)")
+    peer.add_argument("--seed", type=_seed, help="make our side's choices repeatable (not secure)")
     peer.add_argument("--json", action="store_true", help="print the trace as JSON lines")
     peer.add_argument("--pcap", type=Path, metavar="FILE", help="write our side's datagrams as an annotated pcapng (captured with ESP when the datapath runs)")
-    peer.add_argument("--ping", type=int, metavar="N", default=0, help="after the Child SA is up, send N pings through the tunnel (needs the datapath: an ikelab namespace)")
+    peer.add_argument("--ping", type=_ping_count, metavar="N", default=0, help=f"after the Child SA is up, send N pings (at most {MAX_PINGS}) through the tunnel (needs the datapath: an ikelab namespace)")
     peer.add_argument("--datapath", choices=["auto", "kernel", "userspace"], default="auto", help="how Child SAs are installed when this is an ikelab namespace (default: probe the kernel)")
 
     lab = sub.add_parser("lab", help="manage the namespace lab")
@@ -269,8 +289,6 @@ def cmd_peer(args) -> int:
     local = args.local or ours.address
     lesson = dataclasses.replace(lesson, **{ours.name: dataclasses.replace(ours, implementation="ikelab", address=local),
                                             other.name: dataclasses.replace(other, implementation="remote", address=str(remote))})
-    if args.ping < 0:
-        raise UsageError("--ping takes a count of 0 or more")
     side, why = side_here(ours.name, local, ours.protected)
     if side is None and args.ping:
         raise UsageError(f"--ping needs the datapath, which is not installed here: {why}")
@@ -404,8 +422,6 @@ def cmd_run(args) -> int:
         return cmd_tui(args.lesson, args.seed, args.transport)
     if args.seed is not None:
         print(SEED_WARNING.format(seed=args.seed), file=sys.stderr)
-    if args.ping < 0:
-        raise UsageError("--ping takes a count of 0 or more")
     transport, fallback = _pick_transport(args)
     if lesson.external and transport != "netns":
         reason = f" ({fallback.split('(')[1].split(')')[0]})" if fallback else ""

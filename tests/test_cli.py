@@ -200,3 +200,25 @@ def test_keys_ikev1_takes_the_psk_bytes_as_given(capsys):
     assert main(KEYS_V1 + ["--psk", os.fsdecode(b"\xff\xfe"), "--json"]) == 0
     expected = phase1_keys(PRFS[5], b"\x00", b"\x22", b"\x44", b"\x01", b"\x02", 16, psk=b"\xff\xfe")
     assert json.loads(capsys.readouterr().out)["SKEYID"] == expected["SKEYID"].hex()
+
+
+@pytest.mark.parametrize("command", [["run", "ikev2-psk", "--headless"], ["tui", "ikev2-psk"],
+                                     ["peer", "ikev2-psk", "--role", "initiator", "--remote", "192.0.2.2"]])
+@pytest.mark.parametrize("seed", ["-1", str(2**256), "one"])
+def test_seed_out_of_range_is_a_usage_error(capsys, command, seed):
+    with pytest.raises(SystemExit) as exit:
+        main(command + ["--seed", seed])
+    assert exit.value.code == 2 and "argument --seed: " in capsys.readouterr().err
+
+
+def test_the_largest_seed_runs(capsys):
+    assert main(["run", "ikev2-psk", "--headless", "--transport", "memory", "--seed", str(2**256 - 1)]) == 0
+
+
+@pytest.mark.parametrize("command", [["run", "ikev2-psk", "--headless"],
+                                     ["peer", "ikev2-psk", "--role", "initiator", "--remote", "192.0.2.2"]])
+@pytest.mark.parametrize("count", ["-1", "10001", "99999999999999999999"])
+def test_ping_count_is_bounded(capsys, command, count):
+    with pytest.raises(SystemExit) as exit:
+        main(command + ["--ping", count])
+    assert exit.value.code == 2 and f"argument --ping: {count} is outside 0 to 10000" in capsys.readouterr().err

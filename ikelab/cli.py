@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -133,14 +134,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _terminate(signum, frame) -> None:
-    # SIGTERM unwinds like Ctrl-C, so every `with` block of the lab removes what it made.
+    # SIGTERM and SIGHUP (a closed terminal, a dropped ssh) unwind like Ctrl-C, so every `with` block
+    # of the lab removes what it made; the run ends as Ctrl-C ends it, "interrupted", status 130.
     raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
     import signal
 
-    signal.signal(signal.SIGTERM, _terminate)
+    # The TUI puts its own handlers for both in place once it runs (it leaves as q does).
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _terminate)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -172,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ikelab: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("ikelab: interrupted", file=sys.stderr)
+        with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
+            print("ikelab: interrupted", file=sys.stderr)
         return 130
 
 

@@ -53,6 +53,12 @@ _seed = _whole_number(0, 2**256 - 1, "2**256 - 1")  # what the seeded generator 
 _ping_count = _whole_number(0, MAX_PINGS, str(MAX_PINGS))
 
 
+def _file_name(text: str) -> Path:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty file name")
+    return Path(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ikelab",
@@ -79,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--ping", type=_ping_count, metavar="N", default=0, help=f"after the handshake, send N pings (at most {MAX_PINGS}) through the tunnel (netns only)")
     run.add_argument("--datapath", choices=["auto", "kernel", "userspace"], default="auto", help="how the lab installs Child SAs (default: probe the kernel)")
-    run.add_argument("--pcap", type=Path, metavar="FILE", help="write an annotated pcapng and Wireshark's decryption tables beside it")
+    run.add_argument("--pcap", type=_file_name, metavar="FILE", help="write an annotated pcapng and Wireshark's decryption tables beside it")
 
     keys = sub.add_parser("keys", help="compute IKE keys from given inputs (check your own arithmetic)")
     keys_sub = keys.add_subparsers(dest="version", required=True)
@@ -98,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     peer.add_argument("--local", metavar="ADDRESS", help="our address (default: the lesson's address for this side)")
     peer.add_argument("--seed", type=_seed, help="make our side's choices repeatable (not secure)")
     peer.add_argument("--json", action="store_true", help="print the trace as JSON lines")
-    peer.add_argument("--pcap", type=Path, metavar="FILE", help="write our side's datagrams as an annotated pcapng (captured with ESP when the datapath runs)")
+    peer.add_argument("--pcap", type=_file_name, metavar="FILE", help="write our side's datagrams as an annotated pcapng (captured with ESP when the datapath runs)")
     peer.add_argument("--ping", type=_ping_count, metavar="N", default=0, help=f"after the Child SA is up, send N pings (at most {MAX_PINGS}) through the tunnel (needs the datapath: an ikelab namespace)")
     peer.add_argument("--datapath", choices=["auto", "kernel", "userspace"], default="auto", help="how Child SAs are installed when this is an ikelab namespace (default: probe the kernel)")
 
@@ -283,6 +289,8 @@ def cmd_peer(args) -> int:
         raise UsageError(str(e)) from None
     if lesson.manual:
         raise UsageError(f"{lesson.slug} is manually keyed: there is no IKE peer to run")
+    if args.pcap:
+        _check_pcap(args.pcap)
     try:
         remote = ipaddress.ip_address(args.remote)
     except ValueError:
@@ -425,6 +433,8 @@ def cmd_run(args) -> int:
         raise UsageError(str(e)) from None
     if not args.headless and not args.json and sys.stdout.isatty():
         return cmd_tui(args.lesson, args.seed, args.transport)
+    if args.pcap:
+        _check_pcap(args.pcap)
     if args.seed is not None:
         print(SEED_WARNING.format(seed=args.seed), file=sys.stderr)
     transport, fallback = _pick_transport(args)
@@ -527,10 +537,39 @@ def _report(args, session, transport_name: str) -> None:
         print(render_counters(pings[-1].counters))
 
 
+def _check_pcap(path: Path) -> None:
+    """Refuse a --pcap that could not be written before the run starts, not after all its pings."""
+    try:
+        _check_writable(path)
+    except OSError as e:  # a directory on the way we may not look into, a read-only file system, ...
+        raise UsageError(f"--pcap {path}: cannot write it: {e.strerror or e}") from None
+
+
+def _check_writable(path: Path) -> None:
+    if path.is_dir():
+        raise UsageError(f"--pcap {path}: is a directory")
+    if not path.parent.is_dir():
+        raise UsageError(f"--pcap {path}: the directory {path.parent} does not exist")
+    profile = path.with_suffix(".wireshark")
+    if profile == path:
+        raise UsageError(f"--pcap {path}: the name .wireshark is for the directory of Wireshark's tables beside the capture")
+    # An existing tables directory is one an earlier export made: its files are written again.
+    if profile.exists() and not profile.is_dir():
+        raise UsageError(f"--pcap {path}: {profile} is in the way (Wireshark's tables go in a directory of that name)")
+    if path.exists():
+        open(path, "ab").close()  # appends nothing: the file is unchanged
+    else:
+        open(path, "xb").close()
+        path.unlink()
+
+
 def _export(path: Path, session, lesson, captured: Path | None = None) -> None:
     from ikelab.export.capture import export_capture
 
-    written = export_capture(path, session.trace, lesson, captured)
+    try:
+        written = export_capture(path, session.trace, lesson, captured)
+    except OSError as e:
+        raise UsageError(f"--pcap: cannot write {e.filename or path}: {e.strerror or e}") from None
     print(f"wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
 
 

@@ -222,3 +222,54 @@ def test_ping_count_is_bounded(capsys, command, count):
     with pytest.raises(SystemExit) as exit:
         main(command + ["--ping", count])
     assert exit.value.code == 2 and f"argument --ping: {count} is outside 0 to 10000" in capsys.readouterr().err
+
+
+def _pcap_cases(tmp_path: Path) -> list[tuple[str, str]]:
+    (tmp_path / "taken.wireshark").write_text("not ours")
+    return [
+        (str(tmp_path), f"--pcap {tmp_path}: is a directory"),
+        (str(tmp_path / "missing" / "x.pcapng"), f"the directory {tmp_path / 'missing'} does not exist"),
+        ("/proc/x.pcapng", "--pcap /proc/x.pcapng: cannot write it: No such file or directory"),
+        (str(tmp_path / "taken.pcapng"), f"{tmp_path / 'taken.wireshark'} is in the way"),
+        (str(tmp_path / "x.wireshark"), "the name .wireshark is for the directory of Wireshark's tables"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(5))
+@pytest.mark.parametrize("command", [["run", "ikev2-psk", "--headless", "--transport", "memory"],
+                                     ["peer", "ikev2-psk", "--role", "initiator", "--remote", "192.0.2.2"]])
+def test_a_pcap_that_cannot_be_written_is_refused_before_the_run(tmp_path, capsys, command, case):
+    pcap, error = _pcap_cases(tmp_path)[case]
+    assert main(command + ["--pcap", pcap]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.startswith("ikelab: error: --pcap ") and captured.err.count("\n") == 1
+    assert error in captured.err
+    assert not (tmp_path / "missing").exists()  # a missing directory is named, not made
+
+
+def test_an_empty_pcap_name_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit:
+        main(["run", "ikev2-psk", "--headless", "--transport", "memory", "--pcap", ""])
+    assert exit.value.code == 2 and "argument --pcap: an empty file name" in capsys.readouterr().err
+
+
+def test_a_pcap_written_again_replaces_the_earlier_export(tmp_path, capsys):
+    pcap = tmp_path / "run.pcapng"
+    for _ in range(2):
+        assert main(["run", "ikev2-psk", "--headless", "--transport", "memory", "--pcap", str(pcap)]) == 0
+    assert (tmp_path / "run.wireshark" / "ikev2_decryption_table").is_file()
+
+
+def test_a_failed_pcap_write_is_one_line(tmp_path, capsys, monkeypatch):
+    import errno
+
+    import ikelab.export.capture
+
+    def full(path, *args):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(ikelab.export.capture, "export_capture", full)
+    pcap = tmp_path / "run.pcapng"
+    assert main(["run", "ikev2-psk", "--headless", "--transport", "memory", "--pcap", str(pcap)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"ikelab: error: --pcap: cannot write {pcap}: No space left on device\n"

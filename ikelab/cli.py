@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
 import os
 import sys
@@ -154,30 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        if args.command == "run":
-            return cmd_run(args)
-        if args.command == "tui":
-            return cmd_tui(args.lesson, args.seed, args.transport)
-        if args.command == "keys":
-            return cmd_keys_ikev2(args) if args.version == "ikev2" else cmd_keys_ikev1(args)
-        if args.command == "crack":
-            return cmd_crack(args)
-        if args.command == "compare":
-            from ikelab.lab.compare import compare, table
-
-            print(table(compare()))
-            return 0
-        if args.command == "lessons":
-            return cmd_lessons(args)
-        if args.command == "lab":
-            return cmd_lab_cleanup(args)
-        if args.command == "peer":
-            return cmd_peer(args)
-        if args.command == "doctor":
-            from ikelab.lab.doctor import run_doctor
-
-            return run_doctor()
-        return cmd_default()
+        status = _dispatch(args)
+        sys.stdout.flush()  # a closed pipe or a full disk shows here, while it can still be reported
+        return status
     except UsageError as e:
         print(f"ikelab: error: {e}", file=sys.stderr)
         return 2
@@ -185,6 +165,50 @@ def main(argv: list[str] | None = None) -> int:
         with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
             print("ikelab: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, as a command line tool does.
+        _discard_stdout()
+        return 1
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        _discard_stdout()
+        print(f"ikelab: error: cannot write {e.filename or 'the output'}: {e.strerror}", file=sys.stderr)
+        return 1
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null, so Python's flush at exit does not report the same failure again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+def _dispatch(args) -> int:
+    if args.command == "run":
+        return cmd_run(args)
+    if args.command == "tui":
+        return cmd_tui(args.lesson, args.seed, args.transport)
+    if args.command == "keys":
+        return cmd_keys_ikev2(args) if args.version == "ikev2" else cmd_keys_ikev1(args)
+    if args.command == "crack":
+        return cmd_crack(args)
+    if args.command == "compare":
+        from ikelab.lab.compare import compare, table
+
+        print(table(compare()))
+        return 0
+    if args.command == "lessons":
+        return cmd_lessons(args)
+    if args.command == "lab":
+        return cmd_lab_cleanup(args)
+    if args.command == "peer":
+        return cmd_peer(args)
+    if args.command == "doctor":
+        from ikelab.lab.doctor import run_doctor
+
+        return run_doctor()
+    return cmd_default()
 
 
 def cmd_default() -> int:

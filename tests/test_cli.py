@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 from scapy.layers.inet import UDP
@@ -273,3 +275,24 @@ def test_a_failed_pcap_write_is_one_line(tmp_path, capsys, monkeypatch):
     assert main(["run", "ikev2-psk", "--headless", "--transport", "memory", "--pcap", str(pcap)]) == 2
     err = capsys.readouterr().err
     assert err == f"ikelab: error: --pcap: cannot write {pcap}: No space left on device\n"
+
+
+def _ikelab(*args: str, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "ikelab.cli", *args], cwd=Path(__file__).parent.parent,
+                            stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def test_a_closed_output_pipe_ends_quietly():
+    """`ikelab run ... | head -1`: the reader goes away mid-transcript; no traceback, status 1."""
+    process = _ikelab("run", "ikev2-psk", "--headless", "--transport", "memory", stdout=subprocess.PIPE)
+    assert process.stdout.readline().startswith("== IKEv2 with a pre-shared key")
+    process.stdout.close()  # the transcript is far bigger than a pipe's buffer: the next writes fail
+    assert process.wait(timeout=60) == 1
+    assert process.stderr.read() == ""
+
+
+def test_a_full_output_is_one_line():
+    with open("/dev/full", "w") as full:
+        process = _ikelab("run", "ikev2-psk", "--headless", "--transport", "memory", stdout=full)
+        assert process.wait(timeout=60) == 1
+    assert process.stderr.read() == "ikelab: error: cannot write the output: No space left on device\n"

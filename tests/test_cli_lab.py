@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import sys
 import time
 
 from conftest import needs_lab
 from ikelab.lab.netns import ikelab_namespaces, kill_processes
-from test_lab import _alive, _processes_in, _start_run, _wait_for_namespaces
+from test_lab import ROOT, _alive, _processes_in, _start_run, _wait_for_namespaces
 
 pytestmark = needs_lab()
 
@@ -34,3 +35,25 @@ def test_sighup_during_a_run_removes_everything_and_exits_130():
     assert status == 130
     time.sleep(0.2)
     assert not _alive(inside)
+
+
+def _run_writing_to(stdout) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "ikelab.cli", "run", "ikev2-psk", "--headless", "--ping", "3"],
+                            cwd=ROOT, stdout=stdout, stderr=subprocess.PIPE, text=True)
+
+
+def test_a_closed_output_pipe_still_removes_the_lab():
+    run = _run_writing_to(subprocess.PIPE)
+    _wait_for_namespaces(run.pid)
+    run.stdout.close()  # the reader goes away before the transcript is written
+    status = run.wait(timeout=60)
+    assert not _left_behind(run.pid)
+    assert status == 1 and "Traceback" not in run.stderr.read()
+
+
+def test_a_full_output_still_removes_the_lab():
+    with open("/dev/full", "w") as full:
+        run = _run_writing_to(full)
+        status = run.wait(timeout=60)
+    assert not _left_behind(run.pid)
+    assert status == 1 and run.stderr.read().endswith("ikelab: error: cannot write the output: No space left on device\n")

@@ -419,13 +419,22 @@ def cmd_keys_ikev1(args) -> int:
     return 0
 
 
+def _check_readable(path: Path, what: str) -> None:
+    try:
+        if not path.exists():
+            raise UsageError(f"{path}: no such {what}")
+        if path.is_dir():
+            raise UsageError(f"{path}: is a directory, not a {what}")
+        open(path, "rb").close()
+    except OSError as e:
+        raise UsageError(f"{path}: cannot read the {what}: {e.strerror or e}") from None
+
+
 def cmd_crack(args) -> int:
     from ikelab.ikev1.crack import crack, from_capture, wordlist
 
-    if not args.capture.is_file():
-        raise UsageError(f"{args.capture}: no such capture")
-    if not args.wordlist.is_file():
-        raise UsageError(f"{args.wordlist}: no such wordlist")
+    _check_readable(args.capture, "capture")
+    _check_readable(args.wordlist, "wordlist")
     try:
         exchanges = from_capture(args.capture)
     except (OSError, ValueError) as e:

@@ -296,3 +296,42 @@ def test_a_full_output_is_one_line():
         process = _ikelab("run", "ikev2-psk", "--headless", "--transport", "memory", stdout=full)
         assert process.wait(timeout=60) == 1
     assert process.stderr.read() == "ikelab: error: cannot write the output: No space left on device\n"
+
+
+AGGRESSIVE_CAPTURE = Path(__file__).parent / "vectors" / "ikev1" / "ikev1-aggr-psk.pcap"
+
+
+@pytest.mark.parametrize("capture,wordlist,error", [
+    ("not-a-capture", "words", "not-a-capture: not a pcap or pcapng capture"),
+    ("empty", "words", "empty: not a pcap or pcapng capture"),
+    ("missing", "words", "missing: no such capture"),
+    (".", "words", ".: is a directory, not a capture"),
+    (str(AGGRESSIVE_CAPTURE), "missing", "missing: no such wordlist"),
+    (str(AGGRESSIVE_CAPTURE), ".", ".: is a directory, not a wordlist"),
+])
+def test_crack_refuses_what_it_cannot_read_in_one_line(tmp_path, capsys, monkeypatch, capture, wordlist, error):
+    monkeypatch.chdir(tmp_path)
+    Path("not-a-capture").write_text("root:x:0:0:root:/root:/bin/bash\n")
+    Path("empty").write_bytes(b"")
+    Path("words").write_text("x\n")
+    assert main(["crack", capture, "--wordlist", wordlist]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ikelab: error: ") and err.endswith(error + "\n") and err.count("\n") == 1
+
+
+def test_crack_takes_a_binary_wordlist(tmp_path, capsys):
+    words = tmp_path / "words"
+    words.write_bytes(bytes(range(11, 256)) + b"\n\xff\xfe\x00\ninterop-test-psk\r\n")  # no \n in the range
+    assert main(["crack", str(AGGRESSIVE_CAPTURE), "--wordlist", str(words)]) == 0
+    assert "PSK found: 'interop-test-psk' after 3 guesses" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="makes a file only root can read, then reads it as nobody")
+def test_crack_names_a_wordlist_it_may_not_read(tmp_path):
+    words = tmp_path / "words"  # in pytest's directory, which is root's alone too
+    words.write_text("x\n")
+    words.chmod(0o000)
+    nobody = subprocess.run([sys.executable, "-m", "ikelab.cli", "crack", str(AGGRESSIVE_CAPTURE), "--wordlist", str(words)],
+                            cwd=Path(__file__).parent.parent, capture_output=True, text=True, user="nobody", timeout=60)
+    assert nobody.returncode == 2
+    assert nobody.stderr == f"ikelab: error: {words}: cannot read the wordlist: Permission denied\n"

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import json
+import os
 import sys
 from pathlib import Path
+from typing import TypeVar
 
 from ikelab import __version__
+from ikelab.crypto.errors import UnknownAlgorithm
+
+T = TypeVar("T")
 
 SEED_WARNING = (
     "warning: --seed {seed} makes this run deterministic: SPIs, nonces, Diffie-Hellman private values and "
@@ -27,6 +34,32 @@ def _hex(text: str) -> bytes:
         raise argparse.ArgumentTypeError(f"{text!r} is not hexadecimal") from None
 
 
+def _whole_number(lowest: int, highest: int, highest_shown: str):
+    """An argparse type: a whole number from lowest to highest, both included."""
+
+    def parse(text: str) -> int:
+        try:
+            number = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not lowest <= number <= highest:
+            raise argparse.ArgumentTypeError(f"{text} is outside {lowest} to {highest_shown}")
+        return number
+
+    return parse
+
+
+MAX_PINGS = 10000  # far more than a lesson needs; ping(8) would refuse huge counts in its own words
+_seed = _whole_number(0, 2**256 - 1, "2**256 - 1")  # what the seeded generator takes (ikelab.rng)
+_ping_count = _whole_number(0, MAX_PINGS, str(MAX_PINGS))
+
+
+def _file_name(text: str) -> Path:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty file name")
+    return Path(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ikelab",
@@ -37,23 +70,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     tui = sub.add_parser("tui", help="step through a lesson in the terminal UI")
     tui.add_argument("lesson", help="a lesson slug (see `ikelab lessons`) or a lesson file")
-    tui.add_argument("--seed", type=int, help="make the run repeatable (not secure); random when not given")
+    tui.add_argument("--seed", type=_seed, help="make the run repeatable (not secure); random when not given")
     tui.add_argument("--transport", choices=["netns", "loopback", "memory"], help="default: the lab where it can start")
 
     run = sub.add_parser("run", help="run a lesson: both peers, to the end")
     run.add_argument("lesson", help="a lesson slug (see `ikelab lessons`) or a lesson file")
     run.add_argument("--headless", action="store_true", help="no terminal UI: print the transcript")
     run.add_argument("--json", action="store_true", help="print the trace as JSON lines instead of text")
-    run.add_argument("--seed", type=int, help="make the run byte-for-byte repeatable (not secure)")
+    run.add_argument("--seed", type=_seed, help="make the run byte-for-byte repeatable (not secure)")
     run.add_argument(
         "--transport",
         choices=["netns", "loopback", "memory"],
         help="how datagrams travel: netns (the lab: two namespaces joined by veth, the default where it can start), "
         "loopback (UDP on 127.0.0.1, no privileges) or memory (in-process)",
     )
-    run.add_argument("--ping", type=int, metavar="N", default=0, help="after the handshake, send N pings through the tunnel (netns only)")
+    run.add_argument("--ping", type=_ping_count, metavar="N", default=0, help=f"after the handshake, send N pings (at most {MAX_PINGS}) through the tunnel (netns only)")
     run.add_argument("--datapath", choices=["auto", "kernel", "userspace"], default="auto", help="how the lab installs Child SAs (default: probe the kernel)")
-    run.add_argument("--pcap", type=Path, metavar="FILE", help="write an annotated pcapng and Wireshark's decryption tables beside it")
+    run.add_argument("--pcap", type=_file_name, metavar="FILE", help="write an annotated pcapng and Wireshark's decryption tables beside it")
 
     keys = sub.add_parser("keys", help="compute IKE keys from given inputs (check your own arithmetic)")
     keys_sub = keys.add_subparsers(dest="version", required=True)
@@ -70,10 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
     peer.add_argument("--role", choices=["initiator", "responder"], required=True, help="which side of the lesson ikelab plays")
     peer.add_argument("--remote", required=True, metavar="ADDRESS", help="the other peer's address (a documentation address)")
     peer.add_argument("--local", metavar="ADDRESS", help="our address (default: the lesson's address for this side)")
-    peer.add_argument("--seed", type=int, help="make our side's choices repeatable (not secure)")
+    peer.add_argument("--seed", type=_seed, help="make our side's choices repeatable (not secure)")
     peer.add_argument("--json", action="store_true", help="print the trace as JSON lines")
-    peer.add_argument("--pcap", type=Path, metavar="FILE", help="write our side's datagrams as an annotated pcapng (captured with ESP when the datapath runs)")
-    peer.add_argument("--ping", type=int, metavar="N", default=0, help="after the Child SA is up, send N pings through the tunnel (needs the datapath: an ikelab namespace)")
+    peer.add_argument("--pcap", type=_file_name, metavar="FILE", help="write our side's datagrams as an annotated pcapng (captured with ESP when the datapath runs)")
+    peer.add_argument("--ping", type=_ping_count, metavar="N", default=0, help=f"after the Child SA is up, send N pings (at most {MAX_PINGS}) through the tunnel (needs the datapath: an ikelab namespace)")
     peer.add_argument("--datapath", choices=["auto", "kernel", "userspace"], default="auto", help="how Child SAs are installed when this is an ikelab namespace (default: probe the kernel)")
 
     lab = sub.add_parser("lab", help="manage the namespace lab")
@@ -88,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
         v1.add_argument(f"--{name}", type=_hex, required=True, metavar="HEX", help=help_text)
     v1.add_argument("--hash", default="sha256", metavar="NAME", help="the negotiated hash: sha1, sha256, sha384, sha512")
     v1.add_argument("--encr", default="aes128", metavar="NAME", help="the negotiated cipher, sets Ka's length (default aes128)")
-    v1.add_argument("--psk", metavar="TEXT", help="pre-shared key; without it SKEYID is the signature form prf(Ni_b | Nr_b, g^xy)")
+    v1.add_argument("--psk", metavar="TEXT", help="pre-shared key, its bytes as given; without it SKEYID is the signature form prf(Ni_b | Nr_b, g^xy)")
     v1.add_argument("--gxi", type=_hex, metavar="HEX", default=b"", help="initiator KE value, for the phase 1 IV")
     v1.add_argument("--gxr", type=_hex, metavar="HEX", default=b"", help="responder KE value, for the phase 1 IV")
     v1.add_argument("--json", action="store_true", help="print a JSON object keyed SKEYID, SKEYID_d, ...")
@@ -108,47 +141,74 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _terminate(signum, frame) -> None:
-    # SIGTERM unwinds like Ctrl-C, so every `with` block of the lab removes what it made.
+    # SIGTERM and SIGHUP (a closed terminal, a dropped ssh) unwind like Ctrl-C, so every `with` block
+    # of the lab removes what it made; the run ends as Ctrl-C ends it, "interrupted", status 130.
     raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
     import signal
 
-    signal.signal(signal.SIGTERM, _terminate)
+    # The TUI puts its own handlers for both in place once it runs (it leaves as q does).
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _terminate)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        if args.command == "run":
-            return cmd_run(args)
-        if args.command == "tui":
-            return cmd_tui(args.lesson, args.seed, args.transport)
-        if args.command == "keys":
-            return cmd_keys_ikev2(args) if args.version == "ikev2" else cmd_keys_ikev1(args)
-        if args.command == "crack":
-            return cmd_crack(args)
-        if args.command == "compare":
-            from ikelab.lab.compare import compare, table
-
-            print(table(compare()))
-            return 0
-        if args.command == "lessons":
-            return cmd_lessons(args)
-        if args.command == "lab":
-            return cmd_lab_cleanup(args)
-        if args.command == "peer":
-            return cmd_peer(args)
-        if args.command == "doctor":
-            from ikelab.lab.doctor import run_doctor
-
-            return run_doctor()
-        return cmd_default()
+        status = _dispatch(args)
+        sys.stdout.flush()  # a closed pipe or a full disk shows here, while it can still be reported
+        return status
     except UsageError as e:
         print(f"ikelab: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("ikelab: interrupted", file=sys.stderr)
+        with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
+            print("ikelab: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, as a command line tool does.
+        _discard_stdout()
+        return 1
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        _discard_stdout()
+        print(f"ikelab: error: cannot write {e.filename or 'the output'}: {e.strerror}", file=sys.stderr)
+        return 1
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null, so Python's flush at exit does not report the same failure again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+def _dispatch(args) -> int:
+    if args.command == "run":
+        return cmd_run(args)
+    if args.command == "tui":
+        return cmd_tui(args.lesson, args.seed, args.transport)
+    if args.command == "keys":
+        return cmd_keys_ikev2(args) if args.version == "ikev2" else cmd_keys_ikev1(args)
+    if args.command == "crack":
+        return cmd_crack(args)
+    if args.command == "compare":
+        from ikelab.lab.compare import compare, table
+
+        print(table(compare()))
+        return 0
+    if args.command == "lessons":
+        return cmd_lessons(args)
+    if args.command == "lab":
+        return cmd_lab_cleanup(args)
+    if args.command == "peer":
+        return cmd_peer(args)
+    if args.command == "doctor":
+        from ikelab.lab.doctor import run_doctor
+
+        return run_doctor()
+    return cmd_default()
 
 
 def cmd_default() -> int:
@@ -192,22 +252,13 @@ def cmd_lessons(args) -> int:
 
 def cmd_keys_ikev2(args) -> int:
     from ikelab.crypto import ikev2_kdf
-    from ikelab.crypto.names import ProposalError, UnknownAlgorithm, parse_proposal
+    from ikelab.crypto.names import _ENCRYPTION, _INTEGRITY, _PRF
 
-    def spec_for(integ: str | None):
-        return parse_proposal("-".join(p for p in (args.encr, integ, args.prf, "modp2048") if p), ike=True)
-
-    try:
-        try:
-            spec = spec_for(args.integ)
-        except ProposalError:
-            if args.integ is not None:
-                raise
-            spec = spec_for("sha256")  # a non-AEAD cipher needs integrity: the default
-    except (UnknownAlgorithm, ValueError) as e:
-        raise UsageError(str(e).strip("'\"")) from None
-    cipher, prf = spec.encryption[0], spec.prf[0]
-    integrity = spec.integrity[0] if spec.integrity else None
+    prf = _keyword("--prf", args.prf, "PRF", _PRF)
+    cipher = _keyword("--encr", args.encr, "encryption algorithm", _ENCRYPTION)
+    if cipher.is_aead and args.integ is not None:
+        raise UsageError(f"--integ: {cipher.name} has its own integrity; drop --integ")
+    integrity = None if cipher.is_aead else _keyword("--integ", args.integ or "sha256", "integrity algorithm", _INTEGRITY)
     skeyseed = ikev2_kdf.skeyseed(prf, args.ni, args.nr, args.gir)
     keys, _ = ikev2_kdf.ike_sa_keys(
         prf, skeyseed, args.ni, args.nr, args.spii, args.spir, cipher.key_length, integrity.key_length if integrity else 0
@@ -222,6 +273,14 @@ def cmd_keys_ikev2(args) -> int:
     for name, value in values.items():
         print(f"{name:8} = {value.hex() or '(empty)'}")
     return 0
+
+
+def _keyword(option: str, text: str, kind: str, table: dict[str, T]) -> T:
+    """The one algorithm `text` names in `table` (strongSwan keywords), or a usage error naming the option."""
+    try:
+        return table[text.strip().lower()]
+    except KeyError:
+        raise UsageError(f"{option}: {UnknownAlgorithm(kind, text, table)}") from None
 
 
 def cmd_lab_cleanup(args) -> int:
@@ -254,6 +313,8 @@ def cmd_peer(args) -> int:
         raise UsageError(str(e)) from None
     if lesson.manual:
         raise UsageError(f"{lesson.slug} is manually keyed: there is no IKE peer to run")
+    if args.pcap:
+        _check_pcap(args.pcap)
     try:
         remote = ipaddress.ip_address(args.remote)
     except ValueError:
@@ -265,8 +326,6 @@ def cmd_peer(args) -> int:
     local = args.local or ours.address
     lesson = dataclasses.replace(lesson, **{ours.name: dataclasses.replace(ours, implementation="ikelab", address=local),
                                             other.name: dataclasses.replace(other, implementation="remote", address=str(remote))})
-    if args.ping < 0:
-        raise UsageError("--ping takes a count of 0 or more")
     side, why = side_here(ours.name, local, ours.protected)
     if side is None and args.ping:
         raise UsageError(f"--ping needs the datapath, which is not installed here: {why}")
@@ -336,17 +395,14 @@ def _pick_transport(args) -> tuple[str, str | None]:
 
 def cmd_keys_ikev1(args) -> int:
     from ikelab.crypto import ikev1_kdf
-    from ikelab.crypto.names import ProposalError, UnknownAlgorithm, parse_proposal
+    from ikelab.crypto.names import _ENCRYPTION, _INTEGRITY, _PRF
 
-    try:
-        spec = parse_proposal(f"{args.encr}-{args.hash}-modp2048", ike=True)
-    except (UnknownAlgorithm, ProposalError, ValueError) as e:
-        raise UsageError(str(e).strip("'\"")) from None
-    cipher, prf = spec.encryption[0], spec.prf[0]
+    cipher = _keyword("--encr", args.encr, "encryption algorithm", _ENCRYPTION)
     if cipher.is_aead:
-        raise UsageError("IKEv1 phase 1 has no AEAD ciphers here: use aes128, aes192 or aes256")
+        raise UsageError("--encr: IKEv1 phase 1 has no AEAD ciphers here: use aes128, aes192 or aes256")
+    prf = _PRF["prf" + _keyword("--hash", args.hash, "hash", _INTEGRITY).name]  # IKEv1's prf is the hash's HMAC
     values = ikev1_kdf.phase1_keys(prf, args.ni, args.nr, args.gxy, args.ckyi, args.ckyr, cipher.key_length,
-                                   psk=args.psk.encode() if args.psk is not None else None, g_xi=args.gxi, g_xr=args.gxr)
+                                   psk=os.fsencode(args.psk) if args.psk is not None else None, g_xi=args.gxi, g_xr=args.gxr)
     if args.json:
         print(json.dumps({k: v.hex() for k, v in values.items()}, indent=2))
         return 0
@@ -363,13 +419,22 @@ def cmd_keys_ikev1(args) -> int:
     return 0
 
 
+def _check_readable(path: Path, what: str) -> None:
+    try:
+        if not path.exists():
+            raise UsageError(f"{path}: no such {what}")
+        if path.is_dir():
+            raise UsageError(f"{path}: is a directory, not a {what}")
+        open(path, "rb").close()
+    except OSError as e:
+        raise UsageError(f"{path}: cannot read the {what}: {e.strerror or e}") from None
+
+
 def cmd_crack(args) -> int:
     from ikelab.ikev1.crack import crack, from_capture, wordlist
 
-    if not args.capture.is_file():
-        raise UsageError(f"{args.capture}: no such capture")
-    if not args.wordlist.is_file():
-        raise UsageError(f"{args.wordlist}: no such wordlist")
+    _check_readable(args.capture, "capture")
+    _check_readable(args.wordlist, "wordlist")
     try:
         exchanges = from_capture(args.capture)
     except (OSError, ValueError) as e:
@@ -401,10 +466,10 @@ def cmd_run(args) -> int:
         raise UsageError(str(e)) from None
     if not args.headless and not args.json and sys.stdout.isatty():
         return cmd_tui(args.lesson, args.seed, args.transport)
+    if args.pcap:
+        _check_pcap(args.pcap)
     if args.seed is not None:
         print(SEED_WARNING.format(seed=args.seed), file=sys.stderr)
-    if args.ping < 0:
-        raise UsageError("--ping takes a count of 0 or more")
     transport, fallback = _pick_transport(args)
     if lesson.external and transport != "netns":
         reason = f" ({fallback.split('(')[1].split(')')[0]})" if fallback else ""
@@ -505,10 +570,39 @@ def _report(args, session, transport_name: str) -> None:
         print(render_counters(pings[-1].counters))
 
 
+def _check_pcap(path: Path) -> None:
+    """Refuse a --pcap that could not be written before the run starts, not after all its pings."""
+    try:
+        _check_writable(path)
+    except OSError as e:  # a directory on the way we may not look into, a read-only file system, ...
+        raise UsageError(f"--pcap {path}: cannot write it: {e.strerror or e}") from None
+
+
+def _check_writable(path: Path) -> None:
+    if path.is_dir():
+        raise UsageError(f"--pcap {path}: is a directory")
+    if not path.parent.is_dir():
+        raise UsageError(f"--pcap {path}: the directory {path.parent} does not exist")
+    profile = path.with_suffix(".wireshark")
+    if profile == path:
+        raise UsageError(f"--pcap {path}: the name .wireshark is for the directory of Wireshark's tables beside the capture")
+    # An existing tables directory is one an earlier export made: its files are written again.
+    if profile.exists() and not profile.is_dir():
+        raise UsageError(f"--pcap {path}: {profile} is in the way (Wireshark's tables go in a directory of that name)")
+    if path.exists():
+        open(path, "ab").close()  # appends nothing: the file is unchanged
+    else:
+        open(path, "xb").close()
+        path.unlink()
+
+
 def _export(path: Path, session, lesson, captured: Path | None = None) -> None:
     from ikelab.export.capture import export_capture
 
-    written = export_capture(path, session.trace, lesson, captured)
+    try:
+        written = export_capture(path, session.trace, lesson, captured)
+    except OSError as e:
+        raise UsageError(f"--pcap: cannot write {e.filename or path}: {e.strerror or e}") from None
     print(f"wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
 
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 from scapy.layers.inet import UDP
@@ -157,3 +160,178 @@ def test_peer_that_cannot_bind_its_address_says_so(capsys):
     assert main(["peer", "ikev2-psk", "--role", "initiator", "--remote", "192.0.2.2"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("ikelab: error: cannot listen on 192.0.2.1 ports 500 and 4500 here") and err.count("\n") == 1
+
+
+KEYS_V2 = ["keys", "ikev2", "--ni", "00", "--nr", "22", "--gir", "44", "--spii", "01", "--spir", "02"]
+KEYS_V1 = ["keys", "ikev1", "--ni", "00", "--nr", "22", "--gxy", "44", "--ckyi", "01", "--ckyr", "02"]
+
+
+@pytest.mark.parametrize("options,error", [
+    (["--prf", "modp2048"], "--prf: unknown PRF 'modp2048'"),
+    (["--prf", ""], "--prf: unknown PRF ''"),
+    (["--prf", "sha256"], "--prf: unknown PRF 'sha256'"),
+    (["--prf", "prfsha256", "--encr", "aes128-sha1"], "--encr: unknown encryption algorithm 'aes128-sha1'"),
+    (["--prf", "prfsha256", "--encr", "x25519"], "--encr: unknown encryption algorithm 'x25519'"),
+    (["--prf", "prfsha256", "--integ", "sha256-sha512"], "--integ: unknown integrity algorithm 'sha256-sha512'"),
+    (["--prf", "prfsha256", "--integ", "esn"], "--integ: unknown integrity algorithm 'esn'"),
+    (["--prf", "prfsha256", "--encr", "aes256gcm16", "--integ", "sha256"], "--integ: aes256gcm16 has its own integrity; drop --integ"),
+])
+def test_keys_ikev2_takes_one_keyword_of_its_kind_per_option(capsys, options, error):
+    assert main(KEYS_V2 + options) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"ikelab: error: {error}") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("options,error", [
+    (["--hash", "prfsha256"], "--hash: unknown hash 'prfsha256'"),
+    (["--hash", "sha256-sha1"], "--hash: unknown hash 'sha256-sha1'"),
+    (["--encr", "aes128-sha1"], "--encr: unknown encryption algorithm 'aes128-sha1'"),
+    (["--encr", "aes128gcm16"], "--encr: IKEv1 phase 1 has no AEAD ciphers"),
+])
+def test_keys_ikev1_takes_one_keyword_of_its_kind_per_option(capsys, options, error):
+    assert main(KEYS_V1 + options) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"ikelab: error: {error}") and err.count("\n") == 1
+
+
+def test_keys_ikev1_takes_the_psk_bytes_as_given(capsys):
+    """A PSK that is not UTF-8 arrives as surrogate escapes (os.fsdecode); its bytes are the key."""
+    from ikelab.crypto.ikev1_kdf import phase1_keys
+    from ikelab.crypto.prf import PRFS
+
+    assert main(KEYS_V1 + ["--psk", os.fsdecode(b"\xff\xfe"), "--json"]) == 0
+    expected = phase1_keys(PRFS[5], b"\x00", b"\x22", b"\x44", b"\x01", b"\x02", 16, psk=b"\xff\xfe")
+    assert json.loads(capsys.readouterr().out)["SKEYID"] == expected["SKEYID"].hex()
+
+
+@pytest.mark.parametrize("command", [["run", "ikev2-psk", "--headless"], ["tui", "ikev2-psk"],
+                                     ["peer", "ikev2-psk", "--role", "initiator", "--remote", "192.0.2.2"]])
+@pytest.mark.parametrize("seed", ["-1", str(2**256), "one"])
+def test_seed_out_of_range_is_a_usage_error(capsys, command, seed):
+    with pytest.raises(SystemExit) as exit:
+        main(command + ["--seed", seed])
+    assert exit.value.code == 2 and "argument --seed: " in capsys.readouterr().err
+
+
+def test_the_largest_seed_runs(capsys):
+    assert main(["run", "ikev2-psk", "--headless", "--transport", "memory", "--seed", str(2**256 - 1)]) == 0
+
+
+@pytest.mark.parametrize("command", [["run", "ikev2-psk", "--headless"],
+                                     ["peer", "ikev2-psk", "--role", "initiator", "--remote", "192.0.2.2"]])
+@pytest.mark.parametrize("count", ["-1", "10001", "99999999999999999999"])
+def test_ping_count_is_bounded(capsys, command, count):
+    with pytest.raises(SystemExit) as exit:
+        main(command + ["--ping", count])
+    assert exit.value.code == 2 and f"argument --ping: {count} is outside 0 to 10000" in capsys.readouterr().err
+
+
+def _pcap_cases(tmp_path: Path) -> list[tuple[str, str]]:
+    (tmp_path / "taken.wireshark").write_text("not ours")
+    return [
+        (str(tmp_path), f"--pcap {tmp_path}: is a directory"),
+        (str(tmp_path / "missing" / "x.pcapng"), f"the directory {tmp_path / 'missing'} does not exist"),
+        ("/proc/x.pcapng", "--pcap /proc/x.pcapng: cannot write it: No such file or directory"),
+        (str(tmp_path / "taken.pcapng"), f"{tmp_path / 'taken.wireshark'} is in the way"),
+        (str(tmp_path / "x.wireshark"), "the name .wireshark is for the directory of Wireshark's tables"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(5))
+@pytest.mark.parametrize("command", [["run", "ikev2-psk", "--headless", "--transport", "memory"],
+                                     ["peer", "ikev2-psk", "--role", "initiator", "--remote", "192.0.2.2"]])
+def test_a_pcap_that_cannot_be_written_is_refused_before_the_run(tmp_path, capsys, command, case):
+    pcap, error = _pcap_cases(tmp_path)[case]
+    assert main(command + ["--pcap", pcap]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.startswith("ikelab: error: --pcap ") and captured.err.count("\n") == 1
+    assert error in captured.err
+    assert not (tmp_path / "missing").exists()  # a missing directory is named, not made
+
+
+def test_an_empty_pcap_name_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit:
+        main(["run", "ikev2-psk", "--headless", "--transport", "memory", "--pcap", ""])
+    assert exit.value.code == 2 and "argument --pcap: an empty file name" in capsys.readouterr().err
+
+
+def test_a_pcap_written_again_replaces_the_earlier_export(tmp_path, capsys):
+    pcap = tmp_path / "run.pcapng"
+    for _ in range(2):
+        assert main(["run", "ikev2-psk", "--headless", "--transport", "memory", "--pcap", str(pcap)]) == 0
+    assert (tmp_path / "run.wireshark" / "ikev2_decryption_table").is_file()
+
+
+def test_a_failed_pcap_write_is_one_line(tmp_path, capsys, monkeypatch):
+    import errno
+
+    import ikelab.export.capture
+
+    def full(path, *args):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(ikelab.export.capture, "export_capture", full)
+    pcap = tmp_path / "run.pcapng"
+    assert main(["run", "ikev2-psk", "--headless", "--transport", "memory", "--pcap", str(pcap)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"ikelab: error: --pcap: cannot write {pcap}: No space left on device\n"
+
+
+def _ikelab(*args: str, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "ikelab.cli", *args], cwd=Path(__file__).parent.parent,
+                            stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def test_a_closed_output_pipe_ends_quietly():
+    """`ikelab run ... | head -1`: the reader goes away mid-transcript; no traceback, status 1."""
+    process = _ikelab("run", "ikev2-psk", "--headless", "--transport", "memory", stdout=subprocess.PIPE)
+    assert process.stdout.readline().startswith("== IKEv2 with a pre-shared key")
+    process.stdout.close()  # the transcript is far bigger than a pipe's buffer: the next writes fail
+    assert process.wait(timeout=60) == 1
+    assert process.stderr.read() == ""
+
+
+def test_a_full_output_is_one_line():
+    with open("/dev/full", "w") as full:
+        process = _ikelab("run", "ikev2-psk", "--headless", "--transport", "memory", stdout=full)
+        assert process.wait(timeout=60) == 1
+    assert process.stderr.read() == "ikelab: error: cannot write the output: No space left on device\n"
+
+
+AGGRESSIVE_CAPTURE = Path(__file__).parent / "vectors" / "ikev1" / "ikev1-aggr-psk.pcap"
+
+
+@pytest.mark.parametrize("capture,wordlist,error", [
+    ("not-a-capture", "words", "not-a-capture: not a pcap or pcapng capture"),
+    ("empty", "words", "empty: not a pcap or pcapng capture"),
+    ("missing", "words", "missing: no such capture"),
+    (".", "words", ".: is a directory, not a capture"),
+    (str(AGGRESSIVE_CAPTURE), "missing", "missing: no such wordlist"),
+    (str(AGGRESSIVE_CAPTURE), ".", ".: is a directory, not a wordlist"),
+])
+def test_crack_refuses_what_it_cannot_read_in_one_line(tmp_path, capsys, monkeypatch, capture, wordlist, error):
+    monkeypatch.chdir(tmp_path)
+    Path("not-a-capture").write_text("root:x:0:0:root:/root:/bin/bash\n")
+    Path("empty").write_bytes(b"")
+    Path("words").write_text("x\n")
+    assert main(["crack", capture, "--wordlist", wordlist]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ikelab: error: ") and err.endswith(error + "\n") and err.count("\n") == 1
+
+
+def test_crack_takes_a_binary_wordlist(tmp_path, capsys):
+    words = tmp_path / "words"
+    words.write_bytes(bytes(range(11, 256)) + b"\n\xff\xfe\x00\ninterop-test-psk\r\n")  # no \n in the range
+    assert main(["crack", str(AGGRESSIVE_CAPTURE), "--wordlist", str(words)]) == 0
+    assert "PSK found: 'interop-test-psk' after 3 guesses" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="makes a file only root can read, then reads it as nobody")
+def test_crack_names_a_wordlist_it_may_not_read(tmp_path):
+    words = tmp_path / "words"  # in pytest's directory, which is root's alone too
+    words.write_text("x\n")
+    words.chmod(0o000)
+    nobody = subprocess.run([sys.executable, "-m", "ikelab.cli", "crack", str(AGGRESSIVE_CAPTURE), "--wordlist", str(words)],
+                            cwd=Path(__file__).parent.parent, capture_output=True, text=True, user="nobody", timeout=60)
+    assert nobody.returncode == 2
+    assert nobody.stderr == f"ikelab: error: {words}: cannot read the wordlist: Permission denied\n"

@@ -89,13 +89,19 @@ def from_messages(message1: bytes, message2: bytes) -> AggressiveMode:
 
 
 def from_capture(path: Path | str) -> list[AggressiveMode]:
-    """Every aggressive mode exchange in a pcap or pcapng file whose messages 1 and 2 it holds."""
+    """Every aggressive mode exchange in a pcap or pcapng file whose messages 1 and 2 it holds;
+    ValueError when the file is no capture."""
+    from scapy.error import Scapy_Exception
     from scapy.layers.inet import UDP
     from scapy.utils import rdpcap
 
+    try:
+        packets = rdpcap(str(path))
+    except Scapy_Exception:  # scapy's word for a file of another kind, or an empty one
+        raise ValueError("not a pcap or pcapng capture") from None
     firsts: dict[bytes, bytes] = {}
     found: list[AggressiveMode] = []
-    for packet in rdpcap(str(path)):
+    for packet in packets:
         if UDP not in packet:
             continue
         data = bytes(packet[UDP].payload)

@@ -9,10 +9,13 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from ikelab import __version__
 from ikelab.crypto.errors import UnknownAlgorithm
+
+if TYPE_CHECKING:
+    from ikelab.lab.runs import TransportChoice
 
 T = TypeVar("T")
 
@@ -111,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     lab = sub.add_parser("lab", help="manage the namespace lab")
     lab_sub = lab.add_subparsers(dest="action", required=True)
-    clean = lab_sub.add_parser("cleanup", help="remove namespaces and processes left by killed runs")
+    clean = lab_sub.add_parser("cleanup", help="remove namespaces, processes and run directories (captures, strongSwan files) left by killed runs")
     clean.add_argument("--all", action="store_true", help="also remove those of runs that are still alive")
     sub.add_parser("doctor", help="check privileges, namespaces, TUN, kernel ESP and tools")
 
@@ -377,20 +380,24 @@ def _echo_ping(line: str) -> None:
     print(f"ikelab: ping: {line}", file=sys.stderr, flush=True)
 
 
-def _pick_transport(args) -> tuple[str, str | None]:
-    """The transport to use, and a message when the lab cannot start and loopback stands in."""
+def _pick_transport(args, lesson) -> TransportChoice:
+    """The transport to use: `lab_unavailable` says why, when the lab cannot start and loopback
+    (or memory, for a lesson with a router) stands in."""
     from ikelab.lab.runs import TransportUnavailable, choose_transport
 
     if args.transport in ("memory", "loopback") and args.ping:
         raise UsageError(f"--ping needs the namespace lab; --transport {args.transport} has no datapath")
     try:
-        choice = choose_transport(args.transport)
+        return choose_transport(args.transport, lesson)
     except TransportUnavailable as e:
         raise UsageError(str(e)) from None
-    if choice.lab_unavailable is None:
-        return choice.name, None
-    lost = "no namespaces, no datapath" + (", no ping stage" if args.ping else "")
-    return choice.name, f"the lab cannot start ({choice.lab_unavailable}); running over loopback UDP instead: {lost}"
+
+
+def _fallback_message(choice: TransportChoice, ping: int) -> str:
+    from ikelab.lab.runs import STAND_IN_TEXT
+
+    lost = "no namespaces, no datapath" + (", no ping stage" if ping else "")
+    return f"the lab cannot start ({choice.lab_unavailable}); running {STAND_IN_TEXT[choice.name]} instead: {lost}"
 
 
 def cmd_keys_ikev1(args) -> int:
@@ -470,12 +477,13 @@ def cmd_run(args) -> int:
         _check_pcap(args.pcap)
     if args.seed is not None:
         print(SEED_WARNING.format(seed=args.seed), file=sys.stderr)
-    transport, fallback = _pick_transport(args)
+    choice = _pick_transport(args, lesson)
+    transport = choice.name
     if lesson.external and transport != "netns":
-        reason = f" ({fallback.split('(')[1].split(')')[0]})" if fallback else ""
+        reason = f" ({choice.lab_unavailable})" if choice.lab_unavailable else ""
         raise UsageError(f"{lesson.slug} runs strongSwan on the {lesson.external[0].name} side: it needs the namespace lab{reason}")
-    if fallback:
-        print(f"ikelab: {fallback}", file=sys.stderr)
+    if choice.lab_unavailable:
+        print(f"ikelab: {_fallback_message(choice, args.ping)}", file=sys.stderr)
         args.ping = 0
     if lesson.compare:
         return _run_compare(args, lesson, transport)
@@ -526,28 +534,25 @@ def _run_plain(args, lesson, transport_name: str) -> int:
 
 
 def _run_in_lab(args, lesson) -> int:
-    import tempfile
-
     from ikelab.lab.lab import Lab
     from ikelab.lab.netns import LabError
 
-    with tempfile.TemporaryDirectory(prefix="ikelab-capture-") as scratch:
-        raw_capture = Path(scratch) / "veth.pcap" if args.pcap else None
-        try:
-            # The ESP workers start while this process imports the IKE engines: each takes about a
-            # third of a second, and a run's first ping reply waits for both.
-            with Lab(lesson, capture=raw_capture, prefer_datapath=args.datapath, wait_for_datapath=False) as lab:
-                from ikelab.lab.runs import handshake_then_ping, new_session
-                import ikelab.lab.session  # noqa: F401 - the engines, imported here while the workers start
+    try:
+        # The capture goes into the run's own directory, which the lab removes with it (and
+        # `ikelab lab cleanup` after a kill). The ESP workers start while this process imports the
+        # IKE engines: each takes about a third of a second, and a run's first ping reply waits for both.
+        with Lab(lesson, capture=bool(args.pcap), prefer_datapath=args.datapath, wait_for_datapath=False) as lab:
+            from ikelab.lab.runs import handshake_then_ping, new_session
+            import ikelab.lab.session  # noqa: F401 - the engines, imported here while the workers start
 
-                lab.ready()
-                session = new_session(lesson, args.seed, lab=lab)
-                handshake_then_ping(session, lab, args.ping, None if args.json else _echo_ping)
-                _report(args, session, "netns")
-                if args.pcap:
-                    _export(args.pcap, session, lesson, raw_capture)
-        except LabError as e:
-            raise UsageError(f"the lab failed: {e}") from None
+            lab.ready()
+            session = new_session(lesson, args.seed, lab=lab)
+            handshake_then_ping(session, lab, args.ping, None if args.json else _echo_ping)
+            _report(args, session, "netns")
+            if args.pcap:  # handshake_then_ping has stopped the capture
+                _export(args.pcap, session, lesson, lab.capture.path)
+    except LabError as e:
+        raise UsageError(f"the lab failed: {e}") from None
     return 0 if session.outcome.success else 3
 
 

@@ -13,7 +13,7 @@ import math
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ikelab.crypto.names import ProposalSpec, UnknownAlgorithm, parse_proposal

@@ -9,7 +9,7 @@ import datetime as dt
 import pytest
 
 from conftest import messages, needs_tshark, run
-from ikelab.lessons import CertSpec, load_lesson
+from ikelab.lessons import load_lesson
 from ikelab.trace import AuthEvent, CertificateEvent
 
 LESSON = load_lesson("ikev2-certs")

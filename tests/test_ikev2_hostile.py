@@ -12,7 +12,7 @@ from ikelab.lab.session import Session, peer_config
 from ikelab.lab.transports import MemoryTransport
 from ikelab.rng import SeededRandom
 from ikelab.trace import NoteEvent, Trace
-from ikelab.wire.ikev2 import Header, KePayload, Message, NoncePayload, SaPayload, UnknownPayload, encode_message, decode_message
+from ikelab.wire.ikev2 import KePayload, Message, NoncePayload, SaPayload, UnknownPayload, encode_message, decode_message
 
 LEFT, RIGHT = Endpoint("192.0.2.1", 500), Endpoint("192.0.2.2", 500)
 REFERENCE = run()

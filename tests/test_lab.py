@@ -367,13 +367,15 @@ def test_ipv6_addresses_are_refused_before_anything_is_built(side, key):
 
 
 def test_ipv6_lesson_in_the_lab_is_one_line_and_exit_2(tmp_path, capsys):
-    text = (ROOT / "lessons" / "ikev2-psk.toml").read_text().replace('address = "192.0.2.1"', 'address = "2001:db8::1"')
-    assert "2001:db8::1" in text
+    # IPv6 protected networks pass the lesson check (outer addresses must be on the IPv4 lab link)
+    text = (ROOT / "lessons" / "ikev2-psk.toml").read_text()
+    text = text.replace('"198.51.100.0/24"', '"2001:db8:1::/64"').replace('protected = "198.51.100.1"', 'protected = "2001:db8:1::1"')
+    assert "2001:db8:1::1" in text
     (tmp_path / "v6.toml").write_text(text)
     assert main(["run", str(tmp_path / "v6.toml"), "--headless"]) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
-    assert f"{tmp_path / 'v6.toml'}: [left] address = 2001:db8::1: the namespace lab is IPv4 only" in err
+    assert f"{tmp_path / 'v6.toml'}: [left] protected = 2001:db8:1::1: the namespace lab is IPv4 only" in err
 
 
 def test_a_socket_that_cannot_be_opened_is_a_lab_error(monkeypatch):

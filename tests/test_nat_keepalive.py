@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 
-import pytest
 from scapy.layers.inet import UDP
 from scapy.utils import rdpcap
 

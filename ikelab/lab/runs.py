@@ -45,7 +45,16 @@ def choose_transport(requested: str | None, lesson: Lesson | None = None) -> Tra
         return TransportChoice("netns")
     if requested == "netns":
         raise TransportUnavailable(f"the lab cannot start: {problem}")
+    return stand_in(problem, lesson)
+
+
+def stand_in(problem: str, lesson: Lesson | None) -> TransportChoice:
+    """What runs when the lab cannot start (`problem` says why): loopback UDP, or memory for a
+    lesson with a [router], which loopback cannot model."""
     return TransportChoice("memory" if lesson is not None and lesson.router else "loopback", problem)
+
+
+STAND_IN_TEXT = {"loopback": "over loopback UDP", "memory": "in memory"}  # "running ... instead"
 
 
 def loopback_without_router(lesson: Lesson) -> str:

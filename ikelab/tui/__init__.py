@@ -16,8 +16,8 @@ def run_app(lesson_name: str | None, seed: int | None, transport: str | None) ->
     from ikelab.tui.runner import TransportUnavailable, choose_transport
 
     try:
-        choice = choose_transport(transport)
         lesson = load_lesson(lesson_name) if lesson_name else None
+        choice = choose_transport(transport, lesson)
         lessons = [] if lesson else list_lessons()
         if lesson is not None and lesson.external and choice.name != "netns":
             raise TransportUnavailable(f"{lesson.slug} runs strongSwan on one side: it needs the namespace lab"

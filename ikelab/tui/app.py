@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from textual.app import App, SystemCommand
 from textual.screen import Screen
 
+from ikelab.lab.runs import stand_in
 from ikelab.lessons import Lesson
 from ikelab.tui.lesson_screen import LessonScreen
 from ikelab.tui.picker import LessonPicker
@@ -57,7 +58,10 @@ class IkelabApp(App):
         return LessonScreen(self._runner(lesson), from_picker=from_picker)
 
     def _runner(self, lesson: Lesson) -> Runner:
-        runner = Runner(lesson, self.seed, self.transport)
+        transport = self.transport
+        if transport.lab_unavailable:  # the stand-in may depend on the lesson (a [router] needs memory)
+            transport = stand_in(transport.lab_unavailable, lesson)
+        runner = Runner(lesson, self.seed, transport)
         self.runners.append(runner)
         return runner
 

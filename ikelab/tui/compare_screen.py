@@ -25,6 +25,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Markdown, OptionList, Static, TabbedContent, TabPane
 
 from ikelab.lab.compare import Profile, message_label, profile, protocol_name, side_by_side_rows
+from ikelab.lab.runs import STAND_IN_TEXT
 from ikelab.lessons import Lesson
 from ikelab.trace import IkeSaEvent, MessageEvent
 from ikelab.tui.focus import focus_message, narrative_key
@@ -188,9 +189,10 @@ class CompareScreen(RunJobs, Screen):
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False)
-        why = self.runners[0].transport_choice.lab_unavailable
-        if why:
-            yield Static(f"⚠ The namespace lab is not available here: {why}. Running over loopback UDP instead.", id="banner")
+        choice = self.runners[0].transport_choice
+        if choice.lab_unavailable:
+            yield Static(f"⚠ The namespace lab is not available here: {choice.lab_unavailable}. "
+                         f"Running {STAND_IN_TEXT[choice.name]} instead.", id="banner")
         with Horizontal(id="ladders"):
             for i, runner in enumerate(self.runners):
                 yield SideLadder(runner.lesson, id=f"ladder-{i}")

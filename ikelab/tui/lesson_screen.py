@@ -30,7 +30,7 @@ from ikelab.tui.panels.keys import KeysPanel
 from ikelab.tui.panels.lesson_text import LessonText
 from ikelab.tui.panels.ping import PingPanel
 from ikelab.tui.panels.sas import SaPanel, ike_sas
-from ikelab.tui.runner import PING_COUNT, Runner
+from ikelab.tui.runner import PING_COUNT, STAND_IN_TEXT, Runner
 
 BUSY_TEXT = {
     "open": "setting up…",
@@ -81,10 +81,10 @@ class LessonScreen(RunJobs, Screen):
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False)
-        why = self.runner.transport_choice.lab_unavailable
-        if why:
-            yield Static(f"⚠ The namespace lab is not available here: {why}. Running over loopback UDP instead: "
-                         "no namespaces, no datapath and no ping stage.", id="banner")
+        choice = self.runner.transport_choice
+        if choice.lab_unavailable:
+            yield Static(f"⚠ The namespace lab is not available here: {choice.lab_unavailable}. Running "
+                         f"{STAND_IN_TEXT[choice.name]} instead: no namespaces, no datapath and no ping stage.", id="banner")
         yield Ladder(self.lesson, id="ladder")
         with TabbedContent(id="tabs"):
             with TabPane("Lesson", id="tab-lesson"):

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from ikelab.lab.runs import TransportChoice, TransportUnavailable, choose_transport  # noqa: F401 (the TUI's names for them)
+from ikelab.lab.runs import STAND_IN_TEXT, TransportChoice, TransportUnavailable, choose_transport  # noqa: F401 (the TUI's names for them)
 from ikelab.lessons import Lesson
 from ikelab.trace import Trace
 

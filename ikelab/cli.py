@@ -255,13 +255,13 @@ def cmd_lessons(args) -> int:
 
 def cmd_keys_ikev2(args) -> int:
     from ikelab.crypto import ikev2_kdf
-    from ikelab.crypto.names import _ENCRYPTION, _INTEGRITY, _PRF
+    from ikelab.crypto.names import ENCRYPTION_KEYWORDS, INTEGRITY_KEYWORDS, PRF_KEYWORDS
 
-    prf = _keyword("--prf", args.prf, "PRF", _PRF)
-    cipher = _keyword("--encr", args.encr, "encryption algorithm", _ENCRYPTION)
+    prf = _keyword("--prf", args.prf, "PRF", PRF_KEYWORDS)
+    cipher = _keyword("--encr", args.encr, "encryption algorithm", ENCRYPTION_KEYWORDS)
     if cipher.is_aead and args.integ is not None:
         raise UsageError(f"--integ: {cipher.name} has its own integrity; drop --integ")
-    integrity = None if cipher.is_aead else _keyword("--integ", args.integ or "sha256", "integrity algorithm", _INTEGRITY)
+    integrity = None if cipher.is_aead else _keyword("--integ", args.integ or "sha256", "integrity algorithm", INTEGRITY_KEYWORDS)
     skeyseed = ikev2_kdf.skeyseed(prf, args.ni, args.nr, args.gir)
     keys, _ = ikev2_kdf.ike_sa_keys(
         prf, skeyseed, args.ni, args.nr, args.spii, args.spir, cipher.key_length, integrity.key_length if integrity else 0
@@ -402,12 +402,12 @@ def _fallback_message(choice: TransportChoice, ping: int) -> str:
 
 def cmd_keys_ikev1(args) -> int:
     from ikelab.crypto import ikev1_kdf
-    from ikelab.crypto.names import _ENCRYPTION, _INTEGRITY, _PRF
+    from ikelab.crypto.names import ENCRYPTION_KEYWORDS, INTEGRITY_KEYWORDS, PRF_KEYWORDS
 
-    cipher = _keyword("--encr", args.encr, "encryption algorithm", _ENCRYPTION)
+    cipher = _keyword("--encr", args.encr, "encryption algorithm", ENCRYPTION_KEYWORDS)
     if cipher.is_aead:
         raise UsageError("--encr: IKEv1 phase 1 has no AEAD ciphers here: use aes128, aes192 or aes256")
-    prf = _PRF["prf" + _keyword("--hash", args.hash, "hash", _INTEGRITY).name]  # IKEv1's prf is the hash's HMAC
+    prf = PRF_KEYWORDS["prf" + _keyword("--hash", args.hash, "hash", INTEGRITY_KEYWORDS).name]  # IKEv1's prf is the hash's HMAC
     values = ikev1_kdf.phase1_keys(prf, args.ni, args.nr, args.gxy, args.ckyi, args.ckyr, cipher.key_length,
                                    psk=os.fsencode(args.psk) if args.psk is not None else None, g_xi=args.gxi, g_xr=args.gxr)
     if args.json:

@@ -59,19 +59,19 @@ class ProposalSpec:
         return "-".join(words)
 
 
-_ENCRYPTION: dict[str, Cipher] = {c.name: c for c in CIPHERS.values()} | {
+ENCRYPTION_KEYWORDS: dict[str, Cipher] = {c.name: c for c in CIPHERS.values()} | {
     f"aes{bits}gcm128": CIPHERS[(ENCR_AES_GCM_16, bits)] for bits in (128, 192, 256)
 }
-_INTEGRITY: dict[str, Integrity] = {i.name: i for i in INTEGRITY.values()} | {"sha": INTEGRITY[2]}
-_PRF: dict[str, Prf] = {p.name: p for p in PRFS.values()}
+INTEGRITY_KEYWORDS: dict[str, Integrity] = {i.name: i for i in INTEGRITY.values()} | {"sha": INTEGRITY[2]}
+PRF_KEYWORDS: dict[str, Prf] = {p.name: p for p in PRFS.values()}
 _DH: dict[str, DhGroup] = {g.name: g for g in DH_GROUPS.values()} | {"x25519": DH_GROUPS[31]}
 _ESN = {"esn": True, "noesn": False}
 
 # Prefix of a keyword -> what it was probably meant to be, for a helpful error.
 _KINDS = (
-    (("aes",), "encryption algorithm", _ENCRYPTION),
-    (("prf",), "PRF", _PRF),
-    (("sha", "md5"), "integrity algorithm", _INTEGRITY),
+    (("aes",), "encryption algorithm", ENCRYPTION_KEYWORDS),
+    (("prf",), "PRF", PRF_KEYWORDS),
+    (("sha", "md5"), "integrity algorithm", INTEGRITY_KEYWORDS),
     (("modp", "ecp", "curve", "x25519", "x448", "ffdhe"), "DH group", _DH),
 )
 
@@ -89,12 +89,12 @@ def parse_proposal(text: str, *, ike: bool) -> ProposalSpec:
     groups: list[DhGroup] = []
     esn: list[bool] = []
     for token in text.strip().lower().split("-"):
-        if token in _ENCRYPTION:
-            _add(encryption, _ENCRYPTION[token])
-        elif token in _INTEGRITY:
-            _add(integrity, _INTEGRITY[token])
-        elif token in _PRF:
-            _add(prfs, _PRF[token])
+        if token in ENCRYPTION_KEYWORDS:
+            _add(encryption, ENCRYPTION_KEYWORDS[token])
+        elif token in INTEGRITY_KEYWORDS:
+            _add(integrity, INTEGRITY_KEYWORDS[token])
+        elif token in PRF_KEYWORDS:
+            _add(prfs, PRF_KEYWORDS[token])
         elif token in _DH:
             _add(groups, _DH[token])
         elif token in _ESN:
@@ -117,7 +117,7 @@ def parse_proposal(text: str, *, ike: bool) -> ProposalSpec:
             raise ProposalError(f"'esn'/'noesn' in {text!r}: sequence numbers are ESP-only")
         if not prfs:
             # strongSwan: without a prf keyword each integrity algorithm brings its HMAC PRF.
-            prfs = [_PRF["prf" + i.name] for i in integrity]
+            prfs = [PRF_KEYWORDS["prf" + i.name] for i in integrity]
         if not prfs:
             hint = "a PRF, e.g. prfsha256" if is_aead else "an integrity algorithm, e.g. sha256"
             raise ProposalError(f"IKE proposal {text!r} needs {hint}")
@@ -148,5 +148,5 @@ def _unknown(token: str, text: str) -> Exception:
     for prefixes, kind, table in _KINDS:
         if token.startswith(prefixes):
             return UnknownAlgorithm(kind, token, table)
-    everything = [*_ENCRYPTION, *_INTEGRITY, *_PRF, *_DH, *_ESN]
+    everything = [*ENCRYPTION_KEYWORDS, *INTEGRITY_KEYWORDS, *PRF_KEYWORDS, *_DH, *_ESN]
     return UnknownAlgorithm("proposal keyword", token, everything)

@@ -13,6 +13,7 @@ import math
 import os
 import re
 import tomllib
+import unicodedata
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -288,6 +289,14 @@ class _Parser:
             raise self.error(f"{where}{key}", "missing")
         if not isinstance(value, str):
             raise self.error(f"{where}{key}", f"must be a string, not {type(value).__name__}")
+        return self._text(value, f"{where}{key}")
+
+    def _text(self, value: str, key: str) -> str:
+        """`value`, unless it holds a control character other than newline and tab: texts reach
+        the terminal, where an escape character could restyle or rewrite it."""
+        control = next((c for c in value if unicodedata.category(c) == "Cc" and c not in "\n\t"), None)
+        if control is not None:
+            raise self.error(key, f"holds the control character U+{ord(control):04X}; write text only")
         return value
 
     def _str_list(self, table: dict, key: str, where: str) -> list[str]:
@@ -330,6 +339,11 @@ class _Parser:
             raise self.error(key, f"{text} is outside this side's local_ts ({', '.join(local_ts)}), so ping would not use the tunnel")
         if protected == ipaddress.ip_address(address):
             raise self.error(key, f"{text} is this side's outer address; the protected host needs its own")
+        for network in networks:
+            if protected.version == network.version and network.num_addresses > 2 and protected in (
+                    network.network_address, network.broadcast_address):
+                raise self.error(key, f"{text} is the {'network' if protected == network.network_address else 'broadcast'} "
+                                 f"address of {network}, not a host")
 
     def _proposals(self, table: dict, key: str, where: str, *, ike: bool) -> tuple[ProposalSpec, ...]:
         out = []
@@ -348,9 +362,12 @@ class _Parser:
         if len(text) > MAX_IDENTITY:
             raise self.error(key, f"must be at most {MAX_IDENTITY} characters, not {len(text)}")
         try:
-            return Identity.parse(text)
+            identity = Identity.parse(text)
         except ValueError as e:
             raise self.error(key, str(e)) from None
+        if identity.id_type in (IdType.ID_IPV4_ADDR, IdType.ID_IPV6_ADDR):  # an address, even as a name: documentation ranges only
+            self._documentation(key, text, network=False)
+        return identity
 
     def _certified_identity(self, key: str, identity: Identity) -> Identity:
         """The lab CA names the certificate after the identity (credentials.py): it must fit in a CN."""
@@ -644,15 +661,18 @@ class _Parser:
         for i, step in enumerate(self._array_of_tables(data, "step")):
             if not isinstance(step, dict) or not isinstance(step.get("match"), str) or not isinstance(step.get("text"), str):
                 raise self.error("step", f"step {i + 1} needs `match` and `text` strings")
-            steps.append(StepText(step["match"], step["text"].strip()))
+            steps.append(StepText(step["match"], self._text(step["text"], "step.text").strip()))
         checkpoints = []
         for i, cp in enumerate(self._array_of_tables(data, "checkpoint")):
             if not isinstance(cp, dict) or not isinstance(cp.get("text"), str):
                 raise self.error("checkpoint", f"checkpoint {i + 1} needs a `text` string")
-            checkpoints.append(cp["text"].strip())
+            checkpoints.append(self._text(cp["text"], "checkpoint.text").strip())
+        title = self._str(data, "title", "")
+        if "\n" in title:
+            raise self.error("title", "must be one line (the summary takes paragraphs)")
         return Lesson(
             slug=self._str(data, "slug", "", default=self.path.stem),
-            title=self._str(data, "title", ""),
+            title=title,
             summary=self._str(data, "summary", "", default="").strip(),
             path=self.path,
             ike_version=version,

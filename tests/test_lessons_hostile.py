@@ -208,3 +208,32 @@ def test_a_strongswan_side_takes_a_psk_of_at_most_4096_bytes(tmp_path):
     assert "right.psk: strongSwan's side takes a PSK of at most 4096 bytes here, not 4098" in str(error)
     assert load_lesson(write(tmp_path, right_psk("k" * 4096))).right.psk == b"k" * 4096
     assert load_lesson(write(tmp_path, LESSON_1.replace("correct horse battery staple", "k" * 200000))).left.psk == b"k" * 200000
+
+
+@pytest.mark.parametrize("old,new,words", [
+    ('title = "IKEv2 with a pre-shared key"', 'title = "IKEv2 \\u001b[31mred"', "title: holds the control character U+001B"),
+    ('title = "IKEv2 with a pre-shared key"', 'title = "two\\nlines"', "title: must be one line"),
+    ('psk = "', 'psk = "\\u0007', "left.psk: holds the control character U+0007"),
+])
+def test_texts_hold_no_control_characters(tmp_path, old, new, words):
+    assert words in str(edited(tmp_path, old, new))
+
+
+def test_step_texts_hold_no_control_characters(tmp_path):
+    start = LESSON_1.index("[[step]]")
+    text = LESSON_1[:start] + '[[step]]\nmatch = "IKE_SA_INIT request"\ntext = "\\u001b]0;pwned\\u0007"\n'
+    assert "step.text: holds the control character U+001B" in str(error_of(write(tmp_path, text)))
+
+
+@pytest.mark.parametrize("new,words", [
+    ('protected = "198.51.100.0"', "left.protected: 198.51.100.0 is the network address of 198.51.100.0/24"),
+    ('protected = "198.51.100.255"', "left.protected: 198.51.100.255 is the broadcast address of 198.51.100.0/24"),
+])
+def test_protected_is_no_network_or_broadcast_address(tmp_path, new, words):
+    assert words in str(edited(tmp_path, 'protected = "198.51.100.1"', new))
+
+
+def test_an_address_identity_is_a_documentation_address(tmp_path):
+    error = edited(tmp_path, 'id = "left.example"', 'id = "8.8.8.8"')
+    assert "left.id: 8.8.8.8 is outside the documentation ranges" in str(error)
+    assert load_lesson(write(tmp_path, LESSON_1.replace('id = "left.example"', 'id = "192.0.2.1"', 1))).left

@@ -355,10 +355,12 @@ def test_ctrl_c_while_the_esp_workers_start_prints_no_traceback():
     assert not [n for n in ikelab_namespaces() if n.startswith(f"ikelab-{run.pid}x")]
 
 
-@pytest.mark.parametrize("side, key", [("left", "address"), ("right", "address"), ("right", "protected")])
+@pytest.mark.parametrize("side, key", [("left", "address"), ("right", "address"), ("right", "protected"),
+                                       ("left", "local_ts"), ("right", "remote_ts")])
 def test_ipv6_addresses_are_refused_before_anything_is_built(side, key):
-    value = "2001:db8::1" if key == "address" else "2001:db8:1::1"
-    lab = Lab(lesson_with(**{side: {key: value}}))
+    value = {"address": "2001:db8::1", "protected": "2001:db8:1::1"}.get(key, "2001:db8:2::/48")
+    setting = (lesson_with().left.local_ts[0], value) if key.endswith("_ts") else value  # selectors: a tuple
+    lab = Lab(lesson_with(**{side: {key: setting}}))
     before = set(ikelab_namespaces())
     with pytest.raises(LabError, match=rf"ikev2-psk.toml: \[{side}\] {key} = {re.escape(value)}: the namespace lab is IPv4 only"):
         with lab:
@@ -404,3 +406,12 @@ def test_a_lab_removed_under_a_running_ping_is_an_error_not_zero_replies():
             subprocess.run(["ip", "netns", "del", namespace], check=True)
         with pytest.raises(LabError, match="the lab was removed while the run was using it"):
             lab.ping(2)
+
+
+def test_a_failed_command_is_one_line_even_when_the_tool_explains_over_several():
+    from ikelab.lab.netns import CommandLog
+
+    with pytest.raises(LabError) as info:
+        CommandLog().run(["sh", "-c", "echo 'loading failed' >&2; echo >&2; echo 'loaded 0 of 1' >&2; exit 1"])
+    message = str(info.value)
+    assert "\n" not in message and message.endswith("failed: loading failed; loaded 0 of 1")

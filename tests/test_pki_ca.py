@@ -102,6 +102,12 @@ def test_one_bound_given_sets_the_other_where_the_default_would_contradict_it(rs
     assert not_yet.not_valid_after_utc == future + dt.timedelta(days=1825)
     usual, _ = rsa_ca.issue("c", key_type="ecdsa256", not_after=future)  # no contradiction: defaults as before
     assert usual.not_valid_before_utc == NOW - dt.timedelta(hours=1)
+    earliest = dt.datetime(1950, 1, 1, tzinfo=dt.UTC)  # the bound set stays within what X.509 takes
+    oldest, _ = rsa_ca.issue("c", key_type="ecdsa256", not_after=earliest + dt.timedelta(days=1))
+    assert oldest.not_valid_before_utc == earliest
+    latest = dt.datetime(9999, 12, 31, tzinfo=dt.UTC)
+    last, _ = rsa_ca.issue("c", key_type="ecdsa256", not_before=latest)
+    assert last.not_valid_after_utc == dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.UTC)
 
 
 def test_unseeded_cas_differ() -> None:

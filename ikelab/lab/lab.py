@@ -57,10 +57,12 @@ def ike_sockets_in(side) -> list:
 def refuse_ipv6(lesson: Lesson) -> None:
     """The lab's link, routes and ESP workers are IPv4: say so before anything is built."""
     for peer in lesson.peers:
-        for key in ("address", "protected"):
+        for key in ("address", "protected", "local_ts", "remote_ts"):
             value = getattr(peer, key)
-            if value and ":" in value:
-                raise LabError(f"{lesson.path}: [{peer.name}] {key} = {value}: the namespace lab is IPv4 only "
+            values = value if isinstance(value, tuple) else (value,)
+            ipv6 = next((v for v in values if v and ":" in v), None)
+            if ipv6 is not None:
+                raise LabError(f"{lesson.path}: [{peer.name}] {key} = {ipv6}: the namespace lab is IPv4 only "
                                "(IPv6 addresses work with --transport memory)")
 
 

@@ -33,6 +33,11 @@ _counter = itertools.count(1)
 T = TypeVar("T")
 
 
+def one_line(output: str) -> str:
+    """A tool's message as one line for an error: swanctl, for one, explains over several."""
+    return "; ".join(line.strip() for line in output.splitlines() if line.strip())
+
+
 class LabError(RuntimeError):
     """The lab cannot be built or used; the message says what is missing and what to do."""
 
@@ -89,7 +94,7 @@ class CommandLog:
         self.lines.append(" ".join(_quote(a) for a in args))
         result = subprocess.run(args, capture_output=True, text=True)
         if check and result.returncode != 0:
-            raise LabError(f"`{self.lines[-1]}` failed: {(result.stderr or result.stdout).strip()}")
+            raise LabError(f"`{self.lines[-1]}` failed: {one_line(result.stderr or result.stdout)}")
         return result
 
 
@@ -226,7 +231,7 @@ class Topology:
             self.log.lines.append(f"ip netns exec {router} nft -f - <<EOF\n{rules}EOF")
             result = subprocess.run(["ip", "netns", "exec", router, "nft", "-f", "-"], input=rules, capture_output=True, text=True)
             if result.returncode != 0:
-                raise LabError(f"nft in the router namespace failed: {result.stderr.strip()}")
+                raise LabError(f"nft in the router namespace failed: {one_line(result.stderr)}")
 
     def down(self) -> None:
         """Remove the namespaces (their veth ends and everything inside go with them)."""

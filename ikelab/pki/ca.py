@@ -45,6 +45,9 @@ SEEDED_EPOCH = dt.datetime(2025, 1, 1, tzinfo=UTC)  # a fixed "now" for reproduc
 CA_LIFETIME = dt.timedelta(days=3650)
 CERT_LIFETIME = dt.timedelta(days=1825)
 BACKDATE = dt.timedelta(hours=1)  # certificates start a little before `now`, against clock skew
+# The range X.509 times can take here: cryptography refuses dates before 1950 (UTCTime's first year).
+EARLIEST = dt.datetime(1950, 1, 1, tzinfo=UTC)
+LATEST = dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
 ORGANIZATION = "ikelab"
 
 
@@ -81,11 +84,11 @@ def _validity(now: dt.datetime, not_before: dt.datetime | None, not_after: dt.da
     if start is None:
         start = now - BACKDATE
         if end is not None and end <= start:
-            start = end - CERT_LIFETIME
+            start = max(end - CERT_LIFETIME, EARLIEST)
     if end is None:
         end = now + CERT_LIFETIME
         if end <= start:
-            end = start + CERT_LIFETIME
+            end = start + CERT_LIFETIME if start < LATEST - CERT_LIFETIME else LATEST
     return start, end
 
 

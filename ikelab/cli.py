@@ -327,6 +327,12 @@ def cmd_peer(args) -> int:
     ours = next(p for p in lesson.peers if p.role == args.role)
     other = next(p for p in lesson.peers if p is not ours)
     local = args.local or ours.address
+    try:
+        own = ipaddress.ip_address(local)
+    except ValueError:
+        raise UsageError(f"--local {local!r} is not an IP address") from None
+    if own == remote:  # our own sockets would answer our requests
+        raise UsageError(f"--remote {remote} is our own address (--local, or the lesson's {ours.name} address): name the other peer")
     lesson = dataclasses.replace(lesson, **{ours.name: dataclasses.replace(ours, implementation="ikelab", address=local),
                                             other.name: dataclasses.replace(other, implementation="remote", address=str(remote))})
     side, why = side_here(ours.name, local, ours.protected)

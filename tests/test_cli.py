@@ -162,6 +162,16 @@ def test_peer_that_cannot_bind_its_address_says_so(capsys):
     assert err.startswith("ikelab: error: cannot listen on 192.0.2.1 ports 500 and 4500 here") and err.count("\n") == 1
 
 
+@pytest.mark.parametrize("local,error", [
+    ("192.0.2.2", "--remote 192.0.2.2 is our own address"),
+    ("bogus", "--local 'bogus' is not an IP address"),
+])
+def test_peer_refuses_a_local_address_it_cannot_use(capsys, local, error):
+    assert main(["peer", "ikev2-psk", "--role", "initiator", "--remote", "192.0.2.2", "--local", local]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"ikelab: error: {error}") and err.count("\n") == 1
+
+
 KEYS_V2 = ["keys", "ikev2", "--ni", "00", "--nr", "22", "--gir", "44", "--spii", "01", "--spir", "02"]
 KEYS_V1 = ["keys", "ikev1", "--ni", "00", "--nr", "22", "--gxy", "44", "--ckyi", "01", "--ckyr", "02"]
 

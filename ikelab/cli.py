@@ -488,6 +488,8 @@ def cmd_run(args) -> int:
     if lesson.external and transport != "netns":
         reason = f" ({choice.lab_unavailable})" if choice.lab_unavailable else ""
         raise UsageError(f"{lesson.slug} runs strongSwan on the {lesson.external[0].name} side: it needs the namespace lab{reason}")
+    if lesson.manual and args.pcap and transport != "netns":
+        raise UsageError(f"{lesson.slug} has no IKE and, without the namespace lab, no ESP either: --pcap would capture nothing")
     if choice.lab_unavailable:
         print(f"ikelab: {_fallback_message(choice, args.ping)}", file=sys.stderr)
         args.ping = 0
@@ -601,6 +603,8 @@ def _check_writable(path: Path) -> None:
     if profile.exists() and not profile.is_dir():
         raise UsageError(f"--pcap {path}: {profile} is in the way (Wireshark's tables go in a directory of that name)")
     if path.exists():
+        if not path.is_file():  # a FIFO would block the export until someone reads it; a device is no capture
+            raise UsageError(f"--pcap {path}: is not a regular file")
         open(path, "ab").close()  # appends nothing: the file is unchanged
     else:
         open(path, "xb").close()

@@ -172,6 +172,20 @@ def test_peer_refuses_a_local_address_it_cannot_use(capsys, local, error):
     assert err.startswith(f"ikelab: error: {error}") and err.count("\n") == 1
 
 
+def test_a_pcap_that_is_no_regular_file_is_refused(tmp_path, capsys):
+    fifo = tmp_path / "f.pcapng"
+    os.mkfifo(fifo)
+    for path in (fifo, "/dev/full"):
+        assert main(["run", "ikev2-psk", "--headless", "--transport", "memory", "--pcap", str(path)]) == 2
+        assert f"--pcap {path}: is not a regular file" in capsys.readouterr().err
+
+
+def test_a_manual_lesson_outside_the_lab_has_nothing_to_capture(tmp_path, capsys):
+    assert main(["run", "manual-keying", "--headless", "--transport", "memory", "--pcap", str(tmp_path / "m.pcapng")]) == 2
+    assert "--pcap would capture nothing" in capsys.readouterr().err
+    assert not (tmp_path / "m.pcapng").exists()
+
+
 KEYS_V2 = ["keys", "ikev2", "--ni", "00", "--nr", "22", "--gir", "44", "--spii", "01", "--spir", "02"]
 KEYS_V1 = ["keys", "ikev1", "--ni", "00", "--nr", "22", "--gxy", "44", "--ckyi", "01", "--ckyr", "02"]
 

@@ -46,6 +46,19 @@ MAX_FLOOD = 1000
 # strongSwan 5.9.8 in the lab took PSKs up to 65000 bytes and refused 65536; far more than a person
 # types, so a lesson stays well inside what was tried.
 MAX_STRONGSWAN_PSK = 4096
+# Runs stay short and bounded: a lifetime below a second rekeys without end (1e-9 s grew a lab run
+# to 1.4 GB in 85 s), and every event is a handshake's worth of transcript and capture.
+MIN_PERIOD = 1.0  # seconds: rekey_child_after, rekey_ike_after, liveness_every, nat_keepalive_every
+MAX_DURATION = 3600.0  # seconds of the run's clock
+MAX_EVENTS = 1000  # duration / the shortest period
+PERIODS = ("rekey_child_after", "rekey_ike_after", "liveness_every", "nat_keepalive_every")
+
+# A slug names files (the TUI exports ikelab-SLUG.pcapng in the working directory): no path in it.
+SLUG = re.compile(r"[a-z0-9][a-z0-9-]*")
+
+# What the IKEv1 engine can do on request (ikelab/ikev1/engine.py, Ikev1Peer._act): IKEv1 has no
+# rekey exchange, a new quick mode or phase 1 replaces an SA.
+IKEV1_ACTIONS = ("create-child", "delete-child", "delete-ike", "liveness")
 
 # The link between the peers (netns.py): an IPv4 /24 with IPv6 switched off.
 LAB_LINK = ipaddress.ip_network("192.0.2.0/24")
@@ -283,6 +296,11 @@ class _Parser:
                 return number
         return None
 
+    def _refuse_unknown(self, table: dict, known: set[str], where: str, hint: str = "") -> None:
+        for key in table:
+            if key not in known:
+                raise self.error(where + key, f"unknown setting{hint} (known: {', '.join(sorted(known))})")
+
     def _str(self, table: dict, key: str, where: str, default: str | None = None) -> str:
         value = table.get(key, default)
         if value is None:
@@ -331,14 +349,21 @@ class _Parser:
             raise self.error(key, f"{text} is not a host address on the lab's link {LAB_LINK} (192.0.2.1 to 192.0.2.254)")
         return text
 
-    def _check_protected(self, key: str, text: str, local_ts: tuple[str, ...], address: str) -> None:
+    def _traffic_selector(self, key: str, text: str) -> str:
+        """A protected network, never the lab link: IKE itself (between the outer addresses) would
+        then match the policy and vanish into the tunnel it is trying to set up."""
+        self._documentation(key, text, network=True)
+        if ipaddress.ip_network(text, strict=False).overlaps(LAB_LINK):
+            raise self.error(key, f"{text} overlaps the lab's link {LAB_LINK}, where the outer addresses live: "
+                             "IKE would be sent into the tunnel (use 198.51.100.0/24, 203.0.113.0/24 or 2001:db8::/32)")
+        return text
+
+    def _check_protected(self, key: str, text: str, local_ts: tuple[str, ...]) -> None:
         """ping goes from this address through the tunnel: only a packet inside local_ts enters it."""
         protected = ipaddress.ip_address(text)
         networks = [ipaddress.ip_network(n, strict=False) for n in local_ts]
         if not any(protected.version == n.version and protected in n for n in networks):
             raise self.error(key, f"{text} is outside this side's local_ts ({', '.join(local_ts)}), so ping would not use the tunnel")
-        if protected == ipaddress.ip_address(address):
-            raise self.error(key, f"{text} is this side's outer address; the protected host needs its own")
         for network in networks:
             if protected.version == network.version and network.num_addresses > 2 and protected in (
                     network.network_address, network.broadcast_address):
@@ -367,7 +392,22 @@ class _Parser:
             raise self.error(key, str(e)) from None
         if identity.id_type in (IdType.ID_IPV4_ADDR, IdType.ID_IPV6_ADDR):  # an address, even as a name: documentation ranges only
             self._documentation(key, text, network=False)
+        if identity.id_type in (IdType.ID_FQDN, IdType.ID_RFC822_ADDR):
+            self._ascii_name(key, text)
         return identity
+
+    def _ascii_name(self, key: str, text: str) -> None:
+        """IKE's ID_FQDN and ID_RFC822_ADDR (RFC 7296 §3.5) and X.509's DNS and e-mail names are ASCII:
+        an internationalized domain goes in its A-label form (xn--...)."""
+        if text.isascii():
+            return
+        local, at, domain = text.rpartition("@")
+        try:
+            suggestion = local + at + domain.encode("idna").decode()
+        except UnicodeError:
+            suggestion = ""
+        hint = f": write {suggestion!r}" if suggestion.isascii() and suggestion else ""
+        raise self.error(key, f"{text!r} is not ASCII; IKE and X.509 names are, with a domain in its A-label form (xn--...){hint}")
 
     def _certified_identity(self, key: str, identity: Identity) -> Identity:
         """The lab CA names the certificate after the identity (credentials.py): it must fit in a CN."""
@@ -389,10 +429,7 @@ class _Parser:
             known |= {"id", "remote_id", "psk", "ike", "esp", "rekey_child_after", "rekey_ike_after", "liveness_every",
                       "nat_keepalive_every", "cookie_threshold", "auth", "certificate", "encap", "implementation", "port",
                       "fragmentation", "fragment_size"}
-        for key in table:
-            if key not in known:
-                hint = " (a manually keyed lesson has no IKE settings)" if manual else ""
-                raise self.error(w + key, f"unknown setting{hint} (known: {', '.join(sorted(known))})")
+        self._refuse_unknown(table, known, w, " (a manually keyed lesson has no IKE settings)" if manual else "")
         role = self._str(table, "role", w)
         if role not in ("initiator", "responder"):
             raise self.error(w + "role", f"must be 'initiator' or 'responder', not {role!r}")
@@ -400,11 +437,12 @@ class _Parser:
             name=name,
             role=role,
             address=self._link_address(w + "address", self._str(table, "address", w)),
-            local_ts=tuple(self._documentation(w + "local_ts", n, network=True) for n in self._str_list(table, "local_ts", w)),
-            remote_ts=tuple(self._documentation(w + "remote_ts", n, network=True) for n in self._str_list(table, "remote_ts", w)),
+            local_ts=tuple(self._traffic_selector(w + "local_ts", n) for n in self._str_list(table, "local_ts", w)),
+            remote_ts=tuple(self._traffic_selector(w + "remote_ts", n) for n in self._str_list(table, "remote_ts", w)),
             protected=self._documentation(w + "protected", self._str(table, "protected", w), network=False),
         )
-        self._check_protected(w + "protected", common["protected"], common["local_ts"], common["address"])
+        # local_ts stays off the lab link (_traffic_selector), so protected is never an outer address.
+        self._check_protected(w + "protected", common["protected"], common["local_ts"])
         if manual:
             return PeerSpec(**common)
         remote_id = table.get("remote_id")
@@ -412,6 +450,7 @@ class _Parser:
         if auth not in ("psk", "pubkey"):
             raise self.error(w + "auth", f"must be 'psk' or 'pubkey', not {auth!r}")
         identity = self._identity(w + "id", self._str(table, "id", w))
+        implementation = self._implementation(table, w, auth)  # before the periods: its whole seconds are the finer complaint
         return PeerSpec(
             **common,
             identity=self._certified_identity(w + "id", identity) if auth == "pubkey" else identity,
@@ -421,17 +460,26 @@ class _Parser:
             certificate=self._certificate(table, w) if auth == "pubkey" else None,
             ike=self._proposals(table, "ike", w, ike=True),
             esp=self._proposals(table, "esp", w, ike=False),
-            rekey_child_after=self._seconds(table, "rekey_child_after", w),
-            rekey_ike_after=self._seconds(table, "rekey_ike_after", w),
-            liveness_every=self._seconds(table, "liveness_every", w),
-            nat_keepalive_every=self._seconds(table, "nat_keepalive_every", w) or 20.0,
+            rekey_child_after=self._period(table, "rekey_child_after", w),
+            rekey_ike_after=self._period(table, "rekey_ike_after", w),
+            liveness_every=self._period(table, "liveness_every", w),
+            nat_keepalive_every=self._period(table, "nat_keepalive_every", w) or 20.0,
             cookie_threshold=self._count(table, "cookie_threshold", w),
             encap=self._bool(table, "encap", w),
             port=self._port(table, w),
-            implementation=self._implementation(table, w, auth),
+            implementation=implementation,
             fragmentation=self._bool(table, "fragmentation", w) if "fragmentation" in table else True,
             fragment_size=self._fragment_size(table, w),
         )
+
+    def _check_ikev1_proposals(self, peer: PeerSpec) -> None:
+        """The IKE proposals must give IKEv1 phase 1 something to offer (what the engine offers, which leaves
+        out AEAD ciphers: RFC 5282 is not implemented); with nothing the run fails at once."""
+        from ikelab.ikev1.proposals import phase1_offer
+
+        if not phase1_offer(peer.ike, lifetime=0).proposals[0].transforms:
+            raise self.error(f"{peer.name}.ike", f"no proposal of {', '.join(s.keywords() for s in peer.ike)} can be offered "
+                             "in IKEv1: phase 1 needs AES-CBC with a hash (no AEAD such as GCM)")
 
     def _psk(self, table: dict, where: str) -> bytes:
         psk = self._str(table, "psk", where).encode()
@@ -460,6 +508,8 @@ class _Parser:
             san = [san]
         if not isinstance(san, list) or not all(isinstance(v, str) for v in san):
             raise self.error(w + "san", "must be a list of DNS names, IP addresses or e-mail addresses")
+        for name in san:
+            self._ascii_name(w + "san", name)
         times = {name: self._certificate_time(spec, name, w) for name in ("not_before", "not_after")}
         if None not in times.values() and times["not_after"] <= times["not_before"]:
             raise self.error(w + "not_after", f"must be later than not_before ({times['not_before']:%Y-%m-%dT%H:%M:%SZ})")
@@ -509,7 +559,7 @@ class _Parser:
             # in strongswan.conf).
             for key in ("rekey_child_after", "rekey_ike_after", "nat_keepalive_every", "liveness_every"):
                 seconds = table.get(key)
-                if seconds is not None and seconds != int(seconds):
+                if isinstance(seconds, float) and math.isfinite(seconds) and not seconds.is_integer():  # _period checks the rest
                     raise self.error(where + key, f"strongSwan takes whole seconds here, not {seconds!r}")
         return value
 
@@ -566,6 +616,24 @@ class _Parser:
             raise self.error(where + key, f"must be a positive number of seconds, not {value!r}")
         return float(value)
 
+    def _period(self, table: dict, key: str, where: str) -> float | None:
+        value = self._seconds(table, key, where)
+        if value is not None and value < MIN_PERIOD:
+            raise self.error(where + key, f"must be at least {MIN_PERIOD:g} second, not {value!r}")
+        return value
+
+    def duration(self, data: dict, peers: tuple[PeerSpec, PeerSpec]) -> float:
+        value = self._seconds(data, "duration", "") or 0.0
+        if value > MAX_DURATION:
+            raise self.error("duration", f"must be at most {MAX_DURATION:g} seconds, not {value!r}")
+        for peer in peers:
+            for key in PERIODS:
+                period = getattr(peer, key)
+                if key in data[peer.name] and value / period > MAX_EVENTS:
+                    raise self.error("duration", f"{value:g} s with {peer.name}.{key} = {period:g} s makes "
+                                     f"{value / period:.0f} events; at most {MAX_EVENTS} (a longer period or a shorter duration)")
+        return value
+
     def actions(self, data: dict) -> tuple[Action, ...]:
         out = []
         for i, a in enumerate(self._array_of_tables(data, "action")):
@@ -593,7 +661,11 @@ class _Parser:
         table = data.get("manual")
         if not isinstance(table, dict):
             raise self.error("manual", "a lesson with keying = \"manual\" needs a [manual] table with esp and both directions' keys")
-        spec = self._proposals(table, "esp", "manual.", ike=False)[0]
+        self._refuse_unknown(table, {"esp", "left_to_right", "right_to_left"}, "manual.")
+        specs = self._proposals(table, "esp", "manual.", ike=False)
+        if len(specs) != 1:  # nothing negotiates: both sides use the one given
+            raise self.error("manual.esp", f"manual keying takes exactly one ESP proposal, not {len(specs)}")
+        spec = specs[0]
         if spec.dh:
             raise self.error("manual.esp", "manual keying has no Diffie-Hellman: remove the DH group")
         cipher, integ = spec.encryption[0], spec.integrity[0] if spec.integrity else None
@@ -603,6 +675,7 @@ class _Parser:
             w = f"manual.{key}."
             if not isinstance(d, dict):
                 raise self.error(f"manual.{key}", "missing table with spi, encryption_key and integrity_key")
+            self._refuse_unknown(d, {"spi", "encryption_key", "integrity_key"}, w)
             spi = self._hex(d, "spi", w, 4)
             if int.from_bytes(spi, "big") < 256:
                 raise self.error(w + "spi", "SPIs 0 to 255 are reserved (RFC 4303 §2.1)")
@@ -618,9 +691,7 @@ class _Parser:
     def lesson(self, data: dict) -> Lesson:
         known = {"title", "slug", "summary", "ike_version", "keying", "left", "right", "manual", "step", "checkpoint",
                  "duration", "action", "flood", "pki", "mode", "router", "compare"}
-        for key in data:
-            if key not in known:
-                raise self.error(key, f"unknown setting (known: {', '.join(sorted(known))})")
+        self._refuse_unknown(data, known, "")
         keying = data.get("keying", "ike")
         if keying not in ("ike", "manual"):
             raise self.error("keying", f"must be 'ike' or 'manual', not {keying!r}")
@@ -639,10 +710,14 @@ class _Parser:
         if left.address == right.address:
             raise self.error("right.address", "the two peers need different addresses")
         for peer, other in ((left, right), (right, left)):
-            for what, theirs in (("outer", other.address), ("protected", other.protected)):
-                if ipaddress.ip_address(peer.protected) == ipaddress.ip_address(theirs):
-                    raise self.error(f"{peer.name}.protected", f"{peer.protected} is the {other.name} peer's {what} address too; "
-                                     "each protected host needs an address of its own")
+            if ipaddress.ip_address(peer.protected) == ipaddress.ip_address(other.protected):
+                raise self.error(f"{peer.name}.protected", f"{peer.protected} is the {other.name} peer's protected address too; "
+                                 "each protected host needs an address of its own")
+        compare = self.compare(data)
+        ikev1 = 1 in ({PROTOCOLS[name][0] for name in compare} if compare else {version})
+        if ikev1 and not manual:
+            for peer in (left, right):
+                self._check_ikev1_proposals(peer)
         if left.implementation == right.implementation == "strongswan":
             raise self.error("right.implementation", "at least one side must be ikelab")
         router = self.router(data)
@@ -652,8 +727,17 @@ class _Parser:
                 if address not in ipaddress.ip_network(half) or str(address) in ("192.0.2.126", "192.0.2.129"):
                     raise self.error(f"{peer.name}.address", f"behind the router the {peer.name} peer needs an address in "
                                      f"{half} other than the router's (192.0.2.126 and 192.0.2.129)")
+        duration = self.duration(data, (left, right))
         actions = self.actions(data)
         for action in actions:
+            # Without a duration a live run (--ping) still follows the wall clock; with one, that is the end.
+            if "duration" in data and action.at > duration:
+                raise self.error("action.at", f"{action.at:g} is after the run's end (duration = {duration:g}), "
+                                 "so the action would never run")
+        for action in actions:
+            if ikev1 and action.do not in IKEV1_ACTIONS:
+                raise self.error("action.do", f"IKEv1 cannot {action.do!r}: it has no rekey exchange "
+                                 f"(IKEv1 actions: {', '.join(IKEV1_ACTIONS)})")
             if action.do == "liveness" and (left if action.peer == "left" else right).implementation == "strongswan":
                 raise self.error("action.do", "swanctl has no command that makes strongSwan check liveness; "
                                  "give that action to the ikelab side")
@@ -661,17 +745,21 @@ class _Parser:
         for i, step in enumerate(self._array_of_tables(data, "step")):
             if not isinstance(step, dict) or not isinstance(step.get("match"), str) or not isinstance(step.get("text"), str):
                 raise self.error("step", f"step {i + 1} needs `match` and `text` strings")
+            self._refuse_unknown(step, {"match", "text"}, "step.")
             steps.append(StepText(step["match"], self._text(step["text"], "step.text").strip()))
         checkpoints = []
         for i, cp in enumerate(self._array_of_tables(data, "checkpoint")):
             if not isinstance(cp, dict) or not isinstance(cp.get("text"), str):
                 raise self.error("checkpoint", f"checkpoint {i + 1} needs a `text` string")
+            self._refuse_unknown(cp, {"text"}, "checkpoint.")
             checkpoints.append(self._text(cp["text"], "checkpoint.text").strip())
         title = self._str(data, "title", "")
         if "\n" in title:
             raise self.error("title", "must be one line (the summary takes paragraphs)")
+        if not title.strip():
+            raise self.error("title", "must not be empty: `ikelab lessons` lists lessons by title")
         return Lesson(
-            slug=self._str(data, "slug", "", default=self.path.stem),
+            slug=self.slug(data),
             title=title,
             summary=self._str(data, "summary", "", default="").strip(),
             path=self.path,
@@ -681,14 +769,24 @@ class _Parser:
             steps=tuple(steps),
             checkpoints=tuple(checkpoints),
             manual=self.manual(data) if manual else None,
-            duration=self._seconds(data, "duration", "") or 0.0,
+            duration=duration,
             actions=actions,
             flood=self._count(data, "flood", "", maximum=MAX_FLOOD) or 0,
             pki=self.pki(data),
             mode=mode,
             router=router,
-            compare=self.compare(data),
+            compare=compare,
         )
+
+    def slug(self, data: dict) -> str:
+        """`slug`, or the file name, which is one path component already."""
+        if "slug" not in data:
+            return self.path.stem
+        value = self._str(data, "slug", "")
+        if not SLUG.fullmatch(value):
+            raise self.error("slug", f"must be lowercase letters, digits and dashes, starting with a letter or digit "
+                             f"(it names files), not {value!r}")
+        return value
 
     def compare(self, data: dict) -> tuple[str, ...]:
         """`compare = ["ikev1-main", "ikev2"]`: the same peers run once per protocol, side by side."""

@@ -83,5 +83,8 @@ class IkeSaFailed:
 
 # What a lesson, the TUI or a timer may ask a peer to start on its established IKE SA.
 ACTIONS = ("create-child", "rekey-child", "rekey-ike", "delete-child", "delete-ike", "liveness")
+# The ones an IKEv1 peer can do (Ikev1Peer._act): IKEv1 has no rekey exchange, a new quick mode or
+# phase 1 replaces an SA.
+IKEV1_ACTIONS = ("create-child", "delete-child", "delete-ike", "liveness")
 
 Effect = Union[Send, NatKeepalive, InstallChildSa, DeleteChildSa, IkeSaUp, IkeSaFailed]

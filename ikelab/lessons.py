@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ikelab.crypto.names import ProposalSpec, UnknownAlgorithm, parse_proposal
-from ikelab.effects import ACTIONS
+from ikelab.effects import ACTIONS, IKEV1_ACTIONS
 from ikelab.ikev2.config import Identity
 from ikelab.ikev2.fragmentation import DEFAULT_FRAGMENT_SIZE, MIN_FRAGMENT_SIZE
 from ikelab.wire.ikev2_constants import IdType
@@ -55,10 +55,6 @@ PERIODS = ("rekey_child_after", "rekey_ike_after", "liveness_every", "nat_keepal
 
 # A slug names files (the TUI exports ikelab-SLUG.pcapng in the working directory): no path in it.
 SLUG = re.compile(r"[a-z0-9][a-z0-9-]*")
-
-# What the IKEv1 engine can do on request (ikelab/ikev1/engine.py, Ikev1Peer._act): IKEv1 has no
-# rekey exchange, a new quick mode or phase 1 replaces an SA.
-IKEV1_ACTIONS = ("create-child", "delete-child", "delete-ike", "liveness")
 
 # The link between the peers (netns.py): an IPv4 /24 with IPv6 switched off.
 LAB_LINK = ipaddress.ip_network("192.0.2.0/24")

@@ -106,5 +106,5 @@ def test_nat_keepalive_interval_defaults_to_twenty_seconds(tmp_path):
     lesson = load_lesson("ikev2-strongswan-rekey")
     assert (lesson.left.nat_keepalive_every, lesson.right.rekey_child_after, lesson.left.rekey_ike_after) == (20.0, 2.0, 3.0)
     path = tmp_path / "keepalive.toml"
-    path.write_text(STRONGSWAN_REKEY.replace("rekey_ike_after = 3", "rekey_ike_after = 3\nnat_keepalive_every = 0.5", 1))
-    assert load_lesson(path).left.nat_keepalive_every == 0.5
+    path.write_text(STRONGSWAN_REKEY.replace("rekey_ike_after = 3", "rekey_ike_after = 3\nnat_keepalive_every = 1.5", 1))
+    assert load_lesson(path).left.nat_keepalive_every == 1.5

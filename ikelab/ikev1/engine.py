@@ -17,7 +17,7 @@ from __future__ import annotations
 import traceback
 from typing import Callable
 
-from ikelab.effects import DeleteChildSa, Effect, Endpoint, IkeSaFailed, Send
+from ikelab.effects import IKEV1_ACTIONS, DeleteChildSa, Effect, Endpoint, IkeSaFailed, Send
 from ikelab.ikev1.config import Ikev1Config
 from ikelab.ikev1.protection import ProtectionError, seal, unseal
 from ikelab.ikev1.sa import Exchange, IsakmpSa, Sent, State
@@ -111,6 +111,7 @@ class Ikev1Peer:
             "delete-ike": lambda: informational.delete_isakmp_sa(self, sa),
             "liveness": lambda: dpd.are_you_there(self, sa),
         }
+        assert tuple(actions) == IKEV1_ACTIONS  # what lessons are checked against
         if action not in actions:
             self.note("error", f"unknown action {action!r} (known: {', '.join(actions)})")
             return

@@ -246,9 +246,12 @@ def cmd_lessons(args) -> int:
             lesson = load_lesson(Path(args.file) if Path(args.file).exists() else args.file)
             print(f"{lesson.path}: ok ({lesson.title})")
             return 0
-        for lesson in list_lessons():
+        problems: list[LessonError] = []
+        for lesson in list_lessons(problems):
             print(f"{lesson.slug:24} {lesson.title}")
-        return 0
+        for problem in problems:  # the others are listed all the same
+            print(f"ikelab: error: {problem}", file=sys.stderr)
+        return 2 if problems else 0
     except LessonError as e:
         raise UsageError(str(e)) from None
 

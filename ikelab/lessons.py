@@ -209,10 +209,12 @@ def find_lesson(name: str) -> Path:
     candidate = Path(name)
     if candidate.suffix == ".toml" or os.sep in name:
         _refuse_directory(candidate)
-        if not candidate.is_file():
-            raise LessonError(name, "", "no such lesson file")
+        if not candidate.is_file():  # a FIFO would block the read, a device is no lesson
+            raise LessonError(name, "", "is not a regular file" if candidate.exists() else "no such lesson file")
         return candidate
     path = LESSONS_DIR / f"{name}.toml"
+    if path.exists() and not path.is_file():
+        raise LessonError(path, "", "is not a regular file")
     if not path.is_file():
         _refuse_directory(candidate)
         known = ", ".join(p.stem for p in sorted(_lesson_files())) or "none"
@@ -232,8 +234,18 @@ def _lesson_files() -> list[Path]:
     return sorted(LESSONS_DIR.glob("*.toml"))
 
 
-def list_lessons() -> list[Lesson]:
-    return [load_lesson(p) for p in _lesson_files()]
+def list_lessons(problems: list[LessonError] | None = None) -> list[Lesson]:
+    """Every lesson in the lessons directory. A file that is no valid lesson raises, or, given a
+    `problems` list, goes there while the others are still listed."""
+    lessons = []
+    for path in _lesson_files():
+        try:
+            lessons.append(load_lesson(path))
+        except LessonError as e:
+            if problems is None:
+                raise
+            problems.append(e)
+    return lessons
 
 
 def load_lesson(name: str | Path) -> Lesson:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,22 @@ def test_a_missing_lessons_directory_is_a_usage_error(tmp_path, monkeypatch, cap
     monkeypatch.setattr(ikelab.lessons, "LESSONS_DIR", tmp_path / "nonexistent")
     assert main(["lessons"]) == 2
     assert "nonexistent: no such lessons directory" in capsys.readouterr().err
+
+
+def test_one_bad_lesson_file_does_not_hide_the_others(tmp_path, monkeypatch, capsys):
+    write(tmp_path, LESSON_1, "good.toml")
+    write(tmp_path, "title = [", "bad.toml")
+    monkeypatch.setattr(ikelab.lessons, "LESSONS_DIR", tmp_path)
+    assert main(["lessons"]) == 2
+    out, err = capsys.readouterr()
+    assert out.startswith("good ") and "bad.toml: not valid TOML" in err
+
+
+def test_a_fifo_or_device_is_no_lesson_file(tmp_path):
+    fifo = tmp_path / "f.toml"
+    os.mkfifo(fifo)
+    for path in (fifo, Path("/dev/null")):
+        assert "is not a regular file" in str(error_of(path))
 
 
 @pytest.mark.parametrize("setting,words", [

@@ -38,7 +38,6 @@ DOCUMENTATION_NETWORKS = [
 # an identity far longer would not fit in an ID payload (65535 bytes with its header).
 MAX_IDENTITY = 255
 MAX_COMMON_NAME = 64  # RFC 5280's ub-common-name; `cryptography` refuses a longer or empty CN
-EARLIEST_CERTIFICATE_TIME = dt.datetime(1950, 1, 1, tzinfo=dt.timezone.utc)
 # Each half-open request costs the responder a DH computation and the transcript a couple of hundred
 # lines, and the time grows faster than the count: in memory 1000 took 4 to 6 s, 2000 up to 18 s, and
 # 10000 ran a minute without ever finishing the handshake.
@@ -534,9 +533,13 @@ class _Parser:
             value = value.replace(tzinfo=value.tzinfo or dt.timezone.utc).astimezone(dt.timezone.utc)
         except OverflowError:  # 9999-12-31T23:00:00-05:00 is in the year 10000 in UTC
             value = None
+        from ikelab.pki.ca import EARLIEST, LATEST
+
         # X.509 writes validity as UTCTime (1950 to 2049) or GeneralizedTime (RFC 5280 §4.1.2.5), and
-        # `cryptography` refuses anything before 1950.
-        if value is None or value < EARLIEST_CERTIFICATE_TIME:
+        # `cryptography` refuses anything before 1950. The period must fit inside: it cannot end at
+        # the range's first second or start at its last.
+        no_room = EARLIEST if name == "not_after" else LATEST
+        if value is None or not EARLIEST <= value <= LATEST or value == no_room:
             raise self.error(where + name, f"must be from 1950-01-01 to 9999-12-31 (UTC), not {spec[name]}")
         return value
 

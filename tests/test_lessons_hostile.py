@@ -159,6 +159,12 @@ def test_certificate_dates_in_order_load(tmp_path):
     assert (cert.not_before.year, cert.not_after.year) == (1950, 9999)
 
 
+@pytest.mark.parametrize("setting", ["not_after = 1950-01-01T00:00:00Z", "not_before = 9999-12-31T23:59:59Z"])
+def test_a_lone_date_at_the_edge_of_x509_leaves_no_period(tmp_path, setting):
+    error = error_of(write(tmp_path, CERTS.replace(LEFT_CERT, left_certificate(setting))))
+    assert "must be from 1950-01-01 to 9999-12-31 (UTC)" in str(error)
+
+
 def test_identities_are_limited_to_255_characters(tmp_path):
     error = edited(tmp_path, 'id = "left.example"', f'id = "{"a" * 70000}.example"')
     assert "left.id: must be at most 255 characters, not 70008" in str(error)

@@ -38,7 +38,7 @@ class IkelabApp(App):
         self.runners: list[Runner] = []  # every run opened, so all are closed on exit
 
     def on_mount(self) -> None:
-        # A kill (SIGTERM) leaves like q does, so the lab is removed; so does a closed terminal (SIGHUP).
+        # A kill (SIGTERM) leaves like q does, so the lab is removed; a closed terminal (SIGHUP) removes it and ends at once.
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, self.exit)
         loop.add_signal_handler(signal.SIGHUP, self._hang_up)
